@@ -1,0 +1,32 @@
+use crate::Globals;
+use anyhow::Context;
+use std::process::ExitCode;
+use wharf_image::{ImportOptions, Reference};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Root filesystem tarball (tar, tar.gz or tar.zst), or - for stdin.
+    file: String,
+    /// Name for the new image.
+    reference: Option<String>,
+    /// Dockerfile instruction to apply: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.
+    #[arg(short = 'c', long = "change")]
+    changes: Vec<String>,
+    /// Commit message for the image's history.
+    #[arg(short, long)]
+    message: Option<String>,
+}
+
+pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
+    let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
+    let opts = ImportOptions { reference, changes: a.changes, message: a.message };
+    let store = g.store()?;
+    let img = if a.file == "-" {
+        store.import(&mut std::io::stdin().lock(), &opts)?
+    } else {
+        let mut f = std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?;
+        store.import(&mut f, &opts)?
+    };
+    println!("{}", img.id());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,11 @@
+//! One file per command: parse flags, call a library, print.
+
+pub mod check;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
+pub mod prune;
+pub mod rmi;
+pub mod save;
+pub mod tag;

@@ -1,0 +1,115 @@
+//! # Layout
+//!
+//! The `wharf` command line: `main.rs` parses arguments (clap) and sets up
+//! logging; `commands/` holds one file per command, each a thin call into a
+//! library crate plus output formatting (`output.rs`). No logic a library
+//! user would need lives here.
+
+mod commands;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "wharf", version, about = "Build, push, pull and run OCI containers")]
+struct Cli {
+    /// Image store and container data.
+    #[arg(long, global = true, env = "WHARF_ROOT", default_value = "/var/lib/wharf")]
+    root: PathBuf,
+    /// Runtime state (mounts, sockets, pids).
+    #[arg(long, global = true, env = "WHARF_RUN_ROOT", default_value = "/run/wharf")]
+    run_root: PathBuf,
+    /// error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List images.
+    Images(commands::images::Args),
+    /// Show an image's details as JSON.
+    Inspect(commands::inspect::Args),
+    /// Give an image another name.
+    Tag(commands::tag::Args),
+    /// Remove images.
+    Rmi(commands::rmi::Args),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Create an image from a root filesystem tarball.
+    Import(commands::import::Args),
+    /// Save images to a tar archive (OCI layout, or docker-archive).
+    Save(commands::save::Args),
+    /// Load images from an OCI or docker-archive tar archive.
+    Load(commands::load::Args),
+    /// Store maintenance.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// Remove dangling images and every blob and layer no image uses.
+    Prune(commands::prune::Args),
+    /// List images.
+    Ls(commands::images::Args),
+    /// Remove images.
+    Rm(commands::rmi::Args),
+    /// Show an image's details as JSON.
+    Inspect(commands::inspect::Args),
+}
+
+#[derive(Subcommand, Debug)]
+enum SystemCommand {
+    /// Verify every blob digest, every reference and every snapshot.
+    Check(commands::check::Args),
+}
+
+/// Global settings every command may need.
+pub struct Globals {
+    pub root: PathBuf,
+    #[allow(dead_code)] // used by run/ps once containers land
+    pub run_root: PathBuf,
+}
+
+impl Globals {
+    pub fn store(&self) -> anyhow::Result<wharf_image::Store> {
+        wharf_image::Store::open(&self.root)
+            .map_err(|e| anyhow::anyhow!("open image store {}: {e}", self.root.display()))
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("wharf={level},wharf_image={level}")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let g = Globals { root: cli.root, run_root: cli.run_root };
+    let res = match cli.command {
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => commands::images::run(&g, a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => commands::inspect::run(&g, a),
+        Command::Tag(a) => commands::tag::run(&g, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => commands::rmi::run(&g, a),
+        Command::Image(ImageCommand::Prune(a)) => commands::prune::run(&g, a),
+        Command::Import(a) => commands::import::run(&g, a),
+        Command::Save(a) => commands::save::run(&g, a),
+        Command::Load(a) => commands::load::run(&g, a),
+        Command::System(SystemCommand::Check(a)) => commands::check::run(&g, a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wharf: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `wharf system check`: verifies every blob, reference and snapshot.
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::images::ref_name;
+use crate::layout::{Store, MAX_METADATA_BLOB};
+use crate::reference::Reference;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct CheckReport {
+    /// Damage: a non-empty list means the store is not consistent.
+    pub problems: Vec<String>,
+    /// Worth knowing, not damage (garbage prune would remove, temp files).
+    pub notes: Vec<String>,
+    pub blobs: usize,
+    pub images: usize,
+    pub snapshots: usize,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Store {
+    pub fn check(&self) -> Result<CheckReport> {
+        let mut rep = CheckReport::default();
+        self.check_blobs(&mut rep)?;
+        let needed = self.check_references(&mut rep)?;
+        self.check_snapshots(&mut rep, &needed)?;
+        let temps = std::fs::read_dir(self.blobs().ingest_dir()).map(|rd| rd.count()).unwrap_or(0);
+        if temps > 0 {
+            rep.notes.push(format!(
+                "{temps} temp file(s) in ingest/ (in use, or left by a killed process; prune removes those)"
+            ));
+        }
+        Ok(rep)
+    }
+
+    fn check_blobs(&self, rep: &mut CheckReport) -> Result<()> {
+        let (blobs, bad) = self.blobs().list()?;
+        for b in bad {
+            rep.problems.push(format!("blobs/sha256/{b}: not a sha256 digest name"));
+        }
+        rep.blobs = blobs.len();
+        let queue = Mutex::new(blobs);
+        let problems = Mutex::new(Vec::new());
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let Some(d) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else { break };
+                    if let Err(e) = self.blobs().verify(&d) {
+                        problems.lock().unwrap_or_else(|e| e.into_inner()).push(format!("blob {d}: {e}"));
+                    }
+                });
+            }
+        });
+        rep.problems.extend(problems.into_inner().unwrap_or_else(|e| e.into_inner()));
+        Ok(())
+    }
+
+    /// Checks every index entry down to its layers; returns the diffIDs in use.
+    fn check_references(&self, rep: &mut CheckReport) -> Result<HashSet<Digest>> {
+        let index = self.index()?;
+        let mut needed = HashSet::new();
+        let mut seen = HashSet::new();
+        for d in index.manifests() {
+            let label = ref_name(d).map_or_else(|| d.digest().to_string(), str::to_string);
+            if let Some(n) = ref_name(d) {
+                if n.contains('/') && Reference::parse(n).is_err() {
+                    rep.problems.push(format!("{n}: not a valid reference"));
+                }
+            }
+            if !seen.insert(d.digest().clone()) {
+                continue;
+            }
+            rep.images += 1;
+            let img = match self.load_image(d) {
+                Ok(i) => i,
+                Err(e) => {
+                    rep.problems.push(format!("image {label}: {e}"));
+                    continue;
+                }
+            };
+            for l in img.manifest.layers() {
+                if !self.blobs().exists(l.digest()) {
+                    rep.problems.push(format!("image {label}: layer blob {} is missing", l.digest()));
+                }
+            }
+            match img.diff_ids() {
+                Ok(ids) if ids.len() == img.manifest.layers().len() => needed.extend(ids),
+                Ok(ids) => rep.problems.push(format!(
+                    "image {label}: config lists {} diffIDs for {} layers",
+                    ids.len(),
+                    img.manifest.layers().len()
+                )),
+                Err(e) => rep.problems.push(format!("image {label}: {e}")),
+            }
+            if let Err(e) = self.blobs().read(&img.config_digest, MAX_METADATA_BLOB) {
+                rep.problems.push(format!("image {label}: config: {e}"));
+            }
+        }
+        Ok(needed)
+    }
+
+    fn check_snapshots(&self, rep: &mut CheckReport, needed: &HashSet<Digest>) -> Result<()> {
+        let (snaps, bad) = self.snapshots().list()?;
+        for b in bad {
+            rep.problems.push(format!("layers/sha256/{b}: not a diffID name"));
+        }
+        rep.snapshots = snaps.len();
+        let mut unused = 0;
+        for s in &snaps {
+            let p = self.snapshots().path(s);
+            if !p.is_dir() {
+                rep.problems.push(format!("snapshot {s}: not a directory"));
+            }
+            if !needed.contains(s) {
+                unused += 1;
+            }
+        }
+        if unused > 0 {
+            rep.notes.push(format!("{unused} snapshot(s) used by no image (image prune removes them)"));
+        }
+        let have: HashSet<&Digest> = snaps.iter().collect();
+        let missing = needed.iter().filter(|d| !have.contains(d)).count();
+        if missing > 0 {
+            rep.notes.push(format!("{missing} layer(s) not unpacked yet (unpacked when first used)"));
+        }
+        Ok(())
+    }
+}
