@@ -26,9 +26,17 @@ impl Store {
         for c in &opts.changes {
             apply_change(&mut config, c)?;
         }
-        let _content = self.content_lock()?;
+        let content = self.content_lock()?;
         let (layer_digest, layer_size) = self.blobs().put_reader(rootfs, None)?;
-        let (applied, _) = self.snapshots().unpack_new(self.blobs().open(&layer_digest)?)?;
+        let applied = match self.blobs().open(&layer_digest).and_then(|f| self.snapshots().unpack_new(f)) {
+            Ok((a, _)) => a,
+            Err(e) => {
+                // A refused layer must not stay behind as an unreferenced blob.
+                drop(content);
+                self.discard_unreferenced(&[layer_digest].into_iter().collect())?;
+                return Err(e);
+            }
+        };
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut history = json!({"created": now, "created_by": "wharf import"});
         if let Some(m) = &opts.message {

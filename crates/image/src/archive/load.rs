@@ -181,7 +181,7 @@ impl Store {
 
     /// Removes blobs in `created` that no image references (archive files
     /// that were not layers, or everything after a failed load).
-    fn discard_unreferenced(&self, created: &HashSet<Digest>) -> Result<()> {
+    pub(crate) fn discard_unreferenced(&self, created: &HashSet<Digest>) -> Result<()> {
         if created.is_empty() {
             return Ok(());
         }

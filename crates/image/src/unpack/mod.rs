@@ -115,7 +115,11 @@ impl Applier {
             self.parent_cache = None;
             return self.whiteout(parent, base, &name);
         }
-        let dir = self.parent(parent).map_err(io)?;
+        let dir = self.parent(parent).map_err(|e| match e {
+            Errno::NOENT | Errno::EXIST => entry_err(&name, "its parent directory goes through a dangling symlink"),
+            Errno::NOTDIR => entry_err(&name, "its parent is not a directory"),
+            e => io(e),
+        })?;
         match kind {
             EntryType::Directory => self.directory(&dir, &comps, &meta).map_err(io),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => self
@@ -230,7 +234,10 @@ impl Applier {
 
     fn whiteout(&mut self, parent: &[&[u8]], base: &[u8], name: &str) -> Result<()> {
         let io = |e: Errno| Error::LayerEntryIo { entry: name.to_string(), source: e.into() };
-        let dir = fsops::ensure_dir_in(&self.root, parent).map_err(io)?;
+        let dir = fsops::ensure_dir_in(&self.root, parent).map_err(|e| match e {
+            Errno::NOENT | Errno::EXIST => entry_err(name, "its parent directory goes through a dangling symlink"),
+            e => io(e),
+        })?;
         if base == OPAQUE_WHITEOUT {
             return fsops::set_xattr(&dir, OVERLAY_OPAQUE_XATTR, b"y").map_err(io);
         }

@@ -1,0 +1,31 @@
+#!/bin/bash
+# deps.sh — install what wharf's build, demo and tests need on Debian bookworm
+# (as root). Idempotent; refreshes the package lists only when they are stale.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  busybox-static
+  skopeo umoci oci-image-tool
+  zstd jq
+  runc crun
+  docker-registry
+  libseccomp-dev pkg-config gcc
+  iproute2 util-linux hyperfine time
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  [[ $p == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+    apt-get update -qq
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  for d in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do
+    [ -x "$d/cargo" ] && export PATH="$d:$PATH" && break
+  done
+fi
+command -v cargo >/dev/null || { echo "deps.sh: no cargo: install a Rust toolchain >= 1.85 (rustup)" >&2; exit 1; }
