@@ -7,6 +7,7 @@
 
 mod commands;
 mod output;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +48,14 @@ enum Command {
     Save(commands::save::Args),
     /// Load images from an OCI or docker-archive tar archive.
     Load(commands::load::Args),
+    /// Download an image from a registry.
+    Pull(commands::pull::Args),
+    /// Upload an image to a registry.
+    Push(commands::push::Args),
+    /// Log in to a registry (credentials go to the docker config or its credential store).
+    Login(commands::login::LoginArgs),
+    /// Log out from a registry.
+    Logout(commands::login::LogoutArgs),
     /// Store maintenance.
     #[command(subcommand)]
     System(SystemCommand),
@@ -85,8 +94,9 @@ impl Globals {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("wharf={level},wharf_image={level}")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("wharf={level},wharf_image={level},wharf_registry={level}"))
+    });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
@@ -104,6 +114,10 @@ fn main() -> ExitCode {
         Command::Save(a) => commands::save::run(&g, a),
         Command::Load(a) => commands::load::run(&g, a),
         Command::System(SystemCommand::Check(a)) => commands::check::run(&g, a),
+        Command::Pull(a) => commands::pull::run(&g, a),
+        Command::Push(a) => commands::push::run(&g, a),
+        Command::Login(a) => commands::login::login(&g, a),
+        Command::Logout(a) => commands::login::logout(&g, a),
     };
     match res {
         Ok(code) => code,

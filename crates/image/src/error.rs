@@ -73,6 +73,11 @@ impl Error {
         Error::Io { context, path: path.into(), source }
     }
 
+    /// An I/O error with what was being done, for callers outside the crate.
+    pub fn from_io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::IoOther { context: context.into(), source }
+    }
+
     pub(crate) fn other(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::IoOther { context: context.into(), source }
     }

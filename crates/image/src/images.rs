@@ -156,10 +156,10 @@ impl Store {
     /// Points `reference` at `target`. A target that loses its last name this
     /// way stays in the store as a dangling image, as Docker keeps it.
     pub fn set_tag(&self, reference: &Reference, target: &Descriptor) -> Result<()> {
-        if reference.tag().is_none() {
+        if reference.tag().is_none() && reference.digest().is_none() {
             return Err(Error::InvalidReference {
                 reference: reference.to_string(),
-                reason: "a tag is required".into(),
+                reason: "a tag or digest is required".into(),
             });
         }
         let name = reference.to_string();

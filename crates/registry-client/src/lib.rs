@@ -1,8 +1,39 @@
 //! # Layout
 //!
 //! The OCI distribution client: pull, push and cross-repository mount of
-//! blobs and manifests, registry auth (docker `config.json`, credential
-//! helpers, bearer tokens) and retries. It streams blobs into and out of the
-//! `wharf-image` store and never holds a whole layer in memory.
+//! blobs and manifests, with the credentials users already have.
 //!
-//! Filled by the registry-client issue; empty until then.
+//! - [`auth`]: `~/.docker/config.json`, credential helpers, the token flow.
+//! - [`client`]: one registry: transport (oci-client's streaming calls over
+//!   reqwest + rustls/ring), TLS and plain-HTTP policy, authorization.
+//! - `pull`: manifests and indexes, platform selection, blobs streamed into
+//!   the `wharf-image` store (hashed while written, Range-resumed, retried),
+//!   each layer unpacked as soon as it lands.
+//! - `push`: HEAD-then-skip, cross-repo mount, streamed uploads, manifests last.
+//! - `sources`: which repositories of which registry hold a blob (for mounts).
+//! - [`progress`]: events for the CLI's progress display.
+
+pub mod auth;
+pub mod client;
+mod error;
+pub mod progress;
+mod pull;
+mod push;
+mod retry;
+mod sources;
+
+pub use client::{Registry, RegistryOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use progress::{Progress, ProgressFn};
+pub use pull::{PullOptions, Pulled};
+pub use push::{PushOptions, Pushed};
+
+/// Runs a registry operation to completion on a small multi-threaded runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}

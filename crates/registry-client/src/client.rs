@@ -1,0 +1,272 @@
+//! A connection to one registry: transport (oci-client over reqwest with
+//! rustls), TLS and plain-HTTP policy, and authorization. Tokens are fetched
+//! here, not by oci-client, because we need what it lacks: the refresh-token
+//! POST flow and extra `repository:OTHER:pull` scopes for cross-repo mounts.
+//! The token is then handed to oci-client as `RegistryAuth::Bearer`.
+
+use crate::auth::{parse_challenge, Challenge, Credential, DockerConfig, TokenCache};
+use crate::error::{Error, Result};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// How to reach registries: which may use plain HTTP, extra CAs, limits.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Hosts reached over plain HTTP (loopback hosts always are), as Docker's `--insecure-registry`.
+    pub insecure: Vec<String>,
+    /// Directories of per-host CA certificates (`<dir>/<host>/*.crt`), as Docker's certs.d.
+    pub cert_dirs: Vec<PathBuf>,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
+    /// Credentials to use instead of the docker config's (login verification).
+    pub credentials: Option<Credential>,
+    /// The docker config to read credentials from (default: `DockerConfig::default_path`).
+    pub docker_config: Option<PathBuf>,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: std::env::var("WHARF_INSECURE_REGISTRIES")
+                .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default(),
+            cert_dirs: vec!["/etc/docker/certs.d".into(), "/etc/containers/certs.d".into()],
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 3,
+            credentials: None,
+            docker_config: None,
+        }
+    }
+}
+
+/// The API host for a registry name: Docker Hub's is registry-1.docker.io.
+pub fn api_host(host: &str) -> String {
+    if crate::auth::config::normalize_host(host) == "docker.io" {
+        "registry-1.docker.io".into()
+    } else {
+        host.into()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h.ends_with(".localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// One registry, authorized lazily per repository and operation.
+pub struct Registry {
+    pub(crate) host: String,
+    pub(crate) api_host: String,
+    scheme: &'static str,
+    pub(crate) http: reqwest::Client,
+    pub(crate) oci: oci_client::Client,
+    cred: Option<Credential>,
+    tokens: TokenCache,
+    challenge: OnceCell<Challenge>,
+    pub(crate) opts: RegistryOptions,
+}
+
+impl Registry {
+    pub fn new(host: &str, opts: RegistryOptions) -> Result<Self> {
+        // ring, not aws-lc: no C toolchain or cmake needed to build us.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let host = crate::auth::config::normalize_host(host);
+        let api = api_host(&host);
+        let insecure = is_loopback(&host) || opts.insecure.iter().any(|i| *i == host || *i == api);
+        let certs = extra_certs(&opts.cert_dirs, &host)?;
+        let cred = match &opts.credentials {
+            Some(c) => Some(c.clone()),
+            None => {
+                let cfg = match &opts.docker_config {
+                    Some(p) => DockerConfig::load_from(p.clone())?,
+                    None => DockerConfig::load()?,
+                };
+                cfg.credentials_for(&host)?
+            }
+        };
+        let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(30)).user_agent("wharf");
+        for c in &certs {
+            let cert = reqwest::Certificate::from_pem(&c.data)
+                .map_err(|e| Error::InvalidInput(format!("CA certificate: {e}")))?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http.build().map_err(|e| Error::InvalidInput(format!("http client: {e}")))?;
+        let config = ClientConfig {
+            protocol: if insecure { ClientProtocol::HttpsExcept(vec![api.clone()]) } else { ClientProtocol::Https },
+            extra_root_certificates: certs,
+            use_monolithic_push: true,
+            max_concurrent_download: opts.max_concurrent_downloads.max(1),
+            max_concurrent_upload: opts.max_concurrent_uploads.max(1),
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(120)),
+            user_agent: "wharf",
+            ..Default::default()
+        };
+        Ok(Registry {
+            scheme: if insecure { "http" } else { "https" },
+            oci: oci_client::Client::new(config),
+            host,
+            api_host: api,
+            http,
+            cred,
+            tokens: TokenCache::default(),
+            challenge: OnceCell::new(),
+            opts,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.scheme, self.api_host)
+    }
+
+    /// An oci-client reference for `repo` at `tag` or `digest`.
+    pub(crate) fn oci_ref(&self, repo: &str, tag: Option<&str>, digest: Option<&str>) -> oci_client::Reference {
+        match (tag, digest) {
+            (_, Some(d)) => oci_client::Reference::with_digest(self.api_host.clone(), repo.to_string(), d.to_string()),
+            (Some(t), None) => oci_client::Reference::with_tag(self.api_host.clone(), repo.to_string(), t.to_string()),
+            (None, None) => {
+                oci_client::Reference::with_tag(self.api_host.clone(), repo.to_string(), "latest".to_string())
+            }
+        }
+    }
+
+    /// What `GET /v2/` asks for; asked once per registry.
+    async fn challenge(&self) -> Result<&Challenge> {
+        self.challenge
+            .get_or_try_init(|| async {
+                let res = self.http.get(self.url("/v2/")).send().await.map_err(|e| Error::Registry {
+                    registry: self.host.clone(),
+                    reason: format!("cannot reach {}: {e}", self.url("/v2/")),
+                    transient: true,
+                })?;
+                if res.status().is_success() {
+                    return Ok(Challenge::None);
+                }
+                let h =
+                    res.headers().get(reqwest::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                Ok(match parse_challenge(h) {
+                    Challenge::None if res.status() == 401 => Challenge::Basic,
+                    c => c,
+                })
+            })
+            .await
+    }
+
+    /// Makes oci-client's calls on `repo` authorized for pull (and push),
+    /// with pull access to `mount_from` repositories for cross-repo mounts.
+    pub(crate) async fn authorize(
+        &self,
+        oref: &oci_client::Reference,
+        push: bool,
+        mount_from: &[String],
+    ) -> Result<RegistryAuth> {
+        let auth = match self.challenge().await?.clone() {
+            Challenge::None => RegistryAuth::Anonymous,
+            Challenge::Basic => match &self.cred {
+                Some(Credential::Basic { username, password }) => {
+                    RegistryAuth::Basic(username.clone(), password.clone())
+                }
+                _ => {
+                    return Err(Error::Unauthorized {
+                        registry: self.host.clone(),
+                        reason: "the registry wants a username and password: run `wharf login`".into(),
+                    })
+                }
+            },
+            Challenge::Bearer { realm, service } => {
+                let mut scopes =
+                    vec![format!("repository:{}:{}", oref.repository(), if push { "pull,push" } else { "pull" })];
+                scopes.extend(
+                    mount_from.iter().filter(|r| *r != oref.repository()).map(|r| format!("repository:{r}:pull")),
+                );
+                let t = self
+                    .tokens
+                    .get(&self.http, &self.host, &realm, service.as_deref(), &scopes, self.cred.as_ref())
+                    .await?;
+                RegistryAuth::Bearer(t)
+            }
+        };
+        let ops: &[RegistryOperation] =
+            if push { &[RegistryOperation::Pull, RegistryOperation::Push] } else { &[RegistryOperation::Pull] };
+        for op in ops {
+            self.oci.auth(oref, &auth, *op).await.map_err(|e| Error::from_oci(&self.host, &oref.whole(), e))?;
+        }
+        Ok(auth)
+    }
+
+    /// Adds `auth` to a request of our own (manifest GETs with a size limit).
+    pub(crate) fn with_auth(req: reqwest::RequestBuilder, auth: &RegistryAuth) -> reqwest::RequestBuilder {
+        match auth {
+            RegistryAuth::Anonymous => req,
+            RegistryAuth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            RegistryAuth::Bearer(t) => req.bearer_auth(t),
+        }
+    }
+
+    /// Checks credentials against the registry, as `docker login` does.
+    pub async fn verify_login(&self) -> Result<()> {
+        match self.challenge().await?.clone() {
+            Challenge::None => Ok(()),
+            Challenge::Basic => {
+                let Some(Credential::Basic { username, password }) = &self.cred else {
+                    return Err(Error::Unauthorized { registry: self.host.clone(), reason: "no credentials".into() });
+                };
+                let res =
+                    self.http.get(self.url("/v2/")).basic_auth(username, Some(password)).send().await.map_err(|e| {
+                        Error::Registry { registry: self.host.clone(), reason: e.to_string(), transient: true }
+                    })?;
+                if res.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(Error::Unauthorized { registry: self.host.clone(), reason: format!("{}", res.status()) })
+                }
+            }
+            Challenge::Bearer { realm, service } => self
+                .tokens
+                .get(&self.http, &self.host, &realm, service.as_deref(), &[], self.cred.as_ref())
+                .await
+                .map(|_| ()),
+        }
+    }
+}
+
+/// CA certificates for `host` from `<dir>/<host>/*.crt` (Docker's certs.d layout).
+fn extra_certs(dirs: &[PathBuf], host: &str) -> Result<Vec<Certificate>> {
+    let mut out = Vec::new();
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(d.join(host)) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "crt") {
+                let data = std::fs::read(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+                out.push(Certificate { encoding: CertificateEncoding::Pem, data });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts() {
+        for h in ["localhost", "localhost:5000", "127.0.0.1:5050", "[::1]:5000", "127.9.9.9"] {
+            assert!(super::is_loopback(h), "{h}");
+        }
+        for h in ["docker.io", "10.0.0.1:5000", "example.com:5000"] {
+            assert!(!super::is_loopback(h), "{h}");
+        }
+    }
+}

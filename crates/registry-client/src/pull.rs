@@ -1,0 +1,410 @@
+//! Pull: tag or digest → manifest or index → platform → blobs streamed into
+//! the store, several at once, hashed while written, resumed with Range
+//! after a dropped connection, retried on 5xx; each layer is unpacked as
+//! soon as its blob is whole (snapshots are independent of order).
+
+use crate::client::Registry;
+use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressFn};
+use crate::retry::{retry, ATTEMPTS};
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::client::BlobResponse;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use serde_json::Value;
+use std::io::Write;
+use std::time::Duration;
+use wharf_image::blobs::BlobWriter;
+use wharf_image::spec::{Descriptor, MediaType};
+use wharf_image::{Reference, Store};
+
+pub(crate) const MAX_MANIFEST: usize = 4 << 20;
+pub(crate) const ACCEPT: [&str; 5] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+
+#[derive(Clone)]
+pub struct PullOptions {
+    /// `os/arch[/variant]`; the host's by default.
+    pub platform: Option<String>,
+    /// Keep the whole index and every platform's image.
+    pub all_platforms: bool,
+    pub progress: ProgressFn,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions { platform: None, all_platforms: false, progress: crate::progress::silent() }
+    }
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// Digest of what the name now points at (a manifest, or an index with --all-platforms).
+    pub digest: String,
+    /// Digest of the manifest or index the registry served for the name.
+    pub remote_digest: String,
+    /// The image ID (config digest) of the selected platform.
+    pub id: String,
+}
+
+/// What kind of document a manifest body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Index,
+    Manifest,
+}
+
+pub(crate) fn classify(body: &[u8], content_type: Option<&str>) -> Result<(Kind, String)> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| Error::InvalidInput(format!("manifest is not JSON: {e}")))?;
+    let mt = v.get("mediaType").and_then(Value::as_str).or(content_type).unwrap_or("").to_string();
+    if v.get("schemaVersion").and_then(Value::as_i64) == Some(1)
+        || mt.starts_with("application/vnd.docker.distribution.manifest.v1")
+    {
+        return Err(Error::Unsupported(
+            "Docker schema 1 manifests are not supported (the image is too old; push it again with a current tool)"
+                .into(),
+        ));
+    }
+    if v.get("manifests").is_some() {
+        let mt = if mt.is_empty() { "application/vnd.oci.image.index.v1+json".into() } else { mt };
+        return Ok((Kind::Index, mt));
+    }
+    if v.get("config").is_some() && v.get("layers").is_some() {
+        let mt = if mt.is_empty() { "application/vnd.oci.image.manifest.v1+json".into() } else { mt };
+        return Ok((Kind::Manifest, mt));
+    }
+    Err(Error::Unsupported(format!("not an image manifest or index (mediaType {mt:?})")))
+}
+
+fn host_platform() -> (String, String, Option<String>) {
+    ("linux".into(), wharf_image::host_arch().into(), None)
+}
+
+fn parse_platform(p: &str) -> Result<(String, String, Option<String>)> {
+    let parts: Vec<&str> = p.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
+        [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
+        _ => Err(Error::InvalidInput(format!("platform {p:?} must be os/arch[/variant]"))),
+    }
+}
+
+/// The child of `index` for the wanted platform.
+fn select(index: &Value, want: &(String, String, Option<String>)) -> Option<Value> {
+    let children = index.get("manifests")?.as_array()?;
+    let matches = |m: &&Value, strict_variant: bool| {
+        let p = m.get("platform");
+        let f = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_str);
+        f("os") == Some(&want.0)
+            && f("architecture") == Some(&want.1)
+            && (!strict_variant || want.2.is_none() || f("variant") == want.2.as_deref())
+    };
+    children.iter().find(|m| matches(m, true)).or_else(|| children.iter().find(|m| matches(m, false))).cloned()
+}
+
+fn descriptor(media_type: &str, digest: &str, size: u64) -> Result<Descriptor> {
+    Ok(Descriptor::new(MediaType::from(media_type), size, wharf_image::digest::parse(digest)?))
+}
+
+impl Registry {
+    /// Pulls `r` into `store` and points the name at it.
+    pub async fn pull(&self, store: &Store, r: &Reference, opts: &PullOptions) -> Result<Pulled> {
+        let oref = self.oci_ref(r.path(), r.tag(), r.digest());
+        let auth = self.authorize(&oref, false, &[]).await?;
+        let _content = store.content_lock()?;
+        let (body, mt, digest) =
+            self.fetch_manifest(&auth, r.path(), r.digest().or(r.tag()).unwrap_or("latest"), r).await?;
+        let (kind, mt) = classify(&body, Some(&mt))?;
+        let mut seen = vec![digest.clone()];
+        let (target, id) = match kind {
+            Kind::Manifest => {
+                let id = self.pull_image(store, &oref, &body, opts, &mut seen).await?;
+                store.blobs().put_bytes(&body)?;
+                (descriptor(&mt, &digest, body.len() as u64)?, id)
+            }
+            Kind::Index => self.pull_index(store, &auth, &oref, r, (&body, &mt, &digest), opts, &mut seen).await?,
+        };
+        store.set_tag(r, &target)?;
+        crate::sources::Sources::new(store.root()).record(&self.host, r.path(), &seen)?;
+        Ok(Pulled { digest: target.digest().to_string(), remote_digest: digest, id })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_index(
+        &self,
+        store: &Store,
+        auth: &RegistryAuth,
+        oref: &oci_client::Reference,
+        r: &Reference,
+        (body, mt, digest): (&[u8], &str, &str),
+        opts: &PullOptions,
+        seen: &mut Vec<String>,
+    ) -> Result<(Descriptor, String)> {
+        let index: Value = serde_json::from_slice(body).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let want = match &opts.platform {
+            Some(p) => parse_platform(p)?,
+            None => host_platform(),
+        };
+        let chosen = select(&index, &want)
+            .ok_or_else(|| Error::NotFound { reference: format!("{r} for platform {}/{}", want.0, want.1) })?;
+        let children: Vec<Value> = if opts.all_platforms {
+            index["manifests"].as_array().cloned().unwrap_or_default()
+        } else {
+            vec![chosen.clone()]
+        };
+        let mut id = String::new();
+        for c in &children {
+            let cd = c
+                .get("digest")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::InvalidInput("index entry without digest".into()))?;
+            let (cbody, cmt, _) = self.fetch_manifest(auth, r.path(), cd, r).await?;
+            if classify(&cbody, Some(&cmt))?.0 != Kind::Manifest {
+                return Err(Error::Unsupported(format!("{cd}: nested indexes are not supported")));
+            }
+            seen.push(cd.to_string());
+            let this_id = self.pull_image(store, oref, &cbody, opts, seen).await?;
+            store.blobs().put_bytes(&cbody)?;
+            if c.get("digest") == chosen.get("digest") {
+                id = this_id;
+            }
+        }
+        if opts.all_platforms {
+            store.blobs().put_bytes(body)?;
+            return Ok((descriptor(mt, digest, body.len() as u64)?, id));
+        }
+        let cd = chosen["digest"].as_str().unwrap_or_default();
+        let cmt =
+            chosen.get("mediaType").and_then(Value::as_str).unwrap_or("application/vnd.oci.image.manifest.v1+json");
+        let size = chosen.get("size").and_then(Value::as_u64).unwrap_or(0);
+        Ok((descriptor(cmt, cd, size)?, id))
+    }
+
+    /// GET of a manifest by tag or digest, with a size limit and digest check.
+    pub(crate) async fn fetch_manifest(
+        &self,
+        auth: &RegistryAuth,
+        repo: &str,
+        reference: &str,
+        named: &Reference,
+    ) -> Result<(Vec<u8>, String, String)> {
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
+        retry(
+            &url,
+            |_, _| {},
+            |_| async {
+                let req = Registry::with_auth(self.http.get(&url), auth).header("Accept", ACCEPT.join(", "));
+                let res = req.send().await.map_err(|e| transient(&self.host, &url, e))?;
+                let status = res.status();
+                if status == 404 {
+                    return Err(Error::NotFound { reference: named.to_string() });
+                }
+                if status == 401 || status == 403 {
+                    return Err(Error::Unauthorized {
+                        registry: self.host.clone(),
+                        reason: format!("{status} for {named}"),
+                    });
+                }
+                if !status.is_success() {
+                    return Err(Error::Registry {
+                        registry: self.host.clone(),
+                        reason: format!("{status} for {url}"),
+                        transient: status.is_server_error() || status == 429,
+                    });
+                }
+                let mt = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let body = read_limited(res, MAX_MANIFEST).await.map_err(|e| self.body_err(&url, e))?;
+                let digest = wharf_image::digest::of_bytes(&body).to_string();
+                if reference.starts_with("sha256:") && digest != reference {
+                    return Err(Error::DigestMismatch {
+                        what: format!("manifest {url}"),
+                        expected: reference.into(),
+                        actual: digest,
+                    });
+                }
+                Ok((body, mt, digest))
+            },
+        )
+        .await
+    }
+
+    fn body_err(&self, url: &str, e: BodyError) -> Error {
+        match e {
+            BodyError::TooLarge(n) => Error::InvalidInput(format!("{url}: manifest larger than {n} bytes")),
+            BodyError::Read(e) => transient(&self.host, url, e),
+        }
+    }
+
+    /// Pulls one platform's config and layers; returns the image ID.
+    async fn pull_image(
+        &self,
+        store: &Store,
+        oref: &oci_client::Reference,
+        manifest: &[u8],
+        opts: &PullOptions,
+        seen: &mut Vec<String>,
+    ) -> Result<String> {
+        let m: Value = serde_json::from_slice(manifest).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let blob = |v: &Value| -> Result<OciDescriptor> {
+            Ok(OciDescriptor {
+                media_type: v.get("mediaType").and_then(Value::as_str).unwrap_or_default().to_string(),
+                digest: v
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| Error::InvalidInput("descriptor without digest".into()))?
+                    .to_string(),
+                size: v.get("size").and_then(Value::as_i64).unwrap_or(-1),
+                ..Default::default()
+            })
+        };
+        let config = blob(&m["config"])?;
+        self.fetch_blob(store, oref, &config, &opts.progress).await?;
+        let cd = wharf_image::digest::parse(&config.digest)?;
+        let cfg: Value = serde_json::from_slice(&store.blobs().read(&cd, MAX_MANIFEST as u64)?)
+            .map_err(|e| Error::InvalidInput(format!("config {}: {e}", config.digest)))?;
+        let diff_ids: Vec<String> = cfg["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let layers: Vec<OciDescriptor> =
+            m["layers"].as_array().map(|a| a.iter().map(blob).collect::<Result<_>>()).transpose()?.unwrap_or_default();
+        if layers.len() != diff_ids.len() {
+            return Err(Error::InvalidInput(format!(
+                "config {} lists {} diffIDs for {} layers",
+                config.digest,
+                diff_ids.len(),
+                layers.len()
+            )));
+        }
+        seen.push(config.digest.clone());
+        seen.extend(layers.iter().map(|l| l.digest.clone()));
+        let n = self.opts.max_concurrent_downloads.max(1);
+        futures_util::stream::iter(layers.iter().zip(diff_ids.iter()))
+            .map(|(l, diff)| async move {
+                self.fetch_blob(store, oref, l, &opts.progress).await?;
+                let diff = wharf_image::digest::parse(diff)?;
+                if !store.snapshots().exists(&diff) {
+                    let d = wharf_image::digest::parse(&l.digest)?;
+                    tokio::task::block_in_place(|| store.snapshots().ensure(&diff, store.blobs().open(&d)?))?;
+                    (opts.progress)(Progress::Done { digest: l.digest.clone(), how: "unpacked" });
+                }
+                Ok::<_, Error>(())
+            })
+            .buffer_unordered(n)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(config.digest)
+    }
+
+    /// Streams one blob into the store; resumes with Range after a cut.
+    async fn fetch_blob(
+        &self,
+        store: &Store,
+        oref: &oci_client::Reference,
+        desc: &OciDescriptor,
+        progress: &ProgressFn,
+    ) -> Result<()> {
+        let d = wharf_image::digest::parse(&desc.digest)?;
+        if store.blobs().exists(&d) {
+            progress(Progress::Done { digest: desc.digest.clone(), how: "exists" });
+            return Ok(());
+        }
+        let size = u64::try_from(desc.size).ok();
+        progress(Progress::Start { digest: desc.digest.clone(), size: size.unwrap_or(0) });
+        let mut w = store.blobs().writer()?;
+        let mut attempt = 0;
+        loop {
+            match self.stream_into(store, oref, desc, &mut w, progress).await {
+                Ok(()) => break,
+                Err(e) if e.kind() == crate::ErrorKind::Transient && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    progress(Progress::Retry { digest: desc.digest.clone(), attempt, reason: e.to_string() });
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tokio::task::block_in_place(|| w.commit(Some(&d), size))?;
+        progress(Progress::Done { digest: desc.digest.clone(), how: "downloaded" });
+        Ok(())
+    }
+
+    async fn stream_into(
+        &self,
+        store: &Store,
+        oref: &oci_client::Reference,
+        desc: &OciDescriptor,
+        w: &mut BlobWriter,
+        progress: &ProgressFn,
+    ) -> Result<()> {
+        let offset = w.written();
+        let map = |e| Error::from_oci(&self.host, &desc.digest, e);
+        let mut stream = if offset == 0 {
+            self.oci.pull_blob_stream(oref, desc).await.map_err(map)?.stream
+        } else {
+            match self.oci.pull_blob_stream_partial(oref, desc, offset, None).await.map_err(map)? {
+                BlobResponse::Partial(s) => s.stream,
+                BlobResponse::Full(s) => {
+                    *w = store.blobs().writer()?; // the registry ignored Range: start over
+                    s.stream
+                }
+            }
+        };
+        let size = u64::try_from(desc.size).unwrap_or(u64::MAX);
+        let mut last = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::io(format!("{}: blob {}", self.host, desc.digest), e))?;
+            w.write_all(&chunk).map_err(|e| Error::Store(wharf_image::Error::from_io("write blob", e)))?;
+            if w.written() > size {
+                return Err(Error::DigestMismatch {
+                    what: format!("blob {} size", desc.digest),
+                    expected: size.to_string(),
+                    actual: format!("more than {}", w.written()),
+                });
+            }
+            if w.written() - last >= 4 << 20 {
+                last = w.written();
+                progress(Progress::Bytes { digest: desc.digest.clone(), done: last, size });
+            }
+        }
+        if size != u64::MAX && w.written() < size {
+            return Err(Error::io(
+                format!("{}: blob {}", self.host, desc.digest),
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("connection closed after {} of {size} bytes", w.written()),
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) enum BodyError {
+    TooLarge(usize),
+    Read(reqwest::Error),
+}
+
+pub(crate) async fn read_limited(res: reqwest::Response, max: usize) -> std::result::Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    let mut s = res.bytes_stream();
+    while let Some(c) = s.next().await {
+        let c = c.map_err(BodyError::Read)?;
+        if out.len() + c.len() > max {
+            return Err(BodyError::TooLarge(max));
+        }
+        out.extend_from_slice(&c);
+    }
+    Ok(out)
+}
+
+pub(crate) fn transient(host: &str, url: &str, e: reqwest::Error) -> Error {
+    Error::Registry { registry: host.to_string(), reason: format!("{url}: {e}"), transient: true }
+}
