@@ -5,6 +5,13 @@
 //! silently), temp stores, busybox root filesystems from Debian's
 //! busybox-static, raw tar writing for hostile layers, and leak checks.
 
+#[path = "harness/proxy.rs"]
+pub mod proxy;
+#[path = "harness/registry.rs"]
+pub mod registry;
+#[path = "harness/token.rs"]
+pub mod token;
+
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,6 +76,8 @@ impl TestStore {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(bin("wharf"));
         c.arg("--root").arg(&self.root).arg("--run-root").arg(self.dir.path().join("run"));
+        // Never the user's ~/.docker: each store has its own docker config dir.
+        c.env("DOCKER_CONFIG", self.docker_config());
         c
     }
 
@@ -96,6 +105,19 @@ impl TestStore {
         let out = self.run(&args);
         assert!(!out.status.success(), "wharf {:?} should have failed", args);
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker-config")
+    }
+
+    /// Runs wharf with `stdin` fed to it; returns the output.
+    pub fn run_stdin<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I, stdin: &[u8]) -> Output {
+        use std::process::Stdio;
+        let mut child =
+            self.cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -5,9 +5,17 @@ use wharf_tests::{busybox_tar, privileged, TestStore};
 
 fn import_busybox(s: &TestStore, name: &str) -> String {
     let tar = busybox_tar(s.dir.path());
-    s.ok(["import".as_ref(), tar.as_os_str(), "-c".as_ref(), "CMD [\"/bin/sh\"]".as_ref(), "-c".as_ref(), "ENV A=1".as_ref(), name.as_ref()])
-        .trim()
-        .to_string()
+    s.ok([
+        "import".as_ref(),
+        tar.as_os_str(),
+        "-c".as_ref(),
+        "CMD [\"/bin/sh\"]".as_ref(),
+        "-c".as_ref(),
+        "ENV A=1".as_ref(),
+        name.as_ref(),
+    ])
+    .trim()
+    .to_string()
 }
 
 #[test]
@@ -91,10 +99,21 @@ fn save_and_load_roundtrip_both_formats() {
     s.ok(["tag", "busybox", "example.com/x/y:2"]);
     for fmt in ["oci", "docker-archive"] {
         let file = s.path(&format!("{fmt}.tar"));
-        s.ok(["save".as_ref(), "-o".as_ref(), file.as_os_str(), "--format".as_ref(), fmt.as_ref(), "busybox".as_ref(), "example.com/x/y:2".as_ref()]);
+        s.ok([
+            "save".as_ref(),
+            "-o".as_ref(),
+            file.as_os_str(),
+            "--format".as_ref(),
+            fmt.as_ref(),
+            "busybox".as_ref(),
+            "example.com/x/y:2".as_ref(),
+        ]);
         let t = TestStore::new();
         let out = t.ok(["load".as_ref(), "-i".as_ref(), file.as_os_str()]);
-        assert!(out.contains("Loaded image: busybox:latest") && out.contains("Loaded image: example.com/x/y:2"), "{fmt}: {out}");
+        assert!(
+            out.contains("Loaded image: busybox:latest") && out.contains("Loaded image: example.com/x/y:2"),
+            "{fmt}: {out}"
+        );
         assert_eq!(t.ok(["images", "-q"]).trim(), &id[7..19], "{fmt}: same image ID after the round trip");
         let v: Value = serde_json::from_str(&t.ok(["inspect", "example.com/x/y:2"])).unwrap();
         assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
@@ -130,7 +149,12 @@ fn bad_archives_are_refused_and_leave_nothing() {
         let err = t.fails(["load".as_ref(), "-i".as_ref(), f.as_os_str()]);
         assert!(!err.is_empty() && !err.contains("panicked"), "{err}");
         assert!(t.ok(["images", "-q"]).trim().is_empty());
-        assert_eq!(std::fs::read_dir(t.root.join("blobs/sha256")).unwrap().count(), 0, "{}: blobs left: {err}", f.display());
+        assert_eq!(
+            std::fs::read_dir(t.root.join("blobs/sha256")).unwrap().count(),
+            0,
+            "{}: blobs left: {err}",
+            f.display()
+        );
         assert_eq!(std::fs::read_dir(t.root.join("layers/sha256")).unwrap().count(), 0);
         t.assert_consistent();
     }

@@ -30,7 +30,9 @@ fn skopeo_and_oci_image_tool_read_our_store() {
     let v: serde_json::Value = serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &src]))).unwrap();
     assert_eq!(v["Os"], "linux");
     run(Command::new("oci-image-tool").args(["validate", "--type", "image"]).arg(&s.root));
-    run(Command::new("oci-image-tool").args(["validate", "--type", "image", "--ref", "name=docker.io/library/busybox:latest"]).arg(&s.root));
+    run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "image", "--ref", "name=docker.io/library/busybox:latest"])
+        .arg(&s.root));
     // skopeo copies out of our store, byte for byte.
     let out = s.path("copy");
     run(Command::new("skopeo").args(["copy", "--preserve-digests", &src, &format!("oci:{}:bb", out.display())]));
@@ -47,7 +49,11 @@ fn we_read_layouts_skopeo_and_umoci_wrote() {
     imported(&s);
     // skopeo copy (compresses layers to gzip) into a fresh layout.
     let sk = s.path("skopeo-layout");
-    run(Command::new("skopeo").args(["copy", &format!("oci:{}:docker.io/library/busybox:latest", s.root.display()), &format!("oci:{}:bb", sk.display())]));
+    run(Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}:docker.io/library/busybox:latest", s.root.display()),
+        &format!("oci:{}:bb", sk.display()),
+    ]));
     let t = TestStore { dir: tempfile::tempdir().unwrap(), root: sk.clone() };
     assert!(t.ok(["images"]).contains("bb"));
     let store = Store::open(&sk).unwrap();
@@ -94,6 +100,13 @@ fn we_load_skopeo_docker_archives() {
     t.assert_consistent();
     // And what wharf saves as docker-archive, skopeo reads.
     let ours = s.path("ours.tar");
-    s.ok(["save".as_ref(), "--format".as_ref(), "docker-archive".as_ref(), "-o".as_ref(), ours.as_os_str(), "busybox".as_ref()]);
+    s.ok([
+        "save".as_ref(),
+        "--format".as_ref(),
+        "docker-archive".as_ref(),
+        "-o".as_ref(),
+        ours.as_os_str(),
+        "busybox".as_ref(),
+    ]);
     run(Command::new("skopeo").args(["inspect", &format!("docker-archive:{}", ours.display())]));
 }

@@ -17,7 +17,11 @@ fn eight_processes_never_corrupt_the_store() {
     let shared = s.path("shared.tar");
     std::fs::write(&shared, RawTar::default().file("shared", &vec![7u8; 200_000]).finish()).unwrap();
     for w in 0..WORKERS {
-        std::fs::write(s.path(&format!("own{w}.tar")), RawTar::default().file("own", format!("{w}").as_bytes()).finish()).unwrap();
+        std::fs::write(
+            s.path(&format!("own{w}.tar")),
+            RawTar::default().file("own", format!("{w}").as_bytes()).finish(),
+        )
+        .unwrap();
     }
     let script = |w: usize| {
         let wharf = format!("{} --root {}", wharf_tests::bin("wharf").display(), s.root.display());
@@ -38,8 +42,12 @@ fn eight_processes_never_corrupt_the_store() {
         assert!(out.status.success(), "worker {w} failed");
     }
     let listed: serde_json::Value = serde_json::from_str(&s.ok(["images", "--format", "json"])).unwrap();
-    let names: Vec<String> =
-        listed.as_array().unwrap().iter().flat_map(|i| i["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string())).collect();
+    let names: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()))
+        .collect();
     for w in 0..WORKERS {
         for r in 0..ROUNDS {
             for kind in ["shared", "keep"] {

@@ -117,6 +117,23 @@ impl Store {
         Ok(report)
     }
 
+    /// After a failed pull or load: removes those of `blobs` and of the
+    /// snapshots `diff_ids` that no image references. Waits for writers.
+    pub fn discard(&self, blobs: &HashSet<Digest>, diff_ids: &HashSet<Digest>) -> Result<()> {
+        if blobs.is_empty() && diff_ids.is_empty() {
+            return Ok(());
+        }
+        let _gc = self.gc_lock()?;
+        let live = self.reachable()?;
+        for d in blobs.iter().filter(|d| !live.blobs.contains(d)) {
+            self.blobs().remove(d)?;
+        }
+        for d in diff_ids.iter().filter(|d| !live.diff_ids.contains(d)) {
+            self.snapshots().remove(d)?;
+        }
+        Ok(())
+    }
+
     /// Every blob and diffID reachable from index.json. Missing or broken
     /// blobs are skipped here; `system check` reports them.
     pub(crate) fn reachable(&self) -> Result<Reachable> {

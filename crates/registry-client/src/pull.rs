@@ -12,11 +12,12 @@ use oci_client::client::BlobResponse;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
 use wharf_image::blobs::BlobWriter;
 use wharf_image::spec::{Descriptor, MediaType};
-use wharf_image::{Reference, Store};
+use wharf_image::{Digest, Reference, Store};
 
 pub(crate) const MAX_MANIFEST: usize = 4 << 20;
 pub(crate) const ACCEPT: [&str; 5] = [
@@ -114,39 +115,53 @@ fn descriptor(media_type: &str, digest: &str, size: u64) -> Result<Descriptor> {
 }
 
 impl Registry {
-    /// Pulls `r` into `store` and points the name at it.
+    /// Pulls `r` into `store` and points the name at it. A failed pull
+    /// removes the blobs and snapshots it added that nothing references.
     pub async fn pull(&self, store: &Store, r: &Reference, opts: &PullOptions) -> Result<Pulled> {
+        let created = Created::default();
+        let res = {
+            let _content = store.content_lock()?;
+            self.pull_named(store, r, opts, &created).await
+        };
+        if res.is_err() {
+            let (blobs, diffs) = created.take();
+            if let Err(e) = store.discard(&blobs, &diffs) {
+                tracing::warn!("cleaning up after a failed pull: {e}");
+            }
+        }
+        res
+    }
+
+    async fn pull_named(&self, store: &Store, r: &Reference, opts: &PullOptions, created: &Created) -> Result<Pulled> {
         let oref = self.oci_ref(r.path(), r.tag(), r.digest());
         let auth = self.authorize(&oref, false, &[]).await?;
-        let _content = store.content_lock()?;
         let (body, mt, digest) =
             self.fetch_manifest(&auth, r.path(), r.digest().or(r.tag()).unwrap_or("latest"), r).await?;
         let (kind, mt) = classify(&body, Some(&mt))?;
         let mut seen = vec![digest.clone()];
+        let ctx = Ctx { store, oref: &oref, opts, created };
         let (target, id) = match kind {
             Kind::Manifest => {
-                let id = self.pull_image(store, &oref, &body, opts, &mut seen).await?;
-                store.blobs().put_bytes(&body)?;
+                let id = self.pull_image(&ctx, &body, &mut seen).await?;
+                created.blob(store.blobs().put_bytes(&body)?);
                 (descriptor(&mt, &digest, body.len() as u64)?, id)
             }
-            Kind::Index => self.pull_index(store, &auth, &oref, r, (&body, &mt, &digest), opts, &mut seen).await?,
+            Kind::Index => self.pull_index(&ctx, &auth, r, (&body, &mt, &digest), &mut seen).await?,
         };
         store.set_tag(r, &target)?;
         crate::sources::Sources::new(store.root()).record(&self.host, r.path(), &seen)?;
         Ok(Pulled { digest: target.digest().to_string(), remote_digest: digest, id })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn pull_index(
         &self,
-        store: &Store,
+        ctx: &Ctx<'_>,
         auth: &RegistryAuth,
-        oref: &oci_client::Reference,
         r: &Reference,
         (body, mt, digest): (&[u8], &str, &str),
-        opts: &PullOptions,
         seen: &mut Vec<String>,
     ) -> Result<(Descriptor, String)> {
+        let (store, opts) = (ctx.store, ctx.opts);
         let index: Value = serde_json::from_slice(body).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let want = match &opts.platform {
             Some(p) => parse_platform(p)?,
@@ -170,14 +185,14 @@ impl Registry {
                 return Err(Error::Unsupported(format!("{cd}: nested indexes are not supported")));
             }
             seen.push(cd.to_string());
-            let this_id = self.pull_image(store, oref, &cbody, opts, seen).await?;
-            store.blobs().put_bytes(&cbody)?;
+            let this_id = self.pull_image(ctx, &cbody, seen).await?;
+            ctx.created.blob(store.blobs().put_bytes(&cbody)?);
             if c.get("digest") == chosen.get("digest") {
                 id = this_id;
             }
         }
         if opts.all_platforms {
-            store.blobs().put_bytes(body)?;
+            ctx.created.blob(store.blobs().put_bytes(body)?);
             return Ok((descriptor(mt, digest, body.len() as u64)?, id));
         }
         let cd = chosen["digest"].as_str().unwrap_or_default();
@@ -243,14 +258,8 @@ impl Registry {
     }
 
     /// Pulls one platform's config and layers; returns the image ID.
-    async fn pull_image(
-        &self,
-        store: &Store,
-        oref: &oci_client::Reference,
-        manifest: &[u8],
-        opts: &PullOptions,
-        seen: &mut Vec<String>,
-    ) -> Result<String> {
+    async fn pull_image(&self, ctx: &Ctx<'_>, manifest: &[u8], seen: &mut Vec<String>) -> Result<String> {
+        let (store, opts) = (ctx.store, ctx.opts);
         let m: Value = serde_json::from_slice(manifest).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let blob = |v: &Value| -> Result<OciDescriptor> {
             Ok(OciDescriptor {
@@ -265,7 +274,7 @@ impl Registry {
             })
         };
         let config = blob(&m["config"])?;
-        self.fetch_blob(store, oref, &config, &opts.progress).await?;
+        self.fetch_blob(ctx, &config).await?;
         let cd = wharf_image::digest::parse(&config.digest)?;
         let cfg: Value = serde_json::from_slice(&store.blobs().read(&cd, MAX_MANIFEST as u64)?)
             .map_err(|e| Error::InvalidInput(format!("config {}: {e}", config.digest)))?;
@@ -288,11 +297,12 @@ impl Registry {
         let n = self.opts.max_concurrent_downloads.max(1);
         futures_util::stream::iter(layers.iter().zip(diff_ids.iter()))
             .map(|(l, diff)| async move {
-                self.fetch_blob(store, oref, l, &opts.progress).await?;
+                self.fetch_blob(ctx, l).await?;
                 let diff = wharf_image::digest::parse(diff)?;
                 if !store.snapshots().exists(&diff) {
                     let d = wharf_image::digest::parse(&l.digest)?;
                     tokio::task::block_in_place(|| store.snapshots().ensure(&diff, store.blobs().open(&d)?))?;
+                    ctx.created.diff(diff);
                     (opts.progress)(Progress::Done { digest: l.digest.clone(), how: "unpacked" });
                 }
                 Ok::<_, Error>(())
@@ -304,13 +314,8 @@ impl Registry {
     }
 
     /// Streams one blob into the store; resumes with Range after a cut.
-    async fn fetch_blob(
-        &self,
-        store: &Store,
-        oref: &oci_client::Reference,
-        desc: &OciDescriptor,
-        progress: &ProgressFn,
-    ) -> Result<()> {
+    async fn fetch_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor) -> Result<()> {
+        let (store, oref, progress) = (ctx.store, ctx.oref, &ctx.opts.progress);
         let d = wharf_image::digest::parse(&desc.digest)?;
         if store.blobs().exists(&d) {
             progress(Progress::Done { digest: desc.digest.clone(), how: "exists" });
@@ -332,6 +337,7 @@ impl Registry {
             }
         }
         tokio::task::block_in_place(|| w.commit(Some(&d), size))?;
+        ctx.created.blob(d);
         progress(Progress::Done { digest: desc.digest.clone(), how: "downloaded" });
         Ok(())
     }
@@ -384,6 +390,30 @@ impl Registry {
             ));
         }
         Ok(())
+    }
+}
+
+/// What one pull works with.
+struct Ctx<'a> {
+    store: &'a Store,
+    oref: &'a oci_client::Reference,
+    opts: &'a PullOptions,
+    created: &'a Created,
+}
+
+/// Blobs and snapshots a pull added, to remove again if it fails.
+#[derive(Default)]
+struct Created(std::sync::Mutex<(HashSet<Digest>, HashSet<Digest>)>);
+
+impl Created {
+    fn blob(&self, d: Digest) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0.insert(d);
+    }
+    fn diff(&self, d: Digest) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1.insert(d);
+    }
+    fn take(&self) -> (HashSet<Digest>, HashSet<Digest>) {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

@@ -182,15 +182,7 @@ impl Store {
     /// Removes blobs in `created` that no image references (archive files
     /// that were not layers, or everything after a failed load).
     pub(crate) fn discard_unreferenced(&self, created: &HashSet<Digest>) -> Result<()> {
-        if created.is_empty() {
-            return Ok(());
-        }
-        let _gc = self.gc_lock()?;
-        let live = self.reachable()?;
-        for d in created.iter().filter(|d| !live.blobs.contains(d)) {
-            self.blobs().remove(d)?;
-        }
-        Ok(())
+        self.discard(created, &HashSet::new())
     }
 }
 
