@@ -1,7 +1,7 @@
 #!/bin/bash
 # demo.sh — wharf's main job, end to end on local defaults, no internet:
 # make a busybox root filesystem from Debian's busybox-static, import it as
-# an image, list it, save it and load it back, and check the store.
+# an image, list it, save it and load it back, run it, and check the store.
 # Store: $WHARF_ROOT (default /var/lib/wharf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +28,6 @@ wharf rmi wharf.local/busybox
 wharf load -i "$work/busybox-docker.tar"
 wharf load -i "$work/busybox-oci.tar"
 wharf images
+wharf run --rm wharf.local/busybox sh -c 'echo "hello from $(hostname), pid $$, in $(cat /proc/1/cgroup | head -1)"; ls /'
+wharf run --rm --memory 64m --pids-limit 32 -e GREETING=hi wharf.local/busybox sh -c 'echo $GREETING; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'
 wharf system check

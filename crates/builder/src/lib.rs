@@ -1,8 +1,38 @@
 //! # Layout
 //!
-//! Dockerfile → OCI image. The pipeline stages get one module each, in order:
-//! `parser` (Dockerfile syntax), `instructions` (typed instructions), `plan`
-//! (the stage graph and cache keys) and `exec` (RUN through `wharf-runtime`,
-//! COPY/ADD written as layer tars directly).
+//! Dockerfile → OCI image. The pipeline stages get one module each, in
+//! order, each using only the types of the one before (as BuildKit's
+//! `frontend/dockerfile/{parser,instructions,shell}`):
 //!
-//! Filled by the builder issue; empty until then.
+//! - `parser`: text → nodes. Comments, parser directives (`escape`,
+//!   `syntax`), line continuations, heredoc bodies, JSON vs shell form; every
+//!   node knows its lines.
+//! - `shell`: Docker's word lexer: quotes, escapes, `$VAR` / `${VAR:-x}`
+//!   expansion against an environment map ([`Lexer`], [`Env`]).
+//! - `instructions`: nodes → typed [`Instruction`]s with checked flags,
+//!   grouped into [`Stage`]s of a [`Dockerfile`]. Words stay unexpanded;
+//!   [`Step::expand`] applies the expansion once the executor knows ARG/ENV.
+//! - `dockerignore`: the build context filter ([`DockerIgnore`]).
+//!
+//! Still to come, on top of these types: `plan` (stage graph, cache keys)
+//! and `exec` (RUN through `wharf-runtime`, COPY/ADD written as layer tars).
+
+mod dockerignore;
+mod error;
+mod instructions;
+mod parser;
+mod shell;
+
+pub use dockerignore::DockerIgnore;
+pub use error::{Error, LineRange, Problem};
+pub use instructions::{
+    ArgDecl, Command, Copy, Dockerfile, From, HealthCheck, Healthcheck, Instruction, KeyValue, Mount, MountType,
+    Network, Onbuild, Run, Sharing, Stage, Step,
+};
+pub use parser::{Heredoc, Warning};
+pub use shell::{Env, Lexer};
+
+/// Parses a Dockerfile into its stages of typed, unexpanded instructions.
+pub fn parse_dockerfile(text: &str) -> Result<Dockerfile, Error> {
+    instructions::group(parser::parse(text)?)
+}

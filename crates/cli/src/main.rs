@@ -29,6 +29,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: boxing the large variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// List images.
@@ -48,6 +50,8 @@ enum Command {
     Save(commands::save::Args),
     /// Load images from an OCI or docker-archive tar archive.
     Load(commands::load::Args),
+    /// Run a command in a new container, in the foreground.
+    Run(commands::run::Args),
     /// Download an image from a registry.
     Pull(commands::pull::Args),
     /// Upload an image to a registry.
@@ -82,7 +86,6 @@ enum SystemCommand {
 /// Global settings every command may need.
 pub struct Globals {
     pub root: PathBuf,
-    #[allow(dead_code)] // used by run/ps once containers land
     pub run_root: PathBuf,
 }
 
@@ -95,7 +98,9 @@ impl Globals {
 
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("wharf={level},wharf_image={level},wharf_registry={level}"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "wharf={level},wharf_image={level},wharf_registry={level},wharf_pod={level},wharf_runtime={level}"
+        ))
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
         Command::Load(a) => commands::load::run(&g, a),
         Command::System(SystemCommand::Check(a)) => commands::check::run(&g, a),
         Command::Pull(a) => commands::pull::run(&g, a),
+        Command::Run(a) => commands::run::run(&g, a),
         Command::Push(a) => commands::push::run(&g, a),
         Command::Login(a) => commands::login::login(&g, a),
         Command::Logout(a) => commands::login::logout(&g, a),

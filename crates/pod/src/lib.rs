@@ -1,7 +1,25 @@
 //! # Layout
 //!
-//! Pod sandboxes (shared network, IPC and UTS namespaces), CNI networking,
-//! volumes, the per-container monitor process, logs, exit status, and the
-//! container/pod metadata store under `<root>/containers` and `<root>/pods`.
+//! Containers made from images, and (later) pods of them: a container's
+//! directory `<root>/containers/<id>/` holds its bundle (`config.json`) and
+//! its overlay rootfs (`upper/`, `work/`, `merged/`); its runtime state lives
+//! under `<run-root>/runtime/`.
 //!
-//! Filled by the pod issue; empty until then.
+//! - [`run`]: `wharf run` in the foreground: image → overlay rootfs → OCI
+//!   spec (the runtime's spec helper + image config + flags) → the runtime
+//!   library in-process → exit status → everything removed.
+//! - `spec`: the `docker run` flags turned into OCI spec changes.
+//! - `console`: `-t`: the pty master received over a console socket, relayed
+//!   to the user's terminal.
+//!
+//! Detached containers with a per-container monitor process, logs, `ps`,
+//! networks and pods come with the pod issue; `run` is shaped for them (the
+//! container directory and state layout are the ones a monitor will use).
+
+mod console;
+mod error;
+pub mod run;
+mod spec;
+
+pub use error::{Error, Result};
+pub use run::{run_foreground, NetworkMode, RunOptions};

@@ -1,7 +1,52 @@
 //! # Layout
 //!
-//! OCI runtime spec → a running process: namespaces, mounts, pivot_root,
-//! cgroups v1 and v2, rlimits, hooks, console and the state directory, and
-//! the runc-compatible command line of the `wharf-runtime` binary.
+//! OCI runtime spec → a running process. The library does the work; the
+//! `wharf-runtime` binary (`src/main.rs`, one file per verb in `src/cli/`)
+//! only parses runc's command line and calls it.
 //!
-//! Filled by the runtime issue.
+//! - [`container`]: the lifecycle API — [`Container::create`], `start`,
+//!   `state`, `kill`, `wait`, `delete`, `pause`, `resume`, `update`, `stats`.
+//! - `create`: the runtime side of `create` (bundle checks, cgroups, fork,
+//!   id maps, hooks) as named steps; `init`: what the forked intermediate
+//!   and container init processes do, step by step.
+//! - [`exec`]: a new process joining a running container's namespaces and cgroup.
+//! - `rootfs`: mounts (resolved inside the rootfs with openat2), devices,
+//!   pivot_root, read-only/masked paths. `namespaces`: new vs join-by-path.
+//! - [`cgroups`]: v1 and v2 drivers behind one trait, host layout detected at run time.
+//! - `process`: rlimits, user, cwd, exec; `console`: pty + console socket;
+//!   `hooks`: OCI hooks with timeouts; `sync`: runtime ↔ child messages.
+//! - [`state`]: the state directory and OCI state JSON.
+//! - [`spec`]: the default spec (`runc spec`) and merging an OCI image config into it.
+//! - [`features`]: the OCI features document. [`signal`]: signal names.
+//! - [`error`]: the crate's one error type.
+
+pub mod cgroups;
+mod console;
+pub mod container;
+mod create;
+pub mod error;
+pub mod exec;
+pub mod features;
+mod hooks;
+mod init;
+pub mod log;
+mod namespaces;
+mod process;
+mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+mod sync;
+mod sys;
+
+#[doc(inline)]
+pub use container::{Container, CreateOptions, ExitStatus};
+#[doc(inline)]
+pub use error::{Error, ErrorKind, Result};
+#[doc(inline)]
+pub use exec::{ExecOptions, ExecProcess};
+#[doc(inline)]
+pub use state::{OciState, StateStore, Status};
+
+/// Re-exported so callers build specs with the same types.
+pub use oci_spec;

@@ -1,4 +1,15 @@
+//! `wharf-runtime`: runc's command line over the `wharf_runtime` library.
+
+mod cli;
+
 fn main() {
-    eprintln!("wharf-runtime: not built yet");
-    std::process::exit(1);
+    let code = match cli::main() {
+        Ok(code) => code,
+        Err(e) => {
+            wharf_runtime::log::error(&format!("{e}"));
+            eprintln!("wharf-runtime: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

@@ -11,5 +11,6 @@ pub mod pull;
 pub mod push;
 pub mod registry_args;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;

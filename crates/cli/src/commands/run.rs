@@ -1,0 +1,129 @@
+use crate::Globals;
+use std::process::ExitCode;
+use wharf_pod::{NetworkMode, RunOptions};
+
+#[derive(clap::Args, Debug)]
+#[command(trailing_var_arg = true)]
+pub struct Args {
+    /// Remove the container when it exits (today every container is; kept containers come with `wharf ps`).
+    #[arg(long)]
+    rm: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass this one through).
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments).
+    #[arg(long)]
+    env_file: Vec<std::path::PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// user[:group], by name or number.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Override the image's entrypoint ("" clears it).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// Memory limit (e.g. 256m, 1g).
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Maximum number of processes.
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// CPUs (e.g. 0.5).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Container host name.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// none (a network namespace with only lo) or host.
+    #[arg(long, default_value = "none")]
+    network: String,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short, long = "volume")]
+    volume: Vec<String>,
+    /// Mount a tmpfs: PATH[:OPTIONS].
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    interactive: bool,
+    /// missing (pull when not in the store) or never.
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Image to run.
+    image: String,
+    /// Command and arguments (replace the image's CMD).
+    command: Vec<String>,
+}
+
+/// `-e KEY` and env-file lines without '=' take the value from our environment.
+fn env_entries(a: &Args) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let pass = |k: &str| std::env::var(k).ok().map(|v| format!("{k}={v}"));
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("--env-file {}: {e}", f.display()))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            if line.contains('=') {
+                out.push(line.to_string());
+            } else if let Some(e) = pass(line) {
+                out.push(e);
+            }
+        }
+    }
+    for e in &a.env {
+        if e.contains('=') {
+            out.push(e.clone());
+        } else if let Some(e) = pass(e) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
+    let network = match a.network.as_str() {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => anyhow::bail!("--network {other:?}: only none and host exist until networks land"),
+    };
+    let pull_missing = match a.pull.as_str() {
+        "missing" => true,
+        "never" => false,
+        other => anyhow::bail!("--pull {other:?}: use missing or never"),
+    };
+    let opts = RunOptions {
+        env: env_entries(&a)?,
+        image: a.image,
+        cmd: a.command,
+        entrypoint: a.entrypoint,
+        workdir: a.workdir,
+        user: a.user,
+        hostname: a.hostname,
+        read_only: a.read_only,
+        memory: a.memory,
+        pids_limit: a.pids_limit,
+        cpus: a.cpus,
+        network,
+        volumes: a.volume,
+        tmpfs: a.tmpfs,
+        tty: a.tty,
+        interactive: a.interactive,
+        pull_missing,
+    };
+    let _ = a.rm;
+    let store = g.store()?;
+    match wharf_pod::run_foreground(&store, &g.run_root, &opts) {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        // Docker's convention: 125 when the container could not be run at all.
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            Ok(ExitCode::from(125))
+        }
+    }
+}

@@ -1,0 +1,26 @@
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Image(#[from] wharf_image::Error),
+    #[error(transparent)]
+    Runtime(#[from] wharf_runtime::Error),
+    #[error(transparent)]
+    Registry(#[from] wharf_registry::Error),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

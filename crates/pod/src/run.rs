@@ -1,0 +1,146 @@
+//! `wharf run` in the foreground: the image's overlay rootfs, an OCI spec
+//! from the runtime's spec helper + the image config + the flags, the
+//! runtime library in-process, the exit status, and nothing left after.
+
+use crate::console::Console;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use wharf_image::{Rootfs, Store};
+use wharf_runtime::spec::ImageOverrides;
+use wharf_runtime::{Container, CreateOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// A new network namespace with only `lo`.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub image: String,
+    /// Replaces the image's Cmd.
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub read_only: bool,
+    pub memory: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub cpus: Option<f64>,
+    pub network: NetworkMode,
+    /// `HOST:CONTAINER[:ro]`.
+    pub volumes: Vec<String>,
+    /// `PATH[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    /// Pull the image when the store lacks it.
+    pub pull_missing: bool,
+}
+
+/// A container's directory and the cleanup it needs, whatever happens.
+struct ContainerDir {
+    dir: PathBuf,
+}
+
+impl Drop for ContainerDir {
+    fn drop(&mut self) {
+        if let Err(e) = Rootfs::remove(&self.dir) {
+            tracing::warn!("removing {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// A new container ID: 64 hex characters, as Docker's.
+fn new_id() -> String {
+    let mut b = [0u8; 32];
+    if rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        b[..16].copy_from_slice(&t.to_le_bytes());
+        b[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
+    match store.resolve(&o.image) {
+        Ok(i) => Ok(i),
+        Err(e) if e.kind() == wharf_image::ErrorKind::NotFound && o.pull_missing => {
+            let r = wharf_image::Reference::parse(&o.image)?;
+            eprintln!("Unable to find image '{}' locally", r.familiar());
+            let reg = wharf_registry::Registry::new(r.domain(), wharf_registry::RegistryOptions::default())?;
+            wharf_registry::block_on(reg.pull(store, &r, &wharf_registry::PullOptions::default()))?;
+            Ok(store.resolve(&o.image)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Builds the bundle's config.json for `img` under `o`.
+fn write_spec(img: &wharf_image::Image, o: &RunOptions, bundle: &Path, merged: &Path, id: &str) -> Result<()> {
+    let mut spec = wharf_runtime::spec::default_spec();
+    let overrides = ImageOverrides {
+        entrypoint: o.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
+        cmd: (!o.cmd.is_empty()).then(|| o.cmd.clone()),
+        user: o.user.clone(),
+        workdir: o.workdir.clone(),
+        env: o.env.clone(),
+    };
+    wharf_runtime::spec::apply_image_config(&mut spec, img.config.config().as_ref(), merged, &overrides)?;
+    let mut v = serde_json::to_value(&spec).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
+    crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"))?;
+    let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
+    std::fs::write(bundle.join("config.json"), bytes).map_err(|e| Error::io(format!("write {}", bundle.display()), e))
+}
+
+/// Runs `o.image` in the foreground with the caller's stdio; returns the
+/// container's exit code (128+N when killed by signal N).
+pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
+    let img = image(store, o)?;
+    let id = new_id();
+    let dir = store.root().join("containers").join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let guard = ContainerDir { dir: dir.clone() };
+    let rootfs = store.mount_rootfs(&img, &dir)?;
+    write_spec(&img, o, &dir, &rootfs.merged, &id)?;
+    let state = run_root.join("runtime");
+    let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
+    if !o.interactive {
+        detach_stdin()?;
+    }
+    let opts = CreateOptions {
+        console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
+        exec_fifo: false,
+        ..Default::default()
+    };
+    let mut ctr = Container::create(&state, &id, &dir, &opts)?;
+    let code = (|| -> Result<i32> {
+        // After create (the init must not inherit a blocked mask), before any thread.
+        crate::console::forward_signals(&state, &id);
+        let relay = match &console {
+            Some(c) => Some(c.attach(o.interactive)?),
+            None => None,
+        };
+        ctr.start()?;
+        let status = ctr.wait()?;
+        drop(relay);
+        Ok(status.code())
+    })();
+    let deleted = ctr.delete(true);
+    drop(console);
+    drop(guard);
+    let code = code?;
+    deleted?;
+    Ok(code)
+}
+
+/// Without `-i` the container's stdin is /dev/null, as Docker's.
+fn detach_stdin() -> Result<()> {
+    let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
+    rustix::stdio::dup2_stdin(&null).map_err(|e| Error::io("redirect stdin", e.into()))
+}

@@ -1,0 +1,134 @@
+//! `docker run` flags → changes to the OCI spec.
+
+use crate::error::{Error, Result};
+use crate::run::{NetworkMode, RunOptions};
+use serde_json::{json, Value};
+
+/// Docker's default capability set.
+pub(crate) const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// `-m 512m`, `1g`, `100000` → bytes.
+pub(crate) fn parse_bytes(s: &str) -> Result<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.trim_end_matches('b').chars().last() {
+        Some('k') => (&s[..s.trim_end_matches('b').len() - 1], 1i64 << 10),
+        Some('m') => (&s[..s.trim_end_matches('b').len() - 1], 1 << 20),
+        Some('g') => (&s[..s.trim_end_matches('b').len() - 1], 1 << 30),
+        _ => (s.trim_end_matches('b'), 1),
+    };
+    let n: f64 = num.parse().map_err(|_| Error::InvalidArgument(format!("invalid size {s:?}: use e.g. 512m or 1g")))?;
+    if n <= 0.0 {
+        return Err(Error::InvalidArgument(format!("invalid size {s:?}: must be positive")));
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+/// Applies the run flags to the spec's JSON.
+pub(crate) fn apply_flags(spec: &mut Value, o: &RunOptions, rootfs: &std::path::Path, cgroup: &str) -> Result<()> {
+    spec["root"] = json!({"path": rootfs, "readonly": o.read_only});
+    spec["process"]["terminal"] = json!(o.tty);
+    let caps = json!(DEFAULT_CAPS);
+    spec["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+    if let Some(h) = &o.hostname {
+        spec["hostname"] = json!(h);
+    }
+    if o.network == NetworkMode::Host {
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+        }
+        if o.hostname.is_none() {
+            spec["hostname"] = json!(host_name());
+        }
+    }
+    let linux = &mut spec["linux"];
+    linux["cgroupsPath"] = json!(cgroup);
+    let mut res = json!({});
+    if let Some(m) = &o.memory {
+        let b = parse_bytes(m)?;
+        res["memory"] = json!({"limit": b});
+    }
+    if let Some(p) = o.pids_limit {
+        res["pids"] = json!({"limit": p});
+    }
+    if let Some(c) = o.cpus {
+        if c <= 0.0 {
+            return Err(Error::InvalidArgument("--cpus must be positive".into()));
+        }
+        res["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});
+    }
+    if res.as_object().is_some_and(|r| !r.is_empty()) {
+        linux["resources"] = res;
+    }
+    add_mounts(spec, o)
+}
+
+fn host_name() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+fn add_mounts(spec: &mut Value, o: &RunOptions) -> Result<()> {
+    let mounts = spec["mounts"].as_array_mut().ok_or_else(|| Error::InvalidArgument("spec has no mounts".into()))?;
+    for v in &o.volumes {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => return Err(Error::InvalidArgument(format!("-v {v:?}: use HOST:CONTAINER[:ro]"))),
+        };
+        if !src.starts_with('/') || !dst.starts_with('/') {
+            return Err(Error::InvalidArgument(format!(
+                "-v {v:?}: both paths must be absolute (named volumes come later)"
+            )));
+        }
+        let src_path = std::path::Path::new(src);
+        if !src_path.exists() {
+            return Err(Error::InvalidArgument(format!("-v {v:?}: {src} does not exist")));
+        }
+        let mut opts = vec!["rbind", "rprivate"];
+        match mode {
+            "" | "rw" => {}
+            "ro" => opts.push("ro"),
+            m => return Err(Error::InvalidArgument(format!("-v {v:?}: unknown mode {m:?} (ro or rw)"))),
+        }
+        mounts.retain(|m| m["destination"] != dst);
+        mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": opts}));
+    }
+    for t in &o.tmpfs {
+        let (dst, extra) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        if !dst.starts_with('/') {
+            return Err(Error::InvalidArgument(format!("--tmpfs {t:?}: the path must be absolute")));
+        }
+        let mut opts: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
+        opts.extend(extra.split(',').filter(|s| !s.is_empty()));
+        mounts.retain(|m| m["destination"] != dst);
+        mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(super::parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(super::parse_bytes("64MB").unwrap(), 64 << 20);
+        assert_eq!(super::parse_bytes("4096").unwrap(), 4096);
+        assert!(super::parse_bytes("lots").is_err());
+    }
+}

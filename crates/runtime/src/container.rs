@@ -1,0 +1,323 @@
+//! The library's lifecycle API: create, start, state, kill, wait, delete,
+//! pause, resume, update, stats. The CLI verbs are thin glue over this.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+use crate::cgroups::{self, CgroupManager, Stats};
+use crate::error::{Context, Error, Result};
+use crate::state::{OciState, Phase, Record, StateStore, Status, FIFO_FILE};
+use crate::sync::{Channel, Msg};
+
+/// Options of `create`/`run`, named as runc's flags.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Extra descriptors (3, 4, …) passed to the container process.
+    pub preserve_fds: u32,
+    /// Hold the process on an exec fifo so another process can `start` it.
+    /// `false`: only this `Container` value can start it (cheaper; `run`).
+    pub exec_fifo: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            console_socket: None,
+            pid_file: None,
+            no_pivot: false,
+            no_new_keyring: false,
+            preserve_fds: 0,
+            exec_fifo: true,
+        }
+    }
+}
+
+/// A container in a state directory.
+pub struct Container {
+    store: StateStore,
+    rec: Record,
+    cgroup: Option<Box<dyn CgroupManager>>,
+    /// Held only by the process that created the container without a fifo.
+    chan: Option<Channel>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container").field("id", &self.rec.id).field("pid", &self.rec.pid).finish()
+    }
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+    /// Not our child (created by another process): the code is unknown.
+    Unknown,
+}
+
+impl ExitStatus {
+    /// The shell convention runc's `run` uses: code, or 128 + signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+            ExitStatus::Unknown => 255,
+        }
+    }
+}
+
+impl Container {
+    /// Creates a container from `bundle` and leaves it `created`.
+    pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Container> {
+        crate::create::create(&StateStore::new(root), id, bundle, opts)
+    }
+
+    /// Loads an existing container.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        let store = StateStore::new(root);
+        let rec = store.load(id)?;
+        let cgroup = rec.cgroup.clone().map(cgroups::from_record);
+        Ok(Container { store, rec, cgroup, chan: None })
+    }
+
+    pub(crate) fn from_parts(
+        store: StateStore,
+        rec: Record,
+        cgroup: Option<Box<dyn CgroupManager>>,
+        chan: Option<Channel>,
+    ) -> Container {
+        Container { store, rec, cgroup, chan }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.rec.id
+    }
+
+    /// Pid of the container's init process (host pid namespace).
+    pub fn pid(&self) -> i32 {
+        self.rec.pid
+    }
+
+    pub fn bundle(&self) -> &Path {
+        &self.rec.bundle
+    }
+
+    fn alive(&self) -> bool {
+        self.rec.pid > 0 && crate::sys::process_start_time(self.rec.pid) == Some(self.rec.pid_start)
+    }
+
+    pub fn status(&self) -> Status {
+        if !self.alive() {
+            return Status::Stopped;
+        }
+        match self.rec.phase {
+            Phase::Creating => Status::Creating,
+            Phase::Created if !self.rec.use_fifo => Status::Created,
+            Phase::Created if self.store.dir(&self.rec.id).join(FIFO_FILE).exists() => Status::Created,
+            _ if self.cgroup.as_ref().is_some_and(|c| c.is_frozen()) => Status::Paused,
+            _ => Status::Running,
+        }
+    }
+
+    pub(crate) fn oci_state_of(rec: &Record, status: Status) -> OciState {
+        OciState {
+            oci_version: "1.2.0".into(),
+            id: rec.id.clone(),
+            status,
+            pid: if status == Status::Stopped { 0 } else { rec.pid },
+            bundle: rec.bundle.clone(),
+            rootfs: rec.rootfs.clone(),
+            created: rec.created.clone(),
+            owner: rec.owner.clone(),
+            annotations: rec.annotations.clone(),
+        }
+    }
+
+    /// The OCI state document.
+    pub fn state(&self) -> OciState {
+        Self::oci_state_of(&self.rec, self.status())
+    }
+
+    fn require(&self, ok: &[Status], op: &'static str) -> Result<Status> {
+        let s = self.status();
+        if ok.contains(&s) {
+            return Ok(s);
+        }
+        Err(Error::InvalidState { id: self.rec.id.clone(), state: s.to_string(), op })
+    }
+
+    /// Lets the user process run; runs the poststart hooks.
+    pub fn start(&mut self) -> Result<()> {
+        self.require(&[Status::Created], "start")?;
+        match self.chan.take() {
+            Some(chan) => start_by_channel(&chan)?,
+            None => self.start_by_fifo()?,
+        }
+        self.rec.phase = Phase::Started;
+        self.store.save(&self.rec)?;
+        // The process may already be gone; poststart still sees it as started.
+        let state = Self::oci_state_of(&self.rec, Status::Running);
+        if let Err(e) = crate::hooks::run_all("poststart", &self.rec.poststart, &state) {
+            // The spec: a failing poststart hook is logged, the container runs on.
+            crate::log::warn(&format!("{e}"));
+        }
+        Ok(())
+    }
+
+    fn start_by_fifo(&self) -> Result<()> {
+        let p = self.store.dir(&self.rec.id).join(FIFO_FILE);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&p)
+            .ctx(|| format!("open exec fifo {}", p.display()))?;
+        // The init opens its end when it reaches the wait; it may also die first.
+        loop {
+            let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+            let n = poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0);
+            if n > 0 && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+                let mut b = [0u8; 1];
+                if (&f).read(&mut b).unwrap_or(0) == 1 {
+                    break;
+                }
+            }
+            if !self.alive() {
+                return Err(Error::Init("container init exited before start".into()));
+            }
+        }
+        std::fs::remove_file(&p).ctx(|| format!("remove {}", p.display()))
+    }
+
+    /// Sends `sig` to init, or with `all` to every process in the cgroup.
+    pub fn kill(&self, sig: Signal, all: bool) -> Result<()> {
+        self.require(&[Status::Created, Status::Running, Status::Paused, Status::Creating], "kill")?;
+        if all {
+            for p in self.cgroup.as_ref().map(|c| c.pids()).transpose()?.unwrap_or_default() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
+            }
+            return Ok(());
+        }
+        nix::sys::signal::kill(Pid::from_raw(self.rec.pid), sig).ctx(|| format!("kill {}", self.rec.pid))
+    }
+
+    /// Waits for init to exit. The exit code is known only to the process
+    /// that created the container (init is its child).
+    pub fn wait(&self) -> Result<ExitStatus> {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        loop {
+            match waitpid(Pid::from_raw(self.rec.pid), None) {
+                Ok(WaitStatus::Exited(_, c)) => return Ok(ExitStatus::Exited(c)),
+                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(ExitStatus::Signaled(s as i32)),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::ECHILD) => {
+                    while self.alive() {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    return Ok(ExitStatus::Unknown);
+                }
+                Err(e) => return Err(Error::sys("wait for container", e)),
+            }
+        }
+    }
+
+    /// Removes the container: its processes (`force` when running), cgroups,
+    /// state directory; runs the poststop hooks.
+    pub fn delete(self, force: bool) -> Result<()> {
+        let s = self.status();
+        match s {
+            Status::Stopped | Status::Created => {}
+            _ if force => {}
+            _ => {
+                return Err(Error::InvalidState {
+                    id: self.rec.id.clone(),
+                    state: s.to_string(),
+                    op: "delete (use --force)",
+                })
+            }
+        }
+        if s != Status::Stopped {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.rec.pid), Signal::SIGKILL);
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.destroy()?;
+        }
+        self.reap_init();
+        let state = Self::oci_state_of(&self.rec, Status::Stopped);
+        if let Err(e) = crate::hooks::run_all("poststop", &self.rec.poststop, &state) {
+            crate::log::warn(&format!("{e}"));
+        }
+        self.store.remove(&self.rec.id)
+    }
+
+    /// Collects init if it is our child; otherwise waits for it to vanish.
+    fn reap_init(&self) {
+        if self.rec.pid <= 0 {
+            return;
+        }
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(self.rec.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.alive() && Instant::now() < deadline {
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(self.rec.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub(crate) fn cgroup(&self) -> Result<&dyn CgroupManager> {
+        self.cgroup.as_deref().ok_or_else(|| Error::Unsupported("this container has no cgroup".into()))
+    }
+
+    pub fn pause(&self) -> Result<()> {
+        self.require(&[Status::Running], "pause")?;
+        self.cgroup()?.set_frozen(true)
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        self.require(&[Status::Paused], "resume")?;
+        self.cgroup()?.set_frozen(false)
+    }
+
+    /// Changes resource limits of a live container.
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        self.require(&[Status::Created, Status::Running, Status::Paused], "update")?;
+        self.cgroup()?.apply(r, &[])
+    }
+
+    /// Memory, CPU and pids usage.
+    pub fn stats(&self) -> Result<Stats> {
+        self.cgroup()?.stats()
+    }
+
+    /// Pids of every process in the container.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        self.cgroup()?.pids()
+    }
+
+    pub(crate) fn record(&self) -> &Record {
+        &self.rec
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+fn start_by_channel(chan: &Channel) -> Result<()> {
+    chan.send(&Msg::Start).ctx(|| "signal container start")?;
+    // The channel is close-on-exec in init: EOF means the exec happened.
+    match chan.recv() {
+        Ok(None) => Ok(()),
+        Ok(Some(Msg::Error(e))) => Err(Error::Init(e)),
+        Ok(Some(m)) => Err(Error::Init(format!("unexpected message {m:?}"))),
+        Err(e) => Err(Error::io("wait for container start", e)),
+    }
+}

@@ -1,0 +1,200 @@
+//! `exec`: a new process inside a running container, joining every one of
+//! its namespaces and its cgroup.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::container::{Container, ExitStatus};
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use crate::state::Status;
+use crate::sync::{Channel, Msg};
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// A process started by [`Container::exec`].
+#[derive(Debug)]
+pub struct ExecProcess {
+    pub pid: i32,
+}
+
+impl ExecProcess {
+    /// Waits for the process (it is the caller's child).
+    pub fn wait(&self) -> Result<ExitStatus> {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        loop {
+            match waitpid(Pid::from_raw(self.pid), None) {
+                Ok(WaitStatus::Exited(_, c)) => return Ok(ExitStatus::Exited(c)),
+                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(ExitStatus::Signaled(s as i32)),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("wait for exec process", e)),
+            }
+        }
+    }
+}
+
+/// The spec's process with `args` and extras, as runc builds an exec process.
+pub fn process_from_args(c: &Container, args: Vec<String>) -> Process {
+    let mut p = c.record().process.clone().unwrap_or_default();
+    p.set_args(Some(args));
+    p.set_terminal(Some(false));
+    p
+}
+
+impl Container {
+    /// Starts `opts.process` inside the container.
+    pub fn exec(&self, opts: &ExecOptions) -> Result<ExecProcess> {
+        let s = self.status();
+        if !matches!(s, Status::Running | Status::Created) {
+            return Err(Error::InvalidState { id: self.id().to_string(), state: s.to_string(), op: "exec" });
+        }
+        let ns_fds = open_namespaces(self.pid(), &self.record().namespaces)?;
+        let placement = self.cgroup()?.placement()?;
+        let (parent_end, child_end) = Channel::pair().ctx(|| "socketpair")?;
+        let console = opts.console_socket.as_deref().map(crate::console::connect).transpose()?;
+        let args = ExecArgs {
+            ns: &ns_fds,
+            chan: &child_end,
+            process: &opts.process,
+            console: console.as_ref().map(|c| c.as_raw_fd()),
+            preserve_fds: opts.preserve_fds,
+            in_userns: self.record().namespaces.iter().any(|n| n == "user"),
+            placement,
+        };
+        // SAFETY: as in create: the child runs only exec code and _exits.
+        let mid = match unsafe { nix::unistd::fork() }.ctx(|| "fork")? {
+            nix::unistd::ForkResult::Child => {
+                drop(parent_end);
+                exec_intermediate(&args)
+            }
+            nix::unistd::ForkResult::Parent { child } => child.as_raw(),
+        };
+        drop(child_end);
+        drop(console);
+        let r = self.drive_exec(&parent_end);
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(mid), None);
+        let pid = r?;
+        if let Some(p) = &opts.pid_file {
+            crate::create::write_pid_file(p, pid)?;
+        }
+        Ok(ExecProcess { pid })
+    }
+
+    fn drive_exec(&self, chan: &Channel) -> Result<i32> {
+        let mut pid = 0;
+        loop {
+            match chan.recv().ctx(|| "sync with exec process")? {
+                Some(Msg::Pid(p)) => pid = p,
+                Some(Msg::Ready) => {}
+                Some(Msg::Error(e)) => {
+                    if pid > 0 {
+                        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                    }
+                    return Err(Error::Init(e));
+                }
+                Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+                // EOF: the process exec'd (the channel is close-on-exec).
+                None if pid > 0 => return Ok(pid),
+                None => return Err(Error::Init("exec process exited during setup".into())),
+            }
+        }
+    }
+}
+
+struct ExecArgs<'a> {
+    ns: &'a [(LinuxNamespaceType, OwnedFd)],
+    chan: &'a Channel,
+    process: &'a Process,
+    console: Option<RawFd>,
+    preserve_fds: u32,
+    in_userns: bool,
+    placement: crate::cgroups::Placement,
+}
+
+/// Opened up front: after joining the mount namespace /proc may differ.
+fn open_namespaces(pid: i32, names: &[String]) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    let mut out = Vec::new();
+    for n in names {
+        let Some(t) = namespaces::from_proc_name(n) else { continue };
+        let p = format!("/proc/{pid}/ns/{}", namespaces::proc_name(t));
+        let f = std::fs::File::open(&p).ctx(|| format!("open {p}"))?;
+        out.push((t, OwnedFd::from(f)));
+    }
+    Ok(out)
+}
+
+fn exec_intermediate(a: &ExecArgs) -> ! {
+    let code = match exec_intermediate_steps(a) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = a.chan.send(&Msg::Error(e.to_string()));
+            1
+        }
+    };
+    // SAFETY: leave without running destructors of the parent's state.
+    unsafe { libc::_exit(code) }
+}
+
+fn exec_intermediate_steps(a: &ExecArgs) -> Result<()> {
+    // Join the cgroup first: the process (and what it forks) is counted from the start.
+    a.placement.join_all_self()?;
+    let order = |t: &LinuxNamespaceType| match t {
+        LinuxNamespaceType::User => 2,
+        LinuxNamespaceType::Mount => 1,
+        _ => 0,
+    };
+    let mut ns: Vec<&(LinuxNamespaceType, OwnedFd)> = a.ns.iter().collect();
+    ns.sort_by_key(|(t, _)| order(t));
+    for (t, fd) in ns {
+        nix::sched::setns(fd, namespaces::flag(*t)).ctx(|| format!("join {} namespace", namespaces::proc_name(*t)))?;
+    }
+    let pid = crate::init::clone_init(CloneFlags::empty(), None)?;
+    if pid == 0 {
+        exec_child(a);
+    }
+    a.chan.send(&Msg::Pid(pid)).ctx(|| "sync")
+}
+
+fn exec_child(a: &ExecArgs) -> ! {
+    let e = match exec_child_steps(a) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = a.chan.send(&Msg::Error(e.to_string()));
+    // SAFETY: see exec_intermediate.
+    unsafe { libc::_exit(127) }
+}
+
+enum Never {}
+
+fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
+    let p = a.process;
+    if let Some(fd) = a.console {
+        let size = p.console_size().map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup_pty(fd, size)?;
+    } else if p.terminal() == Some(true) {
+        return Err(Error::InvalidArgument("terminal requested but no --console-socket given".into()));
+    }
+    crate::process::set_rlimits(p)?;
+    nix::unistd::chdir(p.cwd().as_path()).ctx(|| format!("chdir to {}", p.cwd().display()))?;
+    crate::process::set_umask(p);
+    let exe = crate::process::resolve_exe(p)?;
+    a.chan.send(&Msg::Ready).ctx(|| "sync")?;
+    crate::process::set_user(p, !a.in_userns)?;
+    if p.no_new_privileges() == Some(true) {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
+    }
+    crate::sys::cloexec_from(3 + a.preserve_fds);
+    Err(crate::process::exec(&exe, p))
+}
