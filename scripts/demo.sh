@@ -1,33 +1,40 @@
 #!/bin/bash
-# demo.sh — wharf's main job, end to end on local defaults, no internet:
-# make a busybox root filesystem from Debian's busybox-static, import it as
-# an image, list it, save it and load it back, run it, and check the store.
-# Store: $WHARF_ROOT (default /var/lib/wharf).
+# demo.sh — wharf's main job end to end, on local defaults, no internet:
+# build an image from examples/Dockerfiles (FROM scratch + Debian's
+# busybox-static), build a website on it, push both to a docker-registry on
+# a loopback port, pull them into a second store, run them, and check both
+# stores. Store: $WHARF_ROOT (default /var/lib/wharf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 cargo build --release -q -p wharf -p wharf-runtime
 export PATH="$PWD/target/release:$PATH"
 work=$(mktemp -d /tmp/wharf-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+regpid=
+cleanup() { [ -n "$regpid" ] && kill "$regpid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
 
-mkdir -p "$work/rootfs"/{bin,etc,tmp,root}
-cp /bin/busybox "$work/rootfs/bin/busybox"
-for a in $("$work/rootfs/bin/busybox" --list); do ln -sf busybox "$work/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
-echo 'root:x:0:' > "$work/rootfs/etc/group"
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+cp -a examples/Dockerfiles/busybox "$work/busybox-ctx"
+cp /bin/busybox "$work/busybox-ctx/busybox"
+
+# A registry of our own on a free loopback port.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s/registry}}\nhttp: {addr: 127.0.0.1:%s}\n' "$work" "$port" > "$work/registry.yml"
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 & regpid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+reg=127.0.0.1:$port
 
 set -x
-wharf import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' "$work/rootfs.tar" wharf.local/busybox:latest
+wharf build -t wharf-examples/busybox "$work/busybox-ctx"
+wharf build -t wharf-examples/website -t "$reg/demo/website:1" examples/Dockerfiles/website
 wharf images
-wharf inspect wharf.local/busybox | head -20
-wharf save -o "$work/busybox-oci.tar" wharf.local/busybox
-wharf save --format docker-archive -o "$work/busybox-docker.tar" wharf.local/busybox
-wharf rmi wharf.local/busybox
-wharf load -i "$work/busybox-docker.tar"
-wharf load -i "$work/busybox-oci.tar"
-wharf images
-wharf run --rm wharf.local/busybox sh -c 'echo "hello from $(hostname), pid $$, in $(cat /proc/1/cgroup | head -1)"; ls /'
-wharf run --rm --memory 64m --pids-limit 32 -e GREETING=hi wharf.local/busybox sh -c 'echo $GREETING; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'
+wharf run --rm wharf-examples/website sh -c 'httpd -p 8080 -h /www; sleep 0.3; wget -qO- http://127.0.0.1:8080/'
+wharf run --rm --memory 64m --pids-limit 32 -e GREETING=hi wharf-examples/busybox \
+  sh -c 'echo "$GREETING from $(hostname), pid $$"; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'
+wharf push "$reg/demo/website:1"
+wharf --root "$work/second-store" pull "$reg/demo/website:1"
+wharf --root "$work/second-store" run --rm "$reg/demo/website:1" ls /www
+wharf save -o "$work/website.tar" wharf-examples/website
+wharf --root "$work/third-store" load -i "$work/website.tar"
 wharf system check
+wharf --root "$work/second-store" system check

@@ -38,6 +38,9 @@ pub enum Error {
     /// A word that cannot be expanded outside any Dockerfile line.
     #[error("cannot expand {word:?}: {reason}")]
     Expand { word: String, reason: String },
+    /// Writing a layer failed (see `layer::LayerError`, kept as text).
+    #[error("{0}")]
+    Layer(String),
 }
 
 impl Error {

@@ -20,6 +20,8 @@
 mod dockerignore;
 mod error;
 mod instructions;
+pub mod build;
+pub mod layer;
 mod parser;
 mod shell;
 

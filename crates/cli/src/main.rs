@@ -50,6 +50,11 @@ enum Command {
     Save(commands::save::Args),
     /// Load images from an OCI or docker-archive tar archive.
     Load(commands::load::Args),
+    /// Build an image from a Dockerfile.
+    Build(commands::build::Args),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Run a command in a new container, in the foreground.
     Run(commands::run::Args),
     /// Download an image from a registry.
@@ -78,6 +83,12 @@ enum ImageCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum BuilderCommand {
+    /// Empty the build cache.
+    Prune(commands::build::PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
 enum SystemCommand {
     /// Verify every blob digest, every reference and every snapshot.
     Check(commands::check::Args),
@@ -99,7 +110,7 @@ impl Globals {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "wharf={level},wharf_image={level},wharf_registry={level},wharf_pod={level},wharf_runtime={level}"
+            "wharf={level},wharf_image={level},wharf_registry={level},wharf_pod={level},wharf_runtime={level},wharf_builder={level}"
         ))
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
@@ -121,6 +132,8 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Check(a)) => commands::check::run(&g, a),
         Command::Pull(a) => commands::pull::run(&g, a),
         Command::Run(a) => commands::run::run(&g, a),
+        Command::Build(a) => commands::build::run(&g, a),
+        Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&g, a),
         Command::Push(a) => commands::push::run(&g, a),
         Command::Login(a) => commands::login::login(&g, a),
         Command::Logout(a) => commands::login::logout(&g, a),

@@ -118,12 +118,17 @@ impl Store {
     }
 
     /// After a failed pull or load: removes those of `blobs` and of the
-    /// snapshots `diff_ids` that no image references. Waits for writers.
+    /// snapshots `diff_ids` that no image references. When another process
+    /// (or this one: a build pulling its base) is adding content, it does
+    /// not wait — that could deadlock — and leaves them to `image prune`.
     pub fn discard(&self, blobs: &HashSet<Digest>, diff_ids: &HashSet<Digest>) -> Result<()> {
         if blobs.is_empty() && diff_ids.is_empty() {
             return Ok(());
         }
-        let _gc = self.gc_lock()?;
+        let Some(_gc) = self.gc_lock_now()? else {
+            tracing::debug!("store busy: unreferenced blobs stay until image prune");
+            return Ok(());
+        };
         let live = self.reachable()?;
         for d in blobs.iter().filter(|d| !live.blobs.contains(d)) {
             self.blobs().remove(d)?;

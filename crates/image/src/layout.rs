@@ -74,6 +74,11 @@ impl Store {
         FileLock::exclusive(&self.root.join("gc.lock"))
     }
 
+    /// The gc lock if nobody adds content right now; `None` otherwise.
+    pub(crate) fn gc_lock_now(&self) -> Result<Option<FileLock>> {
+        FileLock::try_exclusive(&self.root.join("gc.lock"))
+    }
+
     fn lock_index(&self) -> Result<FileLock> {
         FileLock::exclusive(&self.root.join("index.lock"))
     }

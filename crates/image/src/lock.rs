@@ -25,6 +25,15 @@ impl FileLock {
     pub fn shared(path: &Path) -> Result<Self> {
         Self::take(path, FlockOperation::LockShared)
     }
+    /// The exclusive lock if it is free right now.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Self>> {
+        match Self::take(path, FlockOperation::NonBlockingLockExclusive) {
+            Ok(l) => Ok(Some(l)),
+            Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn take(path: &Path, op: FlockOperation) -> Result<Self> {
         let file = OpenOptions::new()
             .create(true)

@@ -9,6 +9,7 @@
 //!   spec (the runtime's spec helper + image config + flags) → the runtime
 //!   library in-process → exit status → everything removed.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
+//! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
 //! - `console`: `-t`: the pty master received over a console socket, relayed
 //!   to the user's terminal.
 //!
@@ -18,6 +19,7 @@
 
 mod console;
 mod error;
+mod net;
 pub mod run;
 mod spec;
 

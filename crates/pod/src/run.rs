@@ -119,6 +119,12 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
         ..Default::default()
     };
     let mut ctr = Container::create(&state, &id, &dir, &opts)?;
+    if o.network == NetworkMode::None {
+        if let Err(e) = crate::net::loopback_up(ctr.pid()) {
+            let _ = ctr.delete(true);
+            return Err(e);
+        }
+    }
     let code = (|| -> Result<i32> {
         // After create (the init must not inherit a blocked mask), before any thread.
         crate::console::forward_signals(&state, &id);

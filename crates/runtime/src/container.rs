@@ -152,6 +152,7 @@ impl Container {
 
     fn require(&self, ok: &[Status], op: &'static str) -> Result<Status> {
         let s = self.status();
+        if !ok.contains(&s) { eprintln!("DEBUG pid={} rec_start={} now={:?} stat={:?}", self.rec.pid, self.rec.pid_start, crate::sys::process_start_time(self.rec.pid), std::fs::read_to_string(format!("/proc/{}/stat", self.rec.pid))); }
         if ok.contains(&s) {
             return Ok(s);
         }

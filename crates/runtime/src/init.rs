@@ -73,7 +73,6 @@ fn intermediate_steps(a: &InitArgs) -> Result<()> {
     if pid == 0 {
         init(a);
     }
-    if let Ok(s) = std::fs::read_to_string("/proc/self/status") { for l in s.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("Rss")) { eprintln!("mid {l}"); } }
     a.chan.send(&Msg::Pid(pid)).ctx(|| "sync")
 }
 
@@ -148,7 +147,8 @@ pub(crate) fn clone_init(flags: CloneFlags, into: Option<&OwnedFd>) -> Result<i3
             cgroup: dir.as_raw_fd() as u64,
         };
         // SAFETY: a zero stack makes clone3 fork-like; `args` outlives the call.
-        let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        let pid =
+            unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
         if pid >= 0 {
             return Ok(pid as i32);
         }
@@ -211,7 +211,7 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
     if a.ns.new.contains(CloneFlags::CLONE_NEWNS) {
         rootfs::enter(&plan)?;
     }
-    set_sysctls(a.spec)?;
+    set_sysctls(a.spec, a.ns)?;
     if a.ns.new.contains(CloneFlags::CLONE_NEWNS) {
         rootfs::finish(&plan)?;
     }
@@ -227,7 +227,6 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
         nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
     }
     crate::sys::cloexec_from(3 + a.preserve_fds);
-    if let Ok(s) = std::fs::read_to_string("/proc/self/status") { for l in s.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("Rss")) { eprintln!("init {l}"); } }
     Err(crate::process::exec(&exe, process))
 }
 
@@ -273,10 +272,47 @@ fn new_session_keyring() {
     unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0usize) };
 }
 
-fn set_sysctls(spec: &Spec) -> Result<()> {
+/// The namespace a sysctl belongs to; anything else would change the host.
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+fn set_sysctls(spec: &Spec, ns: &NsPlan) -> Result<()> {
     for (k, v) in spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
         if k.contains("..") || k.contains('/') {
             return Err(Error::InvalidArgument(format!("bad sysctl key {k:?}")));
+        }
+        match sysctl_namespace(k) {
+            Some(t) if ns.has(t) => {}
+            Some(t) => {
+                return Err(Error::InvalidArgument(format!(
+                    "sysctl {k} needs a private {} namespace",
+                    namespaces::proc_name(t)
+                )))
+            }
+            None => {
+                return Err(Error::InvalidArgument(format!(
+                    "sysctl {k} is not namespaced: setting it would change the host"
+                )))
+            }
         }
         let p = Path::new("/proc/sys").join(k.replace('.', "/"));
         std::fs::write(&p, v).ctx(|| format!("set sysctl {k}={v}"))?;

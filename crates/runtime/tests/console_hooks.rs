@@ -142,3 +142,50 @@ fn failing_or_slow_hook_fails_create_and_leaves_nothing() {
     assert!(err.contains("createContainer") && err.contains("exit"), "{err}");
     lab.assert_clean();
 }
+
+#[test]
+fn exec_with_tty_and_process_file() {
+    if !privileged("exec_with_tty_and_process_file") {
+        return;
+    }
+    let mut lab = Lab::new("exectty");
+    let id = lab.id("et");
+    let b = lab.bundle("et", &lab.config(&["sleep", "100"]));
+    assert!(lab.rt(&["run", "-d", "-b", b.to_str().unwrap(), &id]).status.success());
+    let sock = lab.dir.path().join("exec.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || receive_master(listener));
+    let out = lab.rt(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "tty; echo via-exec",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (master, _) = receiver.join().unwrap();
+    let mut f = std::fs::File::from(master);
+    let mut got = String::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.starts_with("/dev/pts/") && got.contains("via-exec"), "{got:?}");
+    // --process: a full OCI process document.
+    let p = lab.dir.path().join("process.json");
+    let doc = json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", "echo $WHO; exit 4"],
+                     "env": ["PATH=/bin", "WHO=from-file"], "cwd": "/"});
+    std::fs::write(&p, doc.to_string()).unwrap();
+    let out = lab.rt(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out.stdout).trim(), "from-file");
+    assert!(lab.rt(&["delete", "-f", &id]).status.success());
+    lab.assert_clean();
+}

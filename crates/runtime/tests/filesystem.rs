@@ -171,6 +171,16 @@ fn sysctl_hostname_domainname() {
     let (code, out, err) = lab.run("s", &cfg);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["1", "box1", "example.org"]);
+    // A host-wide sysctl, or a net.* one without a network namespace, is refused.
+    let mut cfg = lab.config(&["true"]);
+    cfg["linux"]["sysctl"] = json!({"vm.swappiness": "10"});
+    let (code, _, err) = lab.run("host", &cfg);
+    assert!(code == 1 && err.contains("not namespaced"), "{err}");
+    let mut cfg = lab.config(&["true"]);
+    cfg["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]);
+    cfg["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    let (code, _, err) = lab.run("nonet", &cfg);
+    assert!(code == 1 && err.contains("private net namespace"), "{err}");
     lab.assert_clean();
 }
 
@@ -207,5 +217,23 @@ fn no_pivot_and_preserve_fds() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // stdin, stdout, stderr, fd 3, and the fd ls opens: nothing else leaks in.
     assert_eq!(text(&out.stdout).lines().collect::<Vec<_>>(), ["via-fd3", "5"]);
+    lab.assert_clean();
+}
+
+#[test]
+fn rootfs_propagation_is_applied() {
+    if !privileged("rootfs_propagation_is_applied") {
+        return;
+    }
+    let mut lab = Lab::new("prop");
+    let mut cfg = lab.config(&["awk", "$5 == \"/\"", "/proc/self/mountinfo"]);
+    cfg["linux"]["rootfsPropagation"] = json!("shared");
+    let (code, out, err) = lab.run("shared", &cfg);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shared:"), "{out}");
+    cfg["linux"]["rootfsPropagation"] = json!("private");
+    let (code, out, err) = lab.run("private", &cfg);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("shared:") && !out.contains("master:"), "{out}");
     lab.assert_clean();
 }

@@ -250,3 +250,19 @@ fn features_and_spec_commands() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("systemd"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn log_file_in_json_gets_errors() {
+    if !privileged("log_file_in_json_gets_errors") {
+        return;
+    }
+    let lab = Lab::new("log");
+    let log = lab.dir.path().join("log.json");
+    let out = lab.rt(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", "ghost"]);
+    assert_eq!(out.status.code(), Some(1));
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("ghost"));
+    assert!(text(&out.stderr).contains("ghost"));
+}

@@ -1,5 +1,6 @@
 //! One file per command: parse flags, call a library, print.
 
+pub mod build;
 pub mod check;
 pub mod images;
 pub mod import;

@@ -93,17 +93,10 @@ pub struct Placement {
 impl Placement {
     fn new(v1_dirs: Vec<&Path>, v2: Option<&Path>) -> Result<Placement> {
         let v2_dir = match v2 {
-            Some(d) => Some(
-                fs::File::open(d)
-                    .map(std::os::fd::OwnedFd::from)
-                    .map_err(|e| Error::cgroup(d, e))?,
-            ),
+            Some(d) => Some(fs::File::open(d).map(std::os::fd::OwnedFd::from).map_err(|e| Error::cgroup(d, e))?),
             None => None,
         };
-        Ok(Placement {
-            v1_tasks: v1_dirs.into_iter().map(|d| d.join("tasks")).collect(),
-            v2_dir,
-        })
+        Ok(Placement { v1_tasks: v1_dirs.into_iter().map(|d| d.join("tasks")).collect(), v2_dir })
     }
 
     /// Joins v1 and v2 by moving ourselves; for when CLONE_INTO_CGROUP cannot
@@ -233,10 +226,7 @@ fn kill_and_remove(procs_dirs: &[&Path], created: &[PathBuf]) -> Result<()> {
             break;
         }
         if attempt == 199 {
-            return Err(Error::cgroup(
-                procs_dirs[0],
-                io::Error::other("processes did not exit after SIGKILL"),
-            ));
+            return Err(Error::cgroup(procs_dirs[0], io::Error::other("processes did not exit after SIGKILL")));
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

@@ -227,3 +227,47 @@ impl CgroupManager for V2 {
         super::Placement::new(vec![], Some(self.dir()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v2 hierarchy to test against: /sys/fs/cgroup itself on a pure v2
+    /// host, the `unified` mount on a hybrid one.
+    fn v2_root() -> Option<PathBuf> {
+        [super::super::CGROUP_ROOT, "/sys/fs/cgroup/unified"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| crate::sys::fs_magic(p).ok() == Some(super::super::CGROUP2_SUPER_MAGIC))
+    }
+
+    #[test]
+    fn v2_driver_places_freezes_and_cleans_up() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            if std::env::var("WHARF_SKIP_PRIVILEGED").as_deref() == Ok("1") {
+                eprintln!("SKIPPED v2_driver_places_freezes_and_cleans_up: needs root");
+                return;
+            }
+            panic!("v2_driver_places_freezes_and_cleans_up needs root (or WHARF_SKIP_PRIVILEGED=1)");
+        }
+        let Some(root) = v2_root() else {
+            eprintln!("SKIPPED v2_driver_places_freezes_and_cleans_up: no cgroup2 mount on this host");
+            return;
+        };
+        let rel = PathBuf::from(format!("wharf-v2-test-{}/leaf", std::process::id()));
+        let cg = V2::create(&root, &rel).unwrap();
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        cg.add_task(child.id() as i32).unwrap();
+        assert_eq!(cg.pids().unwrap(), vec![child.id() as i32]);
+        cg.set_frozen(true).unwrap();
+        assert!(cg.is_frozen());
+        cg.set_frozen(false).unwrap();
+        assert!(!cg.is_frozen());
+        let _ = cg.stats().unwrap();
+        cg.destroy().unwrap();
+        let _ = child.wait();
+        assert!(!root.join(&rel).exists());
+        assert!(!root.join(rel.parent().unwrap()).exists(), "created parent removed too");
+    }
+}

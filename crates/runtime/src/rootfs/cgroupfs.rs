@@ -20,16 +20,27 @@ fn mount_one(ctx: &MountCtx, dest: &Path, ctrl: &str, host: &Path, flags: MsFlag
         ctx.root.mkdir_all(dest, 0o755).map_err(|e| Error::io(format!("create mount point {}", dest.display()), e))?;
     let t = crate::sys::fd_path(&fd);
     let base = flags & !MsFlags::MS_RDONLY;
+    let bind = || mount(Some(host), &t, None::<&str>, MsFlags::MS_BIND, None::<&str>);
+    let mut bound = !ctx.new_cgroupns;
     let r = if ctx.new_cgroupns && ctrl.is_empty() {
         mount(Some("cgroup2"), &t, Some("cgroup2"), base, None::<&str>)
     } else if ctx.new_cgroupns {
         mount(Some("cgroup"), &t, Some("cgroup"), base, Some(ctrl))
     } else {
-        mount(Some(host), &t, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        bind()
+    };
+    let r = match r {
+        // v1 hierarchies cannot be mounted from a user namespace: bind the
+        // container's host directory instead (what runc does there too).
+        Err(nix::errno::Errno::EPERM) if ctx.in_userns && !bound => {
+            bound = true;
+            bind()
+        }
+        r => r,
     };
     r.map_err(err(format!("cgroup {ctrl}"), dest))?;
     drop(fd);
-    if !ctx.new_cgroupns || flags.contains(MsFlags::MS_RDONLY) {
+    if bound || flags.contains(MsFlags::MS_RDONLY) {
         remount(ctx, dest, flags)?;
     }
     Ok(())

@@ -42,7 +42,8 @@ pub fn make_rootfs(p: &Path) {
     for d in ["bin", "proc", "sys", "dev", "etc", "root", "tmp"] {
         std::fs::create_dir_all(p.join(d)).unwrap();
     }
-    std::fs::copy("/bin/busybox", p.join("bin/busybox")).unwrap();
+    std::fs::copy("/bin/busybox", p.join("bin/busybox"))
+        .expect("tests need a static /bin/busybox (apt-get install busybox-static)");
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {

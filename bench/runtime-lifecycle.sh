@@ -1,0 +1,103 @@
+#!/bin/bash
+# runtime-lifecycle.sh — container lifecycle latency and peak RSS:
+# wharf-runtime vs crun vs runc, same busybox bundle, same run.
+#
+# One lifecycle = `RT --root STATE run --bundle B id` of /bin/true: create
+# namespaces + cgroups, pivot_root, exec, wait, delete (all three delete after
+# `run`). Each timed command is a shell loop of N=20 sequential lifecycles;
+# per-container latency = loop time / 20. The bare loop is timed too.
+# Peak RSS of one `run` comes from /usr/bin/time -v (max over the runtime's
+# process tree, as in ../shared/peers/02-lifecycle-bench.sh).
+#
+# HOST QUIRK (hybrid cgroups, see ../shared/peers/01-bundle.sh): crun 1.8.1
+# refuses to run at all while the cgroup2 mount at /sys/fs/cgroup/unified
+# holds a controller (hugetlb here). Unless FIX_HYBRID=0, this script moves
+# such controllers to a v1 hierarchy (mount -t cgroup -o hugetlb …), which
+# lasts until reboot, and SAYS SO. wharf-runtime and runc run either way.
+#
+# wharf-runtime is measured twice: as shipped — a static, non-PIE binary
+# (RUSTFLAGS crt-static + relocation-model=static, as runc ships static release
+# binaries) — and as plain `cargo build --release` makes it (dynamic glibc).
+# WHARF=/path/to/binary measures one given binary instead.
+#
+# Usage: LAB=/tmp/wharf-rt-bench RUNS=10 bench/runtime-lifecycle.sh
+# Needs: runc crun busybox-static jq hyperfine time (apt-get install …).
+set -euo pipefail
+LAB=${LAB:-/tmp/wharf-rt-bench}; RUNS=${RUNS:-10}; N=20
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+for t in runc crun jq hyperfine busybox; do
+  command -v $t >/dev/null || { apt-get update; apt-get install -y runc crun jq hyperfine busybox-static time; break; }
+done
+[ -x /usr/bin/time ] || apt-get install -y time
+
+WHARF=${WHARF:-}
+WHARF_DYN=
+if [ -z "$WHARF" ]; then
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target-runtime}
+  T=$(rustc -vV | sed -n 's/^host: //p')
+  (cd "$HERE" && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+     cargo build --release -q -p wharf-runtime --target "$T")
+  (cd "$HERE" && cargo build --release -q -p wharf-runtime)
+  WHARF=$CARGO_TARGET_DIR/$T/release/wharf-runtime
+  WHARF_DYN=$CARGO_TARGET_DIR/release/wharf-runtime
+fi
+
+mkdir -p "$LAB"
+B=$LAB/bundle-true
+if [ ! -f "$B/config.json" ]; then
+  rm -rf "$B"; mkdir -p "$B/rootfs"/{bin,proc,sys,dev,tmp,etc,root}
+  cp /bin/busybox "$B/rootfs/bin/busybox"
+  chroot "$B/rootfs" /bin/busybox --install -s /bin
+  echo "root:x:0:0:root:/root:/bin/sh" > "$B/rootfs/etc/passwd"
+  echo "root:x:0:" > "$B/rootfs/etc/group"
+  (cd "$B" && runc spec)
+  jq '.process.terminal=false | .process.args=["/bin/true"] | .root.readonly=true' \
+     "$B/config.json" > "$B/config.json.new" && mv "$B/config.json.new" "$B/config.json"
+fi
+
+U=/sys/fs/cgroup/unified
+# (cgroupfs files report size 0, so test the content, not -s)
+if [ "${FIX_HYBRID:-1}" = 1 ] && [ -n "$(cat "$U/cgroup.controllers" 2>/dev/null)" ] && [ "$(stat -f -c %T "$U")" = cgroup2fs ]; then
+  for c in $(cat "$U/cgroup.controllers"); do
+    if [ ! -d "/sys/fs/cgroup/$c" ] || ! mountpoint -q "/sys/fs/cgroup/$c"; then
+      mkdir -p "/sys/fs/cgroup/$c"
+      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+      echo "NOTE: moved cgroup controller $c from cgroup2 to a v1 mount (crun's hybrid-mode workaround; lasts until reboot)"
+    fi
+  done
+fi
+
+rm -rf "$LAB"/state-* "$LAB"/errors-*.log
+mkdir -p "$LAB/state-wharf" "$LAB/state-wharf-dyn" "$LAB/state-crun" "$LAB/state-runc"
+# Distinct id prefixes: crun and wharf both default to cgroup /<id>, so the
+# same ids could meet a cgroup the other runtime is still removing.
+# hyperfine hides a command's stderr: keep it in $LAB/errors-<prefix>.log.
+loop() { echo "for i in \$(seq $N); do $1 run --bundle $B $2\$i >/dev/null 2>>$LAB/errors-$2.log || exit 1; done"; }
+echo "== versions"; $WHARF --version | head -1; crun --version | head -1; runc --version | head -1
+DYN=()
+[ -n "$WHARF_DYN" ] && DYN=(-n "wharf-dynamic" "sh -c '$(loop "$WHARF_DYN --root $LAB/state-wharf-dyn" wd)'")
+hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$LAB/lifecycle.json" \
+  -n "loop-only"     "sh -c 'for i in \$(seq $N); do /bin/true; done'" \
+  -n "wharf-runtime" "sh -c '$(loop "$WHARF --root $LAB/state-wharf" w)'" \
+  "${DYN[@]}" \
+  -n "crun"          "sh -c '$(loop "crun --root $LAB/state-crun" cr)'" \
+  -n "runc"          "sh -c '$(loop "runc --root $LAB/state-runc" rc)'" >/dev/null ||
+  { tail -n 5 "$LAB"/errors-*.log; exit 1; }
+
+echo "== per-container wall time (ms) = loop time / $N, over $RUNS runs"
+printf '| %-14s | %8s | %8s | %8s |\n' runtime median min max
+printf '|%s|%s|%s|%s|\n' ---------------- ---------- ---------- ----------
+jq -r --argjson n $N '.results[] | [.command, (.median*1000/$n), (.min*1000/$n), (.max*1000/$n)] | @tsv' "$LAB/lifecycle.json" |
+  while IFS=$'\t' read -r name med min max; do
+    printf '| %-14s | %8.2f | %8.2f | %8.2f |\n' "$name" "$med" "$min" "$max"
+  done
+
+echo "== peak RSS of one run (kB; /usr/bin/time -v, 5 tries, median)"
+printf '| %-14s | %8s |\n' runtime "RSS kB"
+printf '|%s|%s|\n' ---------------- ----------
+for rt in wharf wharf-dyn crun runc; do
+  case $rt in wharf) cmd=$WHARF;; wharf-dyn) cmd=$WHARF_DYN; [ -n "$cmd" ] || continue;; *) cmd=$rt;; esac
+  for k in 1 2 3 4 5; do
+    /usr/bin/time -v $cmd --root "$LAB/state-$rt" run --bundle "$B" rss-$rt-$k 2>&1 >/dev/null | awk '/Maximum resident/ {print $NF}'
+  done | sort -n | sed -n 3p | xargs printf "| %-14s | %8s |\n" "$rt"
+done

@@ -1,0 +1,161 @@
+//! COPY and ADD: sources from the context (filtered by .dockerignore),
+//! another stage, an image, or inline heredocs, written straight into a
+//! layer tar (no container); `--chown` names resolved in the stage's rootfs.
+
+use super::error::{BuildError, BuildResult};
+use super::run_step::Workspace;
+use super::stage::{Built, Stages};
+use super::state::ImageState;
+use super::NewLayer;
+use crate::layer::{CopyPlan, CopySource};
+use crate::{Copy, DockerIgnore, Step};
+use std::path::PathBuf;
+
+/// Where a COPY reads from, kept alive (mounted) while it is used.
+struct Sources {
+    roots: Vec<CopySource>,
+    /// Mounts of other stages or images, and heredoc files: removed on drop.
+    _mounts: Vec<Workspace>,
+    _heredocs: Option<tempdir::TempDir>,
+    from_context: bool,
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub(crate) struct TempDir(pub std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+}
+
+impl Stages<'_, '_> {
+    fn sources(&self, c: &Copy, add: bool) -> BuildResult<Sources> {
+        if let Some(u) = c.sources.iter().find(|s| is_url(s)) {
+            let _ = add;
+            return Err(BuildError::Invalid(format!(
+                "ADD of a URL ({u}) is not supported yet: download it into the context"
+            )));
+        }
+        if !c.heredocs.is_empty() {
+            let dir = self.ctx.work_dir.join(format!("heredoc-{}", super::unique()));
+            std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("heredoc dir", e))?;
+            let tmp = tempdir::TempDir(dir.clone());
+            let mut roots = Vec::new();
+            for h in &c.heredocs {
+                std::fs::write(dir.join(&h.name), h.body()).map_err(|e| BuildError::io("heredoc file", e))?;
+                roots.push(CopySource { root: dir.clone(), path: h.name.clone() });
+            }
+            return Ok(Sources { roots, _mounts: Vec::new(), _heredocs: Some(tmp), from_context: false });
+        }
+        let Some(from) = &c.from else {
+            let roots =
+                c.sources.iter().map(|p| CopySource { root: self.ctx.context.clone(), path: p.clone() }).collect();
+            return Ok(Sources { roots, _mounts: Vec::new(), _heredocs: None, from_context: true });
+        };
+        let state = match self.stage_named(from) {
+            Some(i) => self.stage(i)?.state,
+            None => ImageState::from_image(self.ctx.store, &self.ctx.image(from)?)?,
+        };
+        let ws = Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
+        let roots = c.sources.iter().map(|p| CopySource { root: ws.merged.clone(), path: p.clone() }).collect();
+        Ok(Sources { roots, _mounts: vec![ws], _heredocs: None, from_context: false })
+    }
+
+    fn dockerignore(&self) -> BuildResult<Option<DockerIgnore>> {
+        let df_name =
+            self.ctx.opts.dockerfile.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let (Some(df), Some(n)) = (&self.ctx.opts.dockerfile, &df_name) {
+            candidates.push(df.with_file_name(format!("{n}.dockerignore")));
+        }
+        candidates.push(self.ctx.context.join(".dockerignore"));
+        for p in candidates {
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                return Ok(Some(DockerIgnore::parse(&text)?));
+            }
+        }
+        Ok(None)
+    }
+
+    fn plan<'i>(
+        &self,
+        srcs: &Sources,
+        c: &Copy,
+        add: bool,
+        ignore: &'i Option<DockerIgnore>,
+        dest_rootfs: Option<PathBuf>,
+        state: &ImageState,
+    ) -> BuildResult<CopyPlan<'i>> {
+        let workdir =
+            state.get("WorkingDir").and_then(|v| v.as_str()).filter(|w| !w.is_empty()).unwrap_or("/").to_string();
+        let chown = match (&c.chown, &dest_rootfs) {
+            (Some(spec), Some(root)) => Some(owner(root, spec)?),
+            (Some(spec), None) => Some(numeric_owner(spec)?),
+            _ => None,
+        };
+        Ok(CopyPlan {
+            sources: srcs.roots.clone(),
+            dest: c.dest.clone(),
+            workdir,
+            chown,
+            chmod: c.mode(),
+            ignore: if srcs.from_context { ignore.as_ref() } else { None },
+            context_root: srcs.from_context.then(|| self.ctx.context.clone()),
+            extract_archives: add,
+            dest_rootfs,
+        })
+    }
+}
+
+/// `user[:group]` by id or by name in the destination's /etc/passwd and /etc/group.
+fn owner(rootfs: &std::path::Path, spec: &str) -> BuildResult<(u32, u32)> {
+    if let Ok(ids) = numeric_owner(spec) {
+        return Ok(ids);
+    }
+    let (uid, gid, _) = wharf_runtime::spec::resolve_user(rootfs, spec)?;
+    Ok((uid, gid))
+}
+
+fn numeric_owner(spec: &str) -> BuildResult<(u32, u32)> {
+    let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
+    match (u.parse(), g.parse()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => Err(BuildError::Invalid(format!("--chown={spec}: names need a rootfs with /etc/passwd; use numeric ids"))),
+    }
+}
+
+/// The content hash of a COPY/ADD's inputs, for its cache key.
+pub(crate) fn inputs_hash(stages: &Stages, cur: &Built, c: &Copy, add: bool) -> BuildResult<String> {
+    let srcs = stages.sources(c, add)?;
+    let ignore = stages.dockerignore()?;
+    let plan = stages.plan(&srcs, c, add, &ignore, None, &cur.state).or_else(|_| {
+        // --chown by name: the names are part of the instruction text already.
+        let mut c2 = c.clone();
+        c2.chown = None;
+        stages.plan(&srcs, &c2, add, &ignore, None, &cur.state)
+    })?;
+    Ok(crate::layer::hash_sources(&plan)?)
+}
+
+/// Executes a COPY/ADD onto `state`: one new layer.
+pub(crate) fn copy_step(
+    stages: &Stages,
+    state: &ImageState,
+    c: &Copy,
+    add: bool,
+    step: &Step,
+) -> BuildResult<NewLayer> {
+    let srcs = stages.sources(c, add).map_err(|e| BuildError::step(step, e))?;
+    let ignore = stages.dockerignore()?;
+    let dest = Workspace::mount(stages.ctx, state, &format!("dest-{}", super::unique()))?;
+    let plan =
+        stages.plan(&srcs, c, add, &ignore, Some(dest.merged.clone()), state).map_err(|e| BuildError::step(step, e))?;
+    let opts = stages.ctx.tar_options();
+    stages.ctx.write_layer(&mut |w| crate::layer::copy_to_tar(&plan, w, &opts)).map_err(|e| BuildError::step(step, e))
+}

@@ -1,0 +1,186 @@
+//! Running a build: the stages the target needs, in order; each step
+//! looked up in the build cache by its key, else executed (RUN in a
+//! container, COPY/ADD as a layer tar, the rest as config changes); the
+//! result committed to the store and tagged.
+
+mod cache;
+mod copy_step;
+mod error;
+mod run_step;
+mod scope;
+mod stage;
+mod state;
+
+pub use cache::BuildCache;
+pub use error::{BuildError, BuildResult};
+
+use crate::layer::{LayerCompression, TarOptions};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use wharf_image::spec::Descriptor;
+use wharf_image::{Digest, Reference, Store};
+
+/// What `wharf build` asks for.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// Default: `<context>/Dockerfile`.
+    pub dockerfile: Option<PathBuf>,
+    pub tags: Vec<Reference>,
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    /// Pull base images even when the store has them.
+    pub pull: bool,
+    /// Runtime state and work dirs (`--run-root`).
+    pub run_root: PathBuf,
+    pub compression: LayerCompression,
+    /// SOURCE_DATE_EPOCH: timestamps of the image and its files.
+    pub epoch: Option<i64>,
+    /// `--secret id=…,src=…`.
+    pub secrets: HashMap<String, PathBuf>,
+    /// Where progress lines go (None: quiet).
+    pub progress: Option<fn(&str)>,
+}
+
+/// What a build made.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub manifest: Descriptor,
+    /// The image ID (config digest).
+    pub id: Digest,
+}
+
+/// A layer a step wrote.
+pub(crate) type NewLayer = Option<(Descriptor, Digest)>;
+
+/// What every step may need.
+pub(crate) struct Ctx<'a> {
+    pub store: &'a Store,
+    pub opts: &'a BuildOptions,
+    pub context: PathBuf,
+    pub run_root: PathBuf,
+    pub work_dir: PathBuf,
+    pub secrets: &'a HashMap<String, PathBuf>,
+    pub cache: BuildCache,
+    pub lexer: crate::Lexer,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn say(&self, line: &str) {
+        if let Some(p) = self.opts.progress {
+            p(line);
+        }
+    }
+
+    pub(crate) fn tar_options(&self) -> TarOptions {
+        TarOptions { epoch: self.opts.epoch }
+    }
+
+    /// Snapshot dirs of `state`'s layers, top first, unpacked if needed.
+    pub(crate) fn lowers(&self, state: &state::ImageState) -> BuildResult<Vec<PathBuf>> {
+        let ids = state.diff_ids()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, l) in ids.iter().zip(&state.layers) {
+            if !self.store.snapshots().exists(id) {
+                self.store.snapshots().ensure(id, self.store.blobs().open(l.digest())?)?;
+            }
+            out.push(self.store.snapshots().path(id));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Compresses and stores a layer the closure writes as a tar.
+    pub(crate) fn write_layer(
+        &self,
+        produce: &mut dyn FnMut(&mut dyn std::io::Write) -> crate::layer::Result<()>,
+    ) -> BuildResult<NewLayer> {
+        let l = crate::layer::write_layer(self.store, self.opts.compression, produce)?;
+        Ok(Some((l.descriptor, l.diff_id)))
+    }
+
+    /// A timestamp for history and `created`: SOURCE_DATE_EPOCH or now.
+    pub(crate) fn now(&self) -> String {
+        let t = match self.opts.epoch {
+            Some(e) => chrono::DateTime::from_timestamp(e, 0).unwrap_or_default(),
+            None => chrono::Utc::now(),
+        };
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
+/// A name no other build picks at the same time.
+pub(crate) fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{:x}-{}", std::process::id(), t, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `rel` inside `root`, refusing a path that leaves it (`..` or a symlink).
+pub(crate) fn inside(root: &Path, rel: &str) -> BuildResult<PathBuf> {
+    let root = root.canonicalize().map_err(|e| BuildError::io(format!("context {}", root.display()), e))?;
+    let p = root.join(rel.trim_start_matches('/'));
+    let real = p.canonicalize().map_err(|e| BuildError::io(rel.to_string(), e))?;
+    if !real.starts_with(&root) {
+        return Err(BuildError::Invalid(format!("{rel} is outside the build context")));
+    }
+    Ok(real)
+}
+
+/// Builds the image `opts` describe into `store`.
+pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
+    let path = opts.dockerfile.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
+    let text = std::fs::read_to_string(&path).map_err(|e| BuildError::io(format!("read {}", path.display()), e))?;
+    let df = crate::parse_dockerfile(&text)?;
+    for w in &df.warnings {
+        if let Some(p) = opts.progress {
+            p(&format!("warning: dockerfile {}: {}", w.lines, w.message));
+        }
+    }
+    let work_dir = opts.run_root.join("build").join(unique());
+    std::fs::create_dir_all(&work_dir).map_err(|e| BuildError::io(format!("create {}", work_dir.display()), e))?;
+    let ctx = Ctx {
+        store,
+        opts,
+        context: opts.context.clone(),
+        run_root: opts.run_root.clone(),
+        work_dir: work_dir.clone(),
+        secrets: &opts.secrets,
+        cache: BuildCache::new(store.root()),
+        lexer: df.lexer(),
+    };
+    let _content = store.content_lock()?;
+    let res = stage::build_target(&ctx, &df);
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let state = res?;
+    let manifest = state.commit(store)?;
+    for t in &opts.tags {
+        store.set_tag(t, &manifest)?;
+    }
+    if opts.tags.is_empty() {
+        store.add_untagged(&manifest)?;
+    }
+    let id = store.load_image(&manifest)?.config_digest;
+    Ok(Built { manifest, id })
+}
+
+impl Ctx<'_> {
+    /// A base image: from the store, else (or with --pull) from its registry.
+    pub(crate) fn image(&self, name: &str) -> BuildResult<wharf_image::Image> {
+        if !self.opts.pull {
+            match self.store.resolve(name) {
+                Ok(i) => return Ok(i),
+                Err(e) if e.kind() == wharf_image::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let r = Reference::parse(name)?;
+        self.say(&format!("pulling {r}"));
+        let reg = wharf_registry::Registry::new(r.domain(), wharf_registry::RegistryOptions::default())?;
+        wharf_registry::block_on(reg.pull(self.store, &r, &wharf_registry::PullOptions::default()))?;
+        Ok(self.store.resolve(name)?)
+    }
+}

@@ -1,0 +1,224 @@
+//! RUN: a container on an overlay of the stage's layers, through the
+//! runtime library in-process; its layer is the overlay's upper dir.
+
+use super::error::{BuildError, BuildResult};
+use super::state::ImageState;
+use super::Ctx;
+use crate::{Command, MountType, Network, Run, Step};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use wharf_runtime::{Container, CreateOptions};
+
+/// Mount points the runtime may create in the rootfs; dropped from the
+/// layer when a RUN made them and left them empty (buildah does the same).
+const MOUNT_POINTS: [&str; 5] = ["proc", "sys", "dev", "run", "tmp"];
+
+/// Docker's default capability set.
+const CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// A mounted overlay of a stage's layers with a fresh upper dir.
+pub(crate) struct Workspace {
+    pub dir: PathBuf,
+    pub merged: PathBuf,
+    pub upper: PathBuf,
+}
+
+impl Workspace {
+    pub(crate) fn mount(ctx: &Ctx, state: &ImageState, name: &str) -> BuildResult<Workspace> {
+        let mut lowers = ctx.lowers(state)?;
+        let dir = ctx.work_dir.join(name);
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir_all(d).map_err(|e| BuildError::io(format!("create {}", d.display()), e))?;
+        }
+        let ws = Workspace { dir: dir.clone(), merged: merged.clone(), upper: upper.clone() };
+        if lowers.is_empty() {
+            let empty = dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| BuildError::io("create empty lower", e))?;
+            lowers.push(empty);
+        }
+        wharf_image::rootfs::mount_overlay(&lowers, &upper, &work, &merged, &ctx.store.root().join("l"))?;
+        Ok(ws)
+    }
+
+    /// Unmounts, keeping the upper dir for the layer.
+    pub(crate) fn unmount(&self) {
+        let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = wharf_image::Rootfs::remove(&self.dir);
+    }
+}
+
+/// The argv of a RUN: exec form as is; shell form (heredocs included) through SHELL.
+fn argv(run: &Run, shell: &[String]) -> Vec<String> {
+    let script = match &run.command {
+        Command::Exec(v) => return v.clone(),
+        Command::Shell(s) => s.clone(),
+    };
+    let script = match run.heredocs.as_slice() {
+        [] => script,
+        // `RUN <<EOF` alone: the body is the script.
+        [h] if script.trim() == format!("<<{}", h.name) || script.trim() == format!("<<-{}", h.name) => h.body(),
+        docs => {
+            let mut s = script;
+            for h in docs {
+                s.push('\n');
+                s.push_str(&h.content);
+                s.push_str(&h.name);
+            }
+            s
+        }
+    };
+    shell.iter().cloned().chain(std::iter::once(script)).collect()
+}
+
+/// Runs `run` on `state`; returns the upper dir as a new layer.
+pub(crate) fn run_step(
+    ctx: &Ctx,
+    state: &ImageState,
+    env: Vec<String>,
+    run: &Run,
+    step: &Step,
+    shell: &[String],
+) -> BuildResult<super::NewLayer> {
+    let id = format!("wharf-build-{}", super::unique());
+    let ws = Workspace::mount(ctx, state, &id)?;
+    let before: Vec<bool> = MOUNT_POINTS.iter().map(|m| ws.merged.join(m).exists()).collect();
+    let spec = spec_for(ctx, state, env, run, &ws.merged, shell)?;
+    std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
+        .map_err(|e| BuildError::io("write RUN bundle", e))?;
+    let opts = CreateOptions { exec_fifo: false, ..Default::default() };
+    let state_dir = ctx.run_root.join("runtime");
+    let mut ctr = Container::create(&state_dir, &id, &ws.dir, &opts).map_err(|e| BuildError::step(step, e))?;
+    let status = ctr.start().and_then(|()| ctr.wait());
+    let deleted = ctr.delete(true);
+    let status = status.map_err(|e| BuildError::step(step, e))?;
+    deleted?;
+    if status.code() != 0 {
+        return Err(BuildError::step(step, format!("the command returned a non-zero code: {}", status.code())));
+    }
+    ws.unmount();
+    for (m, existed) in MOUNT_POINTS.iter().zip(before) {
+        let p = ws.upper.join(m);
+        if !existed && std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none()) {
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+    let upper = ws.upper.clone();
+    ctx.write_layer(&mut |w| crate::layer::upper_to_tar(&upper, w, &ctx.tar_options()))
+}
+
+/// The OCI spec of a RUN container: the runtime's default spec, the stage's
+/// image config, the RUN's environment, network and mounts.
+fn spec_for(
+    ctx: &Ctx,
+    state: &ImageState,
+    env: Vec<String>,
+    run: &Run,
+    rootfs: &Path,
+    shell: &[String],
+) -> BuildResult<Value> {
+    let mut spec = wharf_runtime::spec::default_spec();
+    let user = state.get("User").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_string);
+    let workdir = state.get("WorkingDir").and_then(Value::as_str).filter(|w| !w.is_empty()).map(str::to_string);
+    let overrides = wharf_runtime::spec::ImageOverrides {
+        entrypoint: Some(Vec::new()),
+        cmd: Some(argv(run, shell)),
+        user,
+        workdir,
+        env,
+    };
+    wharf_runtime::spec::apply_image_config(&mut spec, None, rootfs, &overrides)?;
+    let mut v = serde_json::to_value(&spec).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    v["root"] = json!({"path": rootfs, "readonly": false});
+    v["process"]["terminal"] = json!(false);
+    v["process"]["capabilities"] = json!({"bounding": CAPS, "effective": CAPS, "permitted": CAPS});
+    v["hostname"] = json!("buildkitsandbox");
+    v["linux"]["cgroupsPath"] = json!(format!("/wharf-build/{}", super::unique()));
+    if run.network != Network::None {
+        if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+        }
+        let resolv = Path::new("/etc/resolv.conf");
+        if resolv.exists() && rootfs.join("etc").is_dir() {
+            push_mount(
+                &mut v,
+                json!({"destination": "/etc/resolv.conf", "type": "bind", "source": resolv, "options": ["rbind", "ro"]}),
+            );
+        }
+    }
+    for m in &run.mounts {
+        push_mount(&mut v, ctx.run_mount(m)?);
+    }
+    Ok(v)
+}
+
+fn push_mount(spec: &mut Value, m: Value) {
+    if let Some(a) = spec["mounts"].as_array_mut() {
+        a.retain(|x| x["destination"] != m["destination"]);
+        a.push(m);
+    }
+}
+
+impl Ctx<'_> {
+    /// One `RUN --mount`: cache dirs persist under `<root>/build-mounts/`.
+    fn run_mount(&self, m: &crate::Mount) -> BuildResult<Value> {
+        let target = m.target.clone().ok_or_else(|| BuildError::Invalid("--mount needs target=".into()))?;
+        Ok(match m.kind {
+            MountType::Cache => {
+                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let dir = self.store.root().join("build-mounts/cache").join(super::cache::key("", &[&id]));
+                std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(format!("create {}", dir.display()), e))?;
+                let mode = m.mode.unwrap_or(0o755);
+                let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode));
+                if let (Some(u), g) = (m.uid, m.gid) {
+                    let _ = std::os::unix::fs::chown(&dir, Some(u), Some(g.unwrap_or(0)));
+                }
+                json!({"destination": target, "type": "bind", "source": dir, "options": ["rbind", "rw"]})
+            }
+            MountType::Tmpfs => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                if let Some(s) = m.size {
+                    opts.push(format!("size={s}"));
+                }
+                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts})
+            }
+            MountType::Secret => {
+                let id = m.id.clone().unwrap_or_else(|| target.rsplit('/').next().unwrap_or_default().to_string());
+                let src = self.secrets.get(&id).ok_or_else(|| {
+                    BuildError::Invalid(format!("secret {id:?} was not given with --secret id={id},src=FILE"))
+                })?;
+                json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})
+            }
+            MountType::Bind => {
+                if m.from.is_some() {
+                    return Err(BuildError::Invalid("RUN --mount=type=bind,from=... is not supported yet".into()));
+                }
+                let rel = m.source.clone().unwrap_or_default();
+                let src = super::inside(&self.context, &rel)?;
+                // Read-only even with `rw`: Docker discards such writes; we
+                // must never let a build write into the user's context.
+                json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro"]})
+            }
+        })
+    }
+}

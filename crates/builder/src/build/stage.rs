@@ -1,0 +1,347 @@
+//! Stages: the base (scratch, an image, or an earlier stage), ONBUILD
+//! triggers of the base, then each step — from the cache when its key is
+//! known, else executed. Stages are built on demand, so those the target
+//! does not need are never built.
+
+use super::cache::key;
+use super::error::{BuildError, BuildResult};
+use super::scope::Scope;
+use super::state::ImageState;
+use super::{copy_step, run_step, Ctx, NewLayer};
+use crate::{Command, Dockerfile, Healthcheck, Instruction, Stage, Step};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+/// A built stage: its image state and the cache key of its last step.
+#[derive(Clone)]
+pub(crate) struct Built {
+    pub state: ImageState,
+    pub key: String,
+}
+
+pub(crate) struct Stages<'a, 'c> {
+    pub ctx: &'a Ctx<'c>,
+    pub df: &'a Dockerfile,
+    pub scope: Scope,
+    done: RefCell<HashMap<usize, Built>>,
+}
+
+fn platform_args() -> BTreeMap<String, String> {
+    let arch = wharf_image::host_arch().to_string();
+    let mut m = BTreeMap::new();
+    for p in ["TARGET", "BUILD"] {
+        m.insert(format!("{p}PLATFORM"), format!("linux/{arch}"));
+        m.insert(format!("{p}OS"), "linux".into());
+        m.insert(format!("{p}ARCH"), arch.clone());
+        m.insert(format!("{p}VARIANT"), String::new());
+    }
+    m
+}
+
+/// Builds the target stage (and whatever it needs).
+pub(crate) fn build_target(ctx: &Ctx, df: &Dockerfile) -> BuildResult<ImageState> {
+    let target = df
+        .target(ctx.opts.target.as_deref())
+        .ok_or_else(|| BuildError::Invalid(format!("no stage named {:?}", ctx.opts.target.as_deref().unwrap_or(""))))?;
+    let mut scope = Scope::new(ctx.opts.build_args.clone(), platform_args());
+    let mut declared = Vec::new();
+    for g in &df.global_args {
+        let step = g.expand(&ctx.lexer, &scope.global_view())?;
+        if let Instruction::Arg(decls) = &step.instruction {
+            for d in decls {
+                scope.declare_global(d);
+                declared.push(d.name.clone());
+            }
+        }
+    }
+    for s in df.stages.iter().flat_map(|s| &s.steps) {
+        if let Instruction::Arg(decls) = &s.instruction {
+            declared.extend(decls.iter().map(|d| d.name.clone()));
+        }
+    }
+    for u in scope.unused(&declared) {
+        ctx.say(&format!("warning: --build-arg {u} was not used by any ARG"));
+    }
+    let stages = Stages { ctx, df, scope, done: RefCell::new(HashMap::new()) };
+    let mut built = stages.stage(target.index)?;
+    if !ctx.opts.labels.is_empty() {
+        let labels = built.state.cfg().entry("Labels").or_insert_with(|| json!({}));
+        for (k, v) in &ctx.opts.labels {
+            labels[k] = json!(v);
+        }
+    }
+    Ok(built.state)
+}
+
+impl Stages<'_, '_> {
+    /// Stage `idx`, built now unless it was already.
+    pub(crate) fn stage(&self, idx: usize) -> BuildResult<Built> {
+        if let Some(b) = self.done.borrow().get(&idx) {
+            return Ok(b.clone());
+        }
+        let built = self.build_stage(&self.df.stages[idx])?;
+        self.done.borrow_mut().insert(idx, built.clone());
+        Ok(built)
+    }
+
+    /// The stage a `--from` names, if it names one (else it is an image).
+    pub(crate) fn stage_named(&self, name: &str) -> Option<usize> {
+        self.df.stage_ref(name).map(|s| s.index)
+    }
+
+    fn base(&self, stage: &Stage) -> BuildResult<Built> {
+        let image = self.ctx.lexer.expand_word(&stage.from.image, &self.scope.global_view())?;
+        if let Some(prev) = self
+            .df
+            .stages
+            .iter()
+            .take(stage.index)
+            .find(|s| s.name.as_deref() == Some(image.to_ascii_lowercase().as_str()))
+        {
+            return self.stage(prev.index);
+        }
+        if image == "scratch" {
+            return Ok(Built { state: ImageState::scratch(wharf_image::host_arch()), key: key("", &["scratch"]) });
+        }
+        let img = self.ctx.image(&image)?;
+        let state = ImageState::from_image(self.ctx.store, &img)?;
+        Ok(Built { state, key: key("", &["image", img.manifest_digest.as_ref()]) })
+    }
+
+    fn build_stage(&self, stage: &Stage) -> BuildResult<Built> {
+        let name = stage.name.clone().unwrap_or_else(|| stage.index.to_string());
+        self.ctx.say(&format!("[{name}] FROM {}", stage.from.image));
+        let mut cur = self.base(stage).map_err(|e| match e {
+            BuildError::Dockerfile(_) | BuildError::Step { .. } => e,
+            e => BuildError::Step {
+                lines: stage.lines,
+                instruction: format!("FROM {}", stage.from.image),
+                reason: e.to_string(),
+            },
+        })?;
+        let mut scope = self.scope.for_stage(&cur.state.env());
+        let triggers = self.onbuild_steps(&mut cur)?;
+        let mut shell = shell_of(&cur.state);
+        let mut cmd_set = false;
+        let total = stage.steps.len();
+        for (i, step) in triggers.iter().chain(&stage.steps).enumerate() {
+            self.ctx.say(&format!("[{name} {}/{total}] {}", i + 1, step.original.lines().next().unwrap_or_default()));
+            cur = self.step(cur, step, &mut scope, &mut shell, &mut cmd_set).map_err(|e| locate(e, step))?;
+        }
+        Ok(cur)
+    }
+
+    /// The base image's ONBUILD triggers, parsed; they run first and are not inherited.
+    fn onbuild_steps(&self, cur: &mut Built) -> BuildResult<Vec<Step>> {
+        let triggers: Vec<String> = cur
+            .state
+            .get("OnBuild")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(Vec::new());
+        }
+        cur.state.cfg().remove("OnBuild");
+        let text = format!("FROM scratch\n{}\n", triggers.join("\n"));
+        let df = crate::parse_dockerfile(&text)?;
+        Ok(df.stages.into_iter().flat_map(|s| s.steps).collect())
+    }
+
+    /// One step: from the cache, or executed and then cached.
+    fn step(
+        &self,
+        cur: Built,
+        step: &Step,
+        scope: &mut Scope,
+        shell: &mut Vec<String>,
+        cmd_set: &mut bool,
+    ) -> BuildResult<Built> {
+        let expanded =
+            if step.instruction.expands() { step.expand(&self.ctx.lexer, &scope.view())? } else { step.clone() };
+        if let Instruction::Arg(decls) = &expanded.instruction {
+            decls.iter().for_each(|d| scope.declare(d));
+            return Ok(cur);
+        }
+        let mut parts = vec![format!("{:?}", expanded.instruction)];
+        if matches!(expanded.instruction, Instruction::Run(_)) {
+            parts.push(scope.arg_fingerprint());
+        }
+        if let Instruction::Copy(c) | Instruction::Add(c) = &expanded.instruction {
+            parts.push(copy_step::inputs_hash(self, &cur, c, matches!(expanded.instruction, Instruction::Add(_)))?);
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let k = key(&cur.key, &refs);
+        apply_scope(&expanded.instruction, scope, shell, cmd_set);
+        if !self.ctx.opts.no_cache {
+            if let Some(state) = self.ctx.cache.get(&k, self.ctx.store) {
+                self.ctx.say("  CACHED");
+                return Ok(Built { state, key: k });
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let mut state = cur.state.clone();
+        let layer = self.execute(&mut state, &expanded, scope, shell, *cmd_set)?;
+        state.record(&self.ctx.now(), &history_text(step), layer);
+        self.ctx.cache.put(&k, &state)?;
+        self.ctx.say(&format!("  DONE {:.1}s", t0.elapsed().as_secs_f64()));
+        Ok(Built { state, key: k })
+    }
+
+    fn execute(
+        &self,
+        state: &mut ImageState,
+        step: &Step,
+        scope: &Scope,
+        shell: &[String],
+        cmd_set: bool,
+    ) -> BuildResult<NewLayer> {
+        match &step.instruction {
+            Instruction::Run(r) => run_step::run_step(self.ctx, state, scope.run_env(), r, step, shell),
+            Instruction::Copy(c) => copy_step::copy_step(self, state, c, false, step),
+            Instruction::Add(c) => copy_step::copy_step(self, state, c, true, step),
+            other => {
+                apply_config(state, other, shell, cmd_set).map_err(|e| BuildError::step(step, e))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Gives an error that does not say where it happened the step's lines.
+fn locate(e: BuildError, step: &Step) -> BuildError {
+    match e {
+        BuildError::Dockerfile(_) | BuildError::Step { .. } => e,
+        e => BuildError::step(step, e),
+    }
+}
+
+fn history_text(step: &Step) -> String {
+    let mut s = step.original.clone();
+    if let Instruction::Run(_) = step.instruction {
+        s.push_str(" # wharf");
+    }
+    s
+}
+
+fn shell_of(state: &ImageState) -> Vec<String> {
+    state
+        .get("Shell")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+/// What a step changes in the stage's scope (cached or not).
+fn apply_scope(i: &Instruction, scope: &mut Scope, shell: &mut Vec<String>, cmd_set: &mut bool) {
+    match i {
+        Instruction::Env(kvs) => kvs.iter().for_each(|kv| scope.set_env(&kv.key, &kv.value)),
+        Instruction::Shell(s) => *shell = s.clone(),
+        Instruction::Cmd(_) => *cmd_set = true,
+        _ => {}
+    }
+}
+
+fn command_json(c: &Command, shell: &[String]) -> Value {
+    match c {
+        Command::Exec(v) => json!(v),
+        Command::Shell(s) => json!(shell.iter().cloned().chain([s.clone()]).collect::<Vec<_>>()),
+    }
+}
+
+/// The config change of a metadata instruction.
+fn apply_config(state: &mut ImageState, i: &Instruction, shell: &[String], cmd_set: bool) -> Result<(), String> {
+    let cfg = state.cfg();
+    match i {
+        Instruction::Env(kvs) => {
+            let mut env: Vec<String> = cfg
+                .get("Env")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            wharf_runtime::spec::merge_env(
+                &mut env,
+                &kvs.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect::<Vec<_>>(),
+            );
+            cfg.insert("Env".into(), json!(env));
+        }
+        Instruction::Label(kvs) => {
+            let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            kvs.iter().for_each(|kv| labels[kv.key.as_str()] = json!(kv.value));
+        }
+        Instruction::Workdir(w) => {
+            let base = cfg.get("WorkingDir").and_then(Value::as_str).unwrap_or("/").to_string();
+            let p = if w.starts_with('/') { w.clone() } else { format!("{}/{w}", base.trim_end_matches('/')) };
+            cfg.insert("WorkingDir".into(), json!(p));
+        }
+        Instruction::User(u) => _ = cfg.insert("User".into(), json!(u)),
+        Instruction::Expose(ports) => {
+            let e = cfg.entry("ExposedPorts").or_insert_with(|| json!({}));
+            for p in ports {
+                let p = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
+                e[p] = json!({});
+            }
+        }
+        Instruction::Volume(vols) => {
+            let v = cfg.entry("Volumes").or_insert_with(|| json!({}));
+            vols.iter().for_each(|p| v[p.as_str()] = json!({}));
+        }
+        Instruction::StopSignal(s) => _ = cfg.insert("StopSignal".into(), json!(s)),
+        Instruction::Cmd(c) => _ = cfg.insert("Cmd".into(), command_json(c, shell)),
+        Instruction::Entrypoint(c) => {
+            cfg.insert("Entrypoint".into(), command_json(c, shell));
+            // Docker: a new ENTRYPOINT drops a CMD inherited from the base image.
+            if !cmd_set {
+                cfg.insert("Cmd".into(), Value::Null);
+            }
+        }
+        Instruction::Shell(s) => _ = cfg.insert("Shell".into(), json!(s)),
+        Instruction::Healthcheck(h) => _ = cfg.insert("Healthcheck".into(), healthcheck_json(h, shell)),
+        Instruction::Onbuild(o) => {
+            let list = cfg.entry("OnBuild").or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(json!(o.config_text()));
+            }
+        }
+        Instruction::Maintainer(m) => state.config["author"] = json!(m),
+        other => return Err(format!("{} cannot be applied here", other.keyword())),
+    }
+    Ok(())
+}
+
+fn healthcheck_json(h: &Healthcheck, _shell: &[String]) -> Value {
+    match h {
+        Healthcheck::Disable => json!({"Test": ["NONE"]}),
+        Healthcheck::Check(c) => {
+            let test = match &c.test {
+                Command::Exec(v) => {
+                    json!(std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect::<Vec<_>>())
+                }
+                Command::Shell(s) => json!(["CMD-SHELL", s]),
+            };
+            let mut v = json!({"Test": test});
+            let ns = |d: &std::time::Duration| json!(d.as_nanos() as u64);
+            if let Some(d) = &c.interval {
+                v["Interval"] = ns(d);
+            }
+            if let Some(d) = &c.timeout {
+                v["Timeout"] = ns(d);
+            }
+            if let Some(d) = &c.start_period {
+                v["StartPeriod"] = ns(d);
+            }
+            if let Some(d) = &c.start_interval {
+                v["StartInterval"] = ns(d);
+            }
+            if let Some(r) = c.retries {
+                v["Retries"] = json!(r);
+            }
+            v
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The image a stage is building: its config JSON (kept whole, so fields we
+//! do not model survive from the base image) and its layers.
+
+use super::error::{BuildError, BuildResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use wharf_image::spec::Descriptor;
+use wharf_image::{Digest, Store};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ImageState {
+    pub config: Value,
+    pub layers: Vec<Descriptor>,
+}
+
+impl ImageState {
+    /// `FROM scratch`.
+    pub(crate) fn scratch(arch: &str) -> Self {
+        ImageState {
+            config: json!({"architecture": arch, "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}),
+            layers: Vec::new(),
+        }
+    }
+
+    /// A stored image, its config as raw JSON.
+    pub(crate) fn from_image(store: &Store, img: &wharf_image::Image) -> BuildResult<Self> {
+        let raw = store.blobs().read(&img.config_digest, 16 << 20)?;
+        let mut config: Value =
+            serde_json::from_slice(&raw).map_err(|e| BuildError::Invalid(format!("base image config: {e}")))?;
+        if !config["config"].is_object() {
+            config["config"] = json!({});
+        }
+        Ok(ImageState { config, layers: img.manifest.layers().clone() })
+    }
+
+    pub(crate) fn cfg(&mut self) -> &mut Map<String, Value> {
+        if !self.config["config"].is_object() {
+            self.config["config"] = json!({});
+        }
+        self.config["config"].as_object_mut().expect("config is an object")
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+        self.config["config"].get(key).filter(|v| !v.is_null())
+    }
+
+    pub(crate) fn env(&self) -> Vec<String> {
+        self.get("Env")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn diff_ids(&self) -> BuildResult<Vec<Digest>> {
+        let ids = self.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
+        ids.iter().map(|v| Ok(wharf_image::digest::parse(v.as_str().unwrap_or_default())?)).collect()
+    }
+
+    /// Adds a layer (`None`: a metadata-only step) and its history entry.
+    pub(crate) fn record(&mut self, created: &str, created_by: &str, layer: Option<(Descriptor, Digest)>) {
+        let empty = layer.is_none();
+        if let Some((desc, diff_id)) = layer {
+            if let Some(ids) = self.config["rootfs"]["diff_ids"].as_array_mut() {
+                ids.push(json!(diff_id.to_string()));
+            } else {
+                self.config["rootfs"] = json!({"type": "layers", "diff_ids": [diff_id.to_string()]});
+            }
+            self.layers.push(desc);
+        }
+        let mut h = json!({"created": created, "created_by": created_by, "comment": "wharf build"});
+        if empty {
+            h["empty_layer"] = json!(true);
+        }
+        match self.config["history"].as_array_mut() {
+            Some(a) => a.push(h),
+            None => self.config["history"] = json!([h]),
+        }
+        self.config["created"] = json!(created);
+    }
+
+    /// Config and manifest blobs into the store; returns the manifest's descriptor.
+    pub(crate) fn commit(&self, store: &Store) -> BuildResult<Descriptor> {
+        Ok(store.put_image(&self.config, self.layers.clone())?)
+    }
+}

@@ -1,0 +1,132 @@
+//! A layer tar stream → a compressed blob in the store, hashed both ways as
+//! it streams (diffID of the tar, digest of the blob), never whole in memory.
+
+use super::{LayerError, Result};
+use gzp::deflate::Gzip;
+use gzp::par::compress::ParCompressBuilder;
+use gzp::ZWriter;
+use std::io::Write;
+use wharf_image::digest::HashingWriter;
+use wharf_image::spec::{Descriptor, MediaType};
+use wharf_image::{Digest, Store};
+
+/// gzip level: Go's and pigz's default, what Docker writes.
+const GZIP_LEVEL: u32 = 6;
+/// zstd level: the zstd CLI's default.
+const ZSTD_LEVEL: i32 = 3;
+/// gzp compresses blocks of this size in parallel, each primed with the
+/// last 32 KiB of the one before. The output depends on this and on the
+/// level, never on the thread count, so it is fixed: blobs stay reproducible
+/// across machines.
+const GZIP_BLOCK: usize = 1024 * 1024;
+/// An empty layer: only the end-of-archive marker.
+const EMPTY_TAR_LEN: u64 = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerCompression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+/// A layer in the store.
+#[derive(Debug, Clone)]
+pub struct WrittenLayer {
+    /// The compressed blob: media type, digest, size.
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// The tar holds no entry (a step that changed nothing).
+    pub empty: bool,
+}
+
+/// Streams the tar `produce` writes into a compressed blob, then unpacks it
+/// as the snapshot of its diffID so that it can be a lower layer at once.
+pub fn write_layer(
+    store: &Store,
+    compression: LayerCompression,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<WrittenLayer> {
+    // Shared gc lock: the blob must not be collected before it is referenced.
+    let _content = store.content_lock()?;
+    let blob = store.blobs().writer()?;
+    let (blob, diff_id, tar_len) = match compression {
+        LayerCompression::Gzip => gzip(blob, threads(), produce)?,
+        LayerCompression::Zstd => zstd(blob, produce)?,
+    };
+    let (digest, size) = blob.commit(None, None)?;
+    let layer = store.blobs().open(&digest)?;
+    store.snapshots().ensure(&diff_id, std::io::BufReader::with_capacity(256 * 1024, layer))?;
+    let media_type = match compression {
+        LayerCompression::Gzip => MediaType::ImageLayerGzip,
+        LayerCompression::Zstd => MediaType::ImageLayerZstd,
+    };
+    Ok(WrittenLayer { descriptor: Descriptor::new(media_type, size, digest), diff_id, empty: tar_len == EMPTY_TAR_LEN })
+}
+
+type Produced<W> = (W, Digest, u64);
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn gzip<W: Write + Send + 'static>(
+    out: W,
+    threads: usize,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<Produced<W>> {
+    let gz_err = |e: gzp::GzpError| LayerError::Write(std::io::Error::other(e));
+    let gz = ParCompressBuilder::<Gzip>::new()
+        .num_threads(threads)
+        .map_err(gz_err)?
+        .buffer_size(GZIP_BLOCK)
+        .map_err(gz_err)?
+        .compression_level(gzp::Compression::new(GZIP_LEVEL))
+        .from_writer(out);
+    let mut tar = HashingWriter::new(gz);
+    produce(&mut tar)?;
+    tar.flush().map_err(LayerError::Write)?;
+    let (mut gz, diff_id, len) = tar.finish();
+    let out = gz.finish().map_err(gz_err)?;
+    Ok((out, diff_id, len))
+}
+
+fn zstd<W: Write>(out: W, produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<Produced<W>> {
+    // Single-threaded: the frame layout then depends on the input alone.
+    let enc = zstd::Encoder::new(out, ZSTD_LEVEL).map_err(LayerError::Write)?;
+    let mut tar = HashingWriter::new(enc);
+    produce(&mut tar)?;
+    let (enc, diff_id, len) = tar.finish();
+    let out = enc.finish().map_err(LayerError::Write)?;
+    Ok((out, diff_id, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    fn sample() -> Vec<u8> {
+        (0..1_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 17) as u8).collect()
+    }
+
+    #[test]
+    fn gzip_output_does_not_depend_on_the_thread_count() {
+        let data = sample();
+        let run = |threads| {
+            let (out, diff_id, len) =
+                super::gzip(Vec::new(), threads, &mut |w: &mut dyn Write| w.write_all(&data).map_err(super::LayerError::Write))
+                    .unwrap();
+            assert_eq!(len, data.len() as u64);
+            (out, diff_id)
+        };
+        let (one, d1) = run(1);
+        let (three, d3) = run(3);
+        assert_eq!(d1, d3);
+        assert!(one == three, "gzip bytes differ between 1 and 3 threads");
+        // No file name, mtime 0: a header that only depends on the settings.
+        assert_eq!(&one[..8], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
+        assert!(back == data);
+    }
+}

@@ -1,0 +1,228 @@
+//! `wharf build` of examples/Dockerfiles, end to end: each image is built,
+//! run, and checked; the cache, reproducibility and failures too.
+
+use std::path::{Path, PathBuf};
+use wharf_tests::{mounts_under, privileged, TestStore};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/Dockerfiles")
+}
+
+/// A copy of an example's context (the busybox one gets /bin/busybox).
+fn context(s: &TestStore, name: &str) -> PathBuf {
+    let dst = s.path(&format!("ctx-{name}"));
+    let out = std::process::Command::new("cp").arg("-a").arg(examples().join(name)).arg(&dst).output().unwrap();
+    assert!(out.status.success());
+    if name == "busybox" {
+        std::fs::copy("/bin/busybox", dst.join("busybox")).unwrap();
+    }
+    dst
+}
+
+fn build(s: &TestStore, name: &str, extra: &[&str]) -> String {
+    let ctx = context(s, name);
+    let mut args: Vec<String> = vec!["build".into(), "-t".into(), format!("wharf-examples/{name}")];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.push(ctx.display().to_string());
+    s.ok(&args).trim().to_string()
+}
+
+fn run(s: &TestStore, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    s.ok(all)
+}
+
+fn base() -> TestStore {
+    let s = TestStore::new();
+    build(&s, "busybox", &[]);
+    s
+}
+
+fn inspect(s: &TestStore, name: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(&s.ok(["inspect", name])).unwrap()[0].clone()
+}
+
+#[test]
+fn busybox_from_scratch() {
+    if !privileged("busybox_from_scratch") {
+        return;
+    }
+    let s = base();
+    let n: usize = run(&s, &["wharf-examples/busybox", "sh", "-c", "ls /bin | wc -l"]).trim().parse().unwrap();
+    assert!(n > 100, "applets installed: {n}");
+    let v = inspect(&s, "wharf-examples/busybox");
+    assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(v["RootFS"]["Layers"].as_array().unwrap().len(), 3, "COPY + 2 RUN layers");
+    let hist = v["History"].as_array().unwrap();
+    assert!(hist.iter().any(|h| h["empty_layer"] == true && h["created_by"].as_str().unwrap().starts_with("ENV")));
+    s.assert_consistent();
+}
+
+#[test]
+fn website_with_dockerignore_serves_pages() {
+    if !privileged("website_with_dockerignore_serves_pages") {
+        return;
+    }
+    let s = base();
+    build(&s, "website", &[]);
+    let v = inspect(&s, "wharf-examples/website");
+    assert_eq!(v["Config"]["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    assert_eq!(v["Config"]["Labels"]["org.opencontainers.image.title"], "wharf example site");
+    let out = run(
+        &s,
+        &[
+            "wharf-examples/website",
+            "sh",
+            "-c",
+            "ls /www; httpd -p 8080 -h /www; sleep 0.3; wget -qO- http://127.0.0.1:8080/",
+        ],
+    );
+    assert!(out.contains("index.html") && out.contains("style.css"), "{out}");
+    assert!(!out.contains("draft.html"), ".dockerignore'd file was copied: {out}");
+    assert!(out.contains("Served by busybox httpd"), "{out}");
+}
+
+#[test]
+fn heredocs_and_a_cache_mount() {
+    if !privileged("heredocs_and_a_cache_mount") {
+        return;
+    }
+    let s = base();
+    build(&s, "heredoc-cache", &[]);
+    assert_eq!(run(&s, &["wharf-examples/heredoc-cache"]).trim(), "Built by wharf from a heredoc.");
+    assert_eq!(run(&s, &["wharf-examples/heredoc-cache", "cat", "/tabs"]).trim(), "tabs stripped");
+    assert_eq!(run(&s, &["wharf-examples/heredoc-cache", "cat", "/builds-seen"]).trim(), "1");
+    build(&s, "heredoc-cache", &["--no-cache"]);
+    assert_eq!(
+        run(&s, &["wharf-examples/heredoc-cache", "cat", "/builds-seen"]).trim(),
+        "2",
+        "the cache mount persists"
+    );
+}
+
+#[test]
+fn args_env_user_workdir() {
+    if !privileged("args_env_user_workdir") {
+        return;
+    }
+    let s = base();
+    build(&s, "args-env-user", &["--build-arg", "WHO=ci"]);
+    assert_eq!(run(&s, &["wharf-examples/args-env-user"]).trim(), "hello ci from app in /srv/app");
+    let v = inspect(&s, "wharf-examples/args-env-user");
+    assert_eq!(v["Config"]["User"], "app");
+    assert_eq!(v["Config"]["WorkingDir"], "/srv/app");
+    let env = v["Config"]["Env"].to_string();
+    assert!(env.contains("APP_HOME=/srv/app") && !env.contains("GREETING"), "ARGs are not stored: {env}");
+}
+
+#[test]
+fn multi_stage_ships_only_the_artifact() {
+    if !privileged("multi_stage_ships_only_the_artifact") {
+        return;
+    }
+    let s = base();
+    build(&s, "multi-stage", &[]);
+    let out = run(&s, &["wharf-examples/multi-stage"]);
+    assert!(out.contains("built in stage 'build'") && out.contains("line 3"), "{out}");
+    let listing = run(&s, &["--entrypoint", "/bin/busybox", "wharf-examples/multi-stage", "ls", "/"]);
+    assert_eq!(
+        listing.split_whitespace().collect::<Vec<_>>(),
+        ["bin", "dev", "etc", "out.txt", "out.txt.sha256", "proc", "sys"]
+            .iter()
+            .filter(|d| listing.contains(*d))
+            .copied()
+            .collect::<Vec<_>>()
+    );
+    assert!(!listing.contains("src"), "the build stage's files stay out: {listing}");
+}
+
+#[test]
+fn cache_hits_and_misses() {
+    if !privileged("cache_hits_and_misses") {
+        return;
+    }
+    let s = base();
+    let ctx = context(&s, "website");
+    let b = |extra: &[&str]| {
+        let mut args = vec!["build", "-t", "site"];
+        args.extend_from_slice(extra);
+        let ctx = ctx.display().to_string();
+        let out = s.cmd().args(&args).arg(&ctx).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (id1, _) = b(&[]);
+    let blobs = std::fs::read_dir(s.root.join("blobs/sha256")).unwrap().count();
+    let (id2, log2) = b(&[]);
+    assert_eq!(id1, id2, "a rebuild with nothing changed gives the same image");
+    assert_eq!(log2.matches("CACHED").count(), 4, "{log2}");
+    assert_eq!(
+        std::fs::read_dir(s.root.join("blobs/sha256")).unwrap().count(),
+        blobs,
+        "a cached rebuild writes no layer"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    std::fs::write(ctx.join("site/index.html"), "changed").unwrap();
+    let (id3, log3) = b(&[]);
+    assert_ne!(id1, id3);
+    assert_eq!(log3.matches("CACHED").count(), 1, "only LABEL before the COPY is cached: {log3}");
+    // An mtime-only change is no change (content hashes, as BuildKit).
+    let f = std::fs::File::options().write(true).open(ctx.join("site/style.css")).unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    let (id4, _) = b(&[]);
+    assert_eq!(id3, id4);
+    assert!(s.ok(["builder", "prune"]).contains("Deleted"));
+}
+
+#[test]
+fn reproducible_across_roots_with_source_date_epoch() {
+    if !privileged("reproducible_across_roots_with_source_date_epoch") {
+        return;
+    }
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let s = TestStore::new();
+            let ctx = context(&s, "busybox");
+            let out = s
+                .cmd()
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["build", "-q", "-t", "bb"])
+                .arg(&ctx)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let v = inspect(&s, "bb");
+            assert_eq!(v["Created"], "2023-11-14T22:13:20Z");
+            v["Digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1], "same manifest digest from two roots");
+}
+
+#[test]
+fn a_failing_run_leaves_nothing() {
+    if !privileged("a_failing_run_leaves_nothing") {
+        return;
+    }
+    let s = base();
+    let ctx = s.path("bad");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM wharf-examples/busybox\nRUN echo before\nRUN echo failing && \\\n    exit 7\n",
+    )
+    .unwrap();
+    let err = s.fails(["build".as_ref(), "-t".as_ref(), "bad".as_ref(), ctx.as_os_str()]);
+    assert!(err.contains("lines 3-4") && err.contains("7"), "{err}");
+    assert!(!s.ok(["images"]).contains("bad"), "no image named after a failed build");
+    assert!(mounts_under(s.dir.path()).is_empty(), "mounts leaked");
+    let runtime = std::fs::read_dir(s.dir.path().join("run/runtime")).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(runtime, 0, "container state leaked");
+    std::fs::write(ctx.join("Dockerfile"), "FROM wharf-examples/busybox\nFROOM x\n").unwrap();
+    let err = s.fails(["build".as_ref(), ctx.as_os_str()]);
+    assert!(err.contains("line 2") && err.to_lowercase().contains("froom"), "{err}");
+    std::fs::write(ctx.join("Dockerfile"), "FROM wharf-examples/busybox\nCOPY ../../etc/passwd /x\n").unwrap();
+    let err = s.fails(["build".as_ref(), ctx.as_os_str()]);
+    assert!(err.contains("line 2"), "{err}");
+}
