@@ -1,9 +1,8 @@
 //! copy_to_tar: Docker's COPY/ADD rules, one test each.
 
-#[path = "layer_common.rs"]
-mod common;
+mod layer_common;
 
-use common::*;
+use layer_common::*;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use wharf_builder::layer::{copy_to_tar, hash_sources, CopyPlan, CopySource, LayerError, TarOptions};
@@ -87,7 +86,12 @@ fn later_sources_overwrite_earlier_ones() {
 #[test]
 fn globs_match_within_one_directory_level() {
     let c = Ctx::new();
-    c.file("a.txt", "a").file("b.txt", "b").file("c.md", "c").file("sub/d.txt", "d").file("s1/f", "1").file("s2/f", "2");
+    c.file("a.txt", "a")
+        .file("b.txt", "b")
+        .file("c.md", "c")
+        .file("sub/d.txt", "d")
+        .file("s1/f", "1")
+        .file("s2/f", "2");
     assert_eq!(paths(&run(&c.plan(&["*.txt"], "/d/"))), ["d/", "d/a.txt", "d/b.txt"]);
     assert_eq!(paths(&run(&c.plan(&["?.md", "[ab].txt"], "/d/"))), ["d/", "d/a.txt", "d/b.txt", "d/c.md"]);
     // Several matches make the destination a directory even without '/' (BuildKit).
@@ -314,4 +318,32 @@ fn add_refuses_an_archive_that_escapes() {
     let e = run(&plan);
     assert_eq!(paths(&e), ["x/", "x/escaped"]);
     assert!(!c.dir.path().join("escaped").exists() && !Path::new("/tmp/escaped").exists());
+}
+
+#[test]
+fn a_file_named_like_a_whiteout_is_refused() {
+    // Copied as is, it would delete "/d/secret" from the lower layers on apply.
+    let c = Ctx::new();
+    c.file(".wh.secret", "");
+    let err = fails(&c.plan(&[".wh.secret"], "/d/"));
+    assert!(err.contains(".wh.") && err.contains("whiteout"), "{err}");
+}
+
+#[test]
+fn directories_copied_onto_rootfs_symlinks_follow_them() {
+    // A merged-/usr rootfs: /bin is a symlink. `COPY root/ /` must add to
+    // /usr/bin, not replace /bin with a directory that hides it.
+    let c = Ctx::new();
+    c.file("root/bin/tool", "t").file("root/etc/conf", "c");
+    let rootfs = c.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    symlink("usr/bin", rootfs.join("bin")).unwrap();
+    // A link that would leave the rootfs resolves inside it.
+    symlink("../../../../../etc", rootfs.join("escape")).unwrap();
+    c.file("root/escape/x", "x");
+    let mut plan = c.plan(&["root"], "/");
+    plan.dest_rootfs = Some(rootfs);
+    let e = run(&plan);
+    assert_eq!(paths(&e), ["etc/", "etc/conf", "etc/x", "usr/bin/", "usr/bin/tool"]);
 }

@@ -2,10 +2,9 @@
 //! mtimes (with SOURCE_DATE_EPOCH), creation order or store; cache keys
 //! ignore mtimes but nothing else.
 
-#[path = "layer_common.rs"]
-mod common;
+mod layer_common;
 
-use common::*;
+use layer_common::*;
 use sha2::Digest as _;
 use std::path::Path;
 use wharf_builder::layer::{
@@ -79,7 +78,7 @@ fn upper_tars_are_byte_identical_and_normalised() {
     let mut ar = tar::Archive::new(&a[..]);
     for e in ar.entries().unwrap() {
         let e = e.unwrap();
-        assert_eq!(e.header().entry_type() == tar::EntryType::XHeader, false);
+        assert_ne!(e.header().entry_type(), tar::EntryType::XHeader);
         assert_eq!(e.header().username_bytes(), Some(&b""[..]));
         assert_eq!(e.header().groupname_bytes(), Some(&b""[..]));
     }
@@ -145,8 +144,8 @@ fn an_empty_layer_is_flagged() {
     let upper = tmp.path().join("upper");
     std::fs::create_dir(&upper).unwrap();
     let store = wharf_image::Store::open(tmp.path().join("store")).unwrap();
-    let l = write_layer(&store, LayerCompression::Gzip, &mut |w| upper_to_tar(&upper, w, &TarOptions::default()))
-        .unwrap();
+    let l =
+        write_layer(&store, LayerCompression::Gzip, &mut |w| upper_to_tar(&upper, w, &TarOptions::default())).unwrap();
     assert!(l.empty);
 }
 

@@ -1,10 +1,9 @@
 //! upper_to_tar against a real overlayfs: the layer made from a RUN-like
 //! change, stacked on the lower, must look exactly like the merged view.
 
-#[path = "layer_common.rs"]
-mod common;
+mod layer_common;
 
-use common::*;
+use layer_common::*;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,8 +58,15 @@ fn change(merged: &Path) {
     std::os::unix::fs::chown(merged.join("owned/by/user"), Some(1000), Some(1001)).unwrap();
     let long = "d".repeat(120);
     write(&merged.join(format!("{long}/{long}.txt")), "long name");
-    rustix::fs::mknodat(rustix::fs::CWD, &merged.join("fifo"), rustix::fs::FileType::Fifo, 0o644.into(), 0)
-        .unwrap();
+    rustix::fs::mknodat(rustix::fs::CWD, merged.join("fifo"), rustix::fs::FileType::Fifo, 0o644.into(), 0).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        merged.join("null"),
+        rustix::fs::FileType::CharacterDevice,
+        0o666.into(),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
     rustix::fs::lsetxattr(merged.join("new.txt"), "user.note", b"hello", rustix::fs::XattrFlags::empty()).unwrap();
 }
 
@@ -71,12 +77,11 @@ fn upper_dir_becomes_a_layer_equal_to_the_merged_view() {
     }
     let tmp = tempfile::Builder::new().prefix("wharf-layer-upper").tempdir().unwrap();
     let t = tmp.path();
-    let [lower, upper, work, merged, layer, check] =
-        ["lower", "upper", "work", "merged", "layer", "check"].map(|d| {
-            let p = t.join(d);
-            std::fs::create_dir(&p).unwrap();
-            p
-        });
+    let [lower, upper, work, merged, layer, check] = ["lower", "upper", "work", "merged", "layer", "check"].map(|d| {
+        let p = t.join(d);
+        std::fs::create_dir(&p).unwrap();
+        p
+    });
     make_lower(&lower);
     let mut mounts = Mounts(Vec::new());
     let d = |p: &Path| p.display().to_string();
@@ -112,4 +117,26 @@ fn upper_dir_becomes_a_layer_equal_to_the_merged_view() {
         assert_eq!(&got[path], node, "{path}");
     }
     assert!(mounts_under(t).is_empty(), "mounts left: {:?}", mounts_under(t));
+}
+
+#[test]
+fn other_mounts_inside_the_upper_dir_are_left_out() {
+    if !privileged("other_mounts_inside_the_upper_dir_are_left_out") {
+        return;
+    }
+    let tmp = tempfile::Builder::new().prefix("wharf-layer-upper").tempdir().unwrap();
+    let upper = tmp.path().join("upper");
+    write(&upper.join("kept"), "k");
+    std::fs::create_dir(upper.join("mnt")).unwrap();
+    let mut mounts = Mounts(Vec::new());
+    let st = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(upper.join("mnt")).status().unwrap();
+    assert!(st.success());
+    mounts.0.push(upper.join("mnt"));
+    write(&upper.join("mnt/secret"), "from another filesystem");
+    let mut tar = Vec::new();
+    let r = upper_to_tar(&upper, &mut tar, &TarOptions::default());
+    mounts.unmount_all();
+    r.unwrap();
+    assert_eq!(paths(&read_tar(&tar)), ["kept"]);
+    assert!(mounts_under(tmp.path()).is_empty());
 }

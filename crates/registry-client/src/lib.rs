@@ -12,9 +12,11 @@
 //! - `push`: HEAD-then-skip, cross-repo mount, streamed uploads, manifests last.
 //! - `sources`: which repositories of which registry hold a blob (for mounts).
 //! - [`progress`]: events for the CLI's progress display.
+//! - `download`: plain HTTP(S) downloads, for the builder's `ADD <url>`.
 
 pub mod auth;
 pub mod client;
+mod download;
 mod error;
 pub mod progress;
 mod pull;
@@ -23,6 +25,7 @@ mod retry;
 mod sources;
 
 pub use client::{Registry, RegistryOptions};
+pub use download::{download, Downloaded};
 pub use error::{Error, ErrorKind, Result};
 pub use progress::{Progress, ProgressFn};
 pub use pull::{PullOptions, Pulled};

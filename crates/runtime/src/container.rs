@@ -28,6 +28,10 @@ pub struct CreateOptions {
     /// Hold the process on an exec fifo so another process can `start` it.
     /// `false`: only this `Container` value can start it (cheaper; `run`).
     pub exec_fifo: bool,
+    /// With `exec_fifo: false`: `false` lets the process run as soon as it
+    /// is set up (`run` semantics, one round trip less); `start` then only
+    /// waits for the exec and runs the poststart hooks.
+    pub hold_until_start: bool,
 }
 
 impl Default for CreateOptions {
@@ -39,6 +43,7 @@ impl Default for CreateOptions {
             no_new_keyring: false,
             preserve_fds: 0,
             exec_fifo: true,
+            hold_until_start: true,
         }
     }
 }
@@ -50,6 +55,8 @@ pub struct Container {
     cgroup: Option<Box<dyn CgroupManager>>,
     /// Held only by the process that created the container without a fifo.
     chan: Option<Channel>,
+    /// Whether init waits for [`Msg::Start`] on `chan`.
+    hold: bool,
 }
 
 impl std::fmt::Debug for Container {
@@ -89,7 +96,7 @@ impl Container {
         let store = StateStore::new(root);
         let rec = store.load(id)?;
         let cgroup = rec.cgroup.clone().map(cgroups::from_record);
-        Ok(Container { store, rec, cgroup, chan: None })
+        Ok(Container { store, rec, cgroup, chan: None, hold: true })
     }
 
     pub(crate) fn from_parts(
@@ -97,8 +104,9 @@ impl Container {
         rec: Record,
         cgroup: Option<Box<dyn CgroupManager>>,
         chan: Option<Channel>,
+        hold: bool,
     ) -> Container {
-        Container { store, rec, cgroup, chan }
+        Container { store, rec, cgroup, chan, hold }
     }
 
     pub fn id(&self) -> &str {
@@ -152,7 +160,6 @@ impl Container {
 
     fn require(&self, ok: &[Status], op: &'static str) -> Result<Status> {
         let s = self.status();
-        if !ok.contains(&s) { eprintln!("DEBUG pid={} rec_start={} now={:?} stat={:?}", self.rec.pid, self.rec.pid_start, crate::sys::process_start_time(self.rec.pid), std::fs::read_to_string(format!("/proc/{}/stat", self.rec.pid))); }
         if ok.contains(&s) {
             return Ok(s);
         }
@@ -161,10 +168,14 @@ impl Container {
 
     /// Lets the user process run; runs the poststart hooks.
     pub fn start(&mut self) -> Result<()> {
-        self.require(&[Status::Created], "start")?;
         match self.chan.take() {
-            Some(chan) => start_by_channel(&chan)?,
-            None => self.start_by_fifo()?,
+            // Our own fresh container: it may even have run to completion
+            // already (not held), so no status check here.
+            Some(chan) => start_by_channel(&chan, self.hold)?,
+            None => {
+                self.require(&[Status::Created], "start")?;
+                self.start_by_fifo()?
+            }
         }
         self.rec.phase = Phase::Started;
         self.store.save(&self.rec)?;
@@ -312,8 +323,10 @@ impl Container {
 
 use std::os::unix::fs::OpenOptionsExt;
 
-fn start_by_channel(chan: &Channel) -> Result<()> {
-    chan.send(&Msg::Start).ctx(|| "signal container start")?;
+fn start_by_channel(chan: &Channel, hold: bool) -> Result<()> {
+    if hold {
+        chan.send(&Msg::Start).ctx(|| "signal container start")?;
+    }
     // The channel is close-on-exec in init: EOF means the exec happened.
     match chan.recv() {
         Ok(None) => Ok(()),

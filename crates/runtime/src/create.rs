@@ -97,6 +97,8 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
+        hold: opts.exec_fifo || opts.hold_until_start,
+        runtime_hooks: has_runtime_hooks(&b.spec),
     };
     // SAFETY: the child only runs init code and leaves with _exit; fork (not a
     // raw clone) keeps glibc's allocator consistent in multi-threaded callers.
@@ -141,7 +143,16 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
         write_pid_file(p, rec.pid)?;
     }
     cleanup.armed = false;
-    Ok(Container::from_parts(store.clone(), rec, Some(cg), (!opts.exec_fifo).then_some(parent_end)))
+    let hold = opts.exec_fifo || opts.hold_until_start;
+    Ok(Container::from_parts(store.clone(), rec, Some(cg), (!opts.exec_fifo).then_some(parent_end), hold))
+}
+
+#[allow(deprecated)]
+fn has_runtime_hooks(spec: &Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    })
 }
 
 fn make_fifo(dir: &Path) -> Result<OwnedFd> {
@@ -165,8 +176,23 @@ fn drive_setup(
     rec: &mut Record,
     pids: &mut Vec<i32>,
 ) -> Result<()> {
+    // Init and the intermediate share the channel: init's messages can
+    // overtake the intermediate's Pid; hold them until the pid is known.
+    let mut held = std::collections::VecDeque::new();
     loop {
-        match chan.recv().ctx(|| "sync with container init")? {
+        let msg = match held.pop_front() {
+            Some(m) if rec.pid > 0 => Some(m),
+            Some(m) => {
+                held.push_front(m);
+                chan.recv().ctx(|| "sync with container init")?
+            }
+            None => chan.recv().ctx(|| "sync with container init")?,
+        };
+        if rec.pid == 0 && matches!(msg, Some(Msg::RunHooks) | Some(Msg::Ready)) {
+            held.extend(msg);
+            continue;
+        }
+        match msg {
             Some(Msg::NeedIdMaps) => {
                 write_id_map(mid, "uid_map", linux.uid_mappings().as_deref())?;
                 write_id_map(mid, "gid_map", linux.gid_mappings().as_deref())?;

@@ -32,6 +32,10 @@ pub(crate) struct InitArgs<'a> {
     pub placement: &'a crate::cgroups::Placement,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Wait for start (fifo or channel); `false` for `run`.
+    pub hold: bool,
+    /// The runtime has prestart/createRuntime hooks to run mid-setup.
+    pub runtime_hooks: bool,
     pub preserve_fds: u32,
 }
 
@@ -203,8 +207,10 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
     if a.ns.new.contains(CloneFlags::CLONE_NEWNS) {
         rootfs::prepare(&plan)?;
     }
-    a.chan.send(&Msg::RunHooks).ctx(|| "sync")?;
-    a.chan.expect(Msg::HooksDone).map_err(Error::Init)?;
+    if a.runtime_hooks {
+        a.chan.send(&Msg::RunHooks).ctx(|| "sync")?;
+        a.chan.expect(Msg::HooksDone).map_err(Error::Init)?;
+    }
     let hooks = a.spec.hooks().clone().unwrap_or_default();
     let state = container_state_for_hooks(a)?;
     crate::hooks::run_all("createContainer", hooks.create_container().as_deref().unwrap_or_default(), &state)?;
@@ -220,7 +226,9 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
     prepare_process(a, process)?;
     let exe = crate::process::resolve_exe(process)?;
     a.chan.send(&Msg::Ready).ctx(|| "sync")?;
-    wait_for_start(a)?;
+    if a.hold {
+        wait_for_start(a)?;
+    }
     crate::hooks::run_all("startContainer", hooks.start_container().as_deref().unwrap_or_default(), &state)?;
     crate::process::set_user(process, !a.ns.has(LinuxNamespaceType::User) || a.ns.new_user)?;
     if process.no_new_privileges() == Some(true) {

@@ -266,3 +266,27 @@ fn log_file_in_json_gets_errors() {
     assert!(line["msg"].as_str().unwrap().contains("ghost"));
     assert!(text(&out.stderr).contains("ghost"));
 }
+
+/// Regression: under load init's messages overtook the intermediate's pid
+/// message, so `run` recorded pid 0 and failed with "is stopped: cannot start".
+#[test]
+fn parallel_runs_never_lose_the_init_pid() {
+    if !privileged("parallel_runs_never_lose_the_init_pid") {
+        return;
+    }
+    let mut lab = Lab::new("parallel");
+    let b = lab.bundle("p", &lab.config(&["true"]));
+    let ids: Vec<Vec<String>> = (0..4).map(|t| (0..15).map(|i| lab.id(&format!("p{t}x{i}"))).collect()).collect();
+    std::thread::scope(|s| {
+        for batch in &ids {
+            let (lab, b) = (&lab, &b);
+            s.spawn(move || {
+                for id in batch {
+                    let out = lab.rt(&["run", "-b", b.to_str().unwrap(), id]);
+                    assert!(out.status.success(), "{id}: {}", text(&out.stderr));
+                }
+            });
+        }
+    });
+    lab.assert_clean();
+}

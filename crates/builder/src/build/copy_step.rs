@@ -36,11 +36,8 @@ fn is_url(s: &str) -> bool {
 
 impl Stages<'_, '_> {
     fn sources(&self, c: &Copy, add: bool) -> BuildResult<Sources> {
-        if let Some(u) = c.sources.iter().find(|s| is_url(s)) {
-            let _ = add;
-            return Err(BuildError::Invalid(format!(
-                "ADD of a URL ({u}) is not supported yet: download it into the context"
-            )));
+        if c.sources.iter().any(|s| is_url(s)) {
+            return self.url_sources(c, add);
         }
         if !c.heredocs.is_empty() {
             let dir = self.ctx.work_dir.join(format!("heredoc-{}", super::unique()));
@@ -65,6 +62,44 @@ impl Stages<'_, '_> {
         let ws = Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
         let roots = c.sources.iter().map(|p| CopySource { root: ws.merged.clone(), path: p.clone() }).collect();
         Ok(Sources { roots, _mounts: vec![ws], _heredocs: None, from_context: false })
+    }
+
+    /// `ADD <url>`: each URL downloaded (checked against `--checksum`) into
+    /// a temp dir, named after the URL's last path segment, as Docker does.
+    fn url_sources(&self, c: &Copy, add: bool) -> BuildResult<Sources> {
+        if !add {
+            return Err(BuildError::Invalid("COPY does not take URLs: use ADD".into()));
+        }
+        let dir = self.ctx.work_dir.join(format!("url-{}", super::unique()));
+        std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("download dir", e))?;
+        let tmp = tempdir::TempDir(dir.clone());
+        let mut roots = Vec::new();
+        for u in &c.sources {
+            if !is_url(u) {
+                return Err(BuildError::Invalid(format!("ADD {u}: URLs and local paths cannot be mixed")));
+            }
+            if u.starts_with("git@") {
+                return Err(BuildError::Invalid(format!("ADD {u}: git sources are not supported")));
+            }
+            let name = u
+                .split(['?', '#'])
+                .next()
+                .unwrap_or(u)
+                .rsplit('/')
+                .find(|s| !s.is_empty())
+                .unwrap_or("download")
+                .to_string();
+            let dest = dir.join(&name);
+            let got = wharf_registry::block_on(wharf_registry::download(u, &dest, c.checksum.as_deref()))?;
+            // Docker: the file's mtime is the server's Last-Modified.
+            if let Some(t) = got.modified {
+                let f =
+                    std::fs::File::options().write(true).open(&dest).map_err(|e| BuildError::io("open download", e))?;
+                let _ = f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64));
+            }
+            roots.push(CopySource { root: dir.clone(), path: name });
+        }
+        Ok(Sources { roots, _mounts: Vec::new(), _heredocs: Some(tmp), from_context: false })
     }
 
     fn dockerignore(&self) -> BuildResult<Option<DockerIgnore>> {
@@ -107,7 +142,8 @@ impl Stages<'_, '_> {
             chmod: c.mode(),
             ignore: if srcs.from_context { ignore.as_ref() } else { None },
             context_root: srcs.from_context.then(|| self.ctx.context.clone()),
-            extract_archives: add,
+            // Docker unpacks local tars only, never downloaded ones.
+            extract_archives: add && !c.sources.iter().any(|s| is_url(s)),
             dest_rootfs,
         })
     }

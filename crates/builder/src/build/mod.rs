@@ -6,6 +6,7 @@
 mod cache;
 mod copy_step;
 mod error;
+mod output;
 mod run_step;
 mod scope;
 mod stage;
@@ -13,6 +14,7 @@ mod state;
 
 pub use cache::BuildCache;
 pub use error::{BuildError, BuildResult};
+pub use output::Output;
 
 use crate::layer::{LayerCompression, TarOptions};
 use std::collections::{BTreeMap, HashMap};

@@ -6,6 +6,7 @@ use super::state::ImageState;
 use super::Ctx;
 use crate::{Command, MountType, Network, Run, Step};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use wharf_runtime::{Container, CreateOptions};
 
@@ -99,11 +100,12 @@ pub(crate) fn run_step(
     run: &Run,
     step: &Step,
     shell: &[String],
+    roots: &HashMap<String, PathBuf>,
 ) -> BuildResult<super::NewLayer> {
     let id = format!("wharf-build-{}", super::unique());
     let ws = Workspace::mount(ctx, state, &id)?;
     let before: Vec<bool> = MOUNT_POINTS.iter().map(|m| ws.merged.join(m).exists()).collect();
-    let spec = spec_for(ctx, state, env, run, &ws.merged, shell)?;
+    let spec = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
     std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
         .map_err(|e| BuildError::io("write RUN bundle", e))?;
     let opts = CreateOptions { exec_fifo: false, ..Default::default() };
@@ -136,6 +138,7 @@ fn spec_for(
     run: &Run,
     rootfs: &Path,
     shell: &[String],
+    roots: &HashMap<String, PathBuf>,
 ) -> BuildResult<Value> {
     let mut spec = wharf_runtime::spec::default_spec();
     let user = state.get("User").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_string);
@@ -167,7 +170,7 @@ fn spec_for(
         }
     }
     for m in &run.mounts {
-        push_mount(&mut v, ctx.run_mount(m)?);
+        push_mount(&mut v, ctx.run_mount(m, roots)?);
     }
     Ok(v)
 }
@@ -181,7 +184,7 @@ fn push_mount(spec: &mut Value, m: Value) {
 
 impl Ctx<'_> {
     /// One `RUN --mount`: cache dirs persist under `<root>/build-mounts/`.
-    fn run_mount(&self, m: &crate::Mount) -> BuildResult<Value> {
+    fn run_mount(&self, m: &crate::Mount, roots: &HashMap<String, PathBuf>) -> BuildResult<Value> {
         let target = m.target.clone().ok_or_else(|| BuildError::Invalid("--mount needs target=".into()))?;
         Ok(match m.kind {
             MountType::Cache => {
@@ -210,11 +213,15 @@ impl Ctx<'_> {
                 json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})
             }
             MountType::Bind => {
-                if m.from.is_some() {
-                    return Err(BuildError::Invalid("RUN --mount=type=bind,from=... is not supported yet".into()));
-                }
+                let root = match &m.from {
+                    Some(f) => roots
+                        .get(f)
+                        .cloned()
+                        .ok_or_else(|| BuildError::Invalid(format!("--mount from={f}: not mounted")))?,
+                    None => self.context.clone(),
+                };
                 let rel = m.source.clone().unwrap_or_default();
-                let src = super::inside(&self.context, &rel)?;
+                let src = super::inside(&root, &rel)?;
                 // Read-only even with `rw`: Docker discards such writes; we
                 // must never let a build write into the user's context.
                 json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro"]})

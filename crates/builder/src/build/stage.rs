@@ -198,7 +198,10 @@ impl Stages<'_, '_> {
         cmd_set: bool,
     ) -> BuildResult<NewLayer> {
         match &step.instruction {
-            Instruction::Run(r) => run_step::run_step(self.ctx, state, scope.run_env(), r, step, shell),
+            Instruction::Run(r) => {
+                let (roots, _mounted) = self.mount_sources(r)?;
+                run_step::run_step(self.ctx, state, scope.run_env(), r, step, shell, &roots)
+            }
             Instruction::Copy(c) => copy_step::copy_step(self, state, c, false, step),
             Instruction::Add(c) => copy_step::copy_step(self, state, c, true, step),
             other => {
@@ -214,6 +217,31 @@ fn locate(e: BuildError, step: &Step) -> BuildError {
     match e {
         BuildError::Dockerfile(_) | BuildError::Step { .. } => e,
         e => BuildError::step(step, e),
+    }
+}
+
+impl Stages<'_, '_> {
+    /// Mounts the stages and images `RUN --mount=...,from=` names, read-only
+    /// views kept alive while the RUN uses them.
+    fn mount_sources(
+        &self,
+        r: &crate::Run,
+    ) -> BuildResult<(HashMap<String, std::path::PathBuf>, Vec<run_step::Workspace>)> {
+        let mut roots = HashMap::new();
+        let mut mounted = Vec::new();
+        for f in r.mounts.iter().filter_map(|m| m.from.as_ref()) {
+            if roots.contains_key(f) {
+                continue;
+            }
+            let state = match self.stage_named(f) {
+                Some(i) => self.stage(i)?.state,
+                None => ImageState::from_image(self.ctx.store, &self.ctx.image(f)?)?,
+            };
+            let ws = run_step::Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
+            roots.insert(f.clone(), ws.merged.clone());
+            mounted.push(ws);
+        }
+        Ok((roots, mounted))
     }
 }
 

@@ -106,10 +106,15 @@ fn is_tar_header(b: &[u8]) -> bool {
         return false;
     }
     let field = &b[148..156];
-    let digits: String =
-        field.iter().skip_while(|&&c| c == b' ').take_while(|c| (b'0'..=b'7').contains(c)).map(|&c| c as char).collect();
+    let digits: String = field
+        .iter()
+        .skip_while(|&&c| c == b' ')
+        .take_while(|c| (b'0'..=b'7').contains(c))
+        .map(|&c| c as char)
+        .collect();
     let Ok(want) = u32::from_str_radix(&digits, 8) else { return false };
-    let sum: u32 = b[..BLOCK].iter().enumerate().map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u32::from(c) }).sum();
+    let sum: u32 =
+        b[..BLOCK].iter().enumerate().map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u32::from(c) }).sum();
     sum == want
 }
 

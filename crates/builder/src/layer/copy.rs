@@ -14,8 +14,9 @@
 //!   owners; `--chmod` sets files and directories (not symlinks);
 //! - missing destination directories are created 0755, owned as `--chown`
 //!   says (Docker's `MkdirAllAndChownNew`), else root; existing ones keep
-//!   their metadata, and the destination is resolved through the rootfs's
-//!   symlinks so a symlinked `/bin` stays a symlink.
+//!   their metadata; the destination, and directories copied onto rootfs
+//!   symlinks, are resolved through those symlinks (inside the rootfs), so
+//!   a symlinked `/bin` stays a symlink.
 
 use super::archive;
 use super::entry::{Content, Kind, Meta, TarWriter};
@@ -159,7 +160,46 @@ pub(crate) fn plan_layout(plan: &CopyPlan, extract: bool, created_mtime: i64) ->
             lay.insert(target, Planned { meta, origin });
         }
     }
+    if let Some(rootfs) = &plan.dest_rootfs {
+        lay.entries = follow_rootfs_links(std::mem::take(&mut lay.entries), Root { dir: rootfs, ignore: None })?;
+    }
     Ok(lay)
+}
+
+/// Moves copied directories that land on a symlink to a directory in the
+/// rootfs (`/bin` → `usr/bin` on merged-/usr systems) to where it points.
+/// Written as is, the directory would replace the symlink and hide
+/// everything the target held.
+fn follow_rootfs_links(entries: BTreeMap<Comps, Planned>, root: Root<'_>) -> Result<BTreeMap<Comps, Planned>> {
+    let mut redirects: Vec<(Comps, Comps)> = Vec::new();
+    let mut out = BTreeMap::new();
+    for (key, p) in entries {
+        let mapped = match redirects.iter().filter(|(from, _)| key.starts_with(from)).max_by_key(|(from, _)| from.len())
+        {
+            Some((from, to)) => to.iter().chain(&key[from.len()..]).cloned().collect(),
+            None => key.clone(),
+        };
+        if p.meta.kind == Kind::Dir {
+            let md = root.lstat(&mapped).map_err(LayerError::io("stat", root.path(&mapped)))?;
+            if md.is_some_and(|m| m.file_type().is_symlink()) {
+                let refs: Vec<&[u8]> = mapped.iter().map(Vec::as_slice).collect();
+                let r = root.resolve(Vec::new(), &refs, true).map_err(|reason| LayerError::Dest {
+                    dest: String::from_utf8_lossy(&join(&mapped)).into_owned(),
+                    reason,
+                })?;
+                if let Some(m) = r.md.as_ref().filter(|m| m.is_dir()) {
+                    let existing = Meta::from_metadata(&root.path(&r.comps), m)?;
+                    if let Some(meta) = existing.filter(|_| !r.comps.is_empty()) {
+                        out.entry(r.comps.clone()).or_insert(Planned { meta, origin: Origin::None });
+                    }
+                    redirects.push((key, r.comps));
+                    continue;
+                }
+            }
+        }
+        out.insert(mapped, p);
+    }
+    Ok(out)
 }
 
 impl Layout {
@@ -234,14 +274,20 @@ fn copy_dir(plan: &CopyPlan, lay: &mut Layout, m: &Match, dest: &Comps) -> Resul
         }
         let mut key = dest.clone();
         key.extend(split(rel).into_iter().map(<[u8]>::to_vec));
-        lay.insert(key, Planned { meta: adjust(plan, meta.clone(), m.from_context), origin: Origin::Path(path.into()) });
+        lay.insert(
+            key,
+            Planned { meta: adjust(plan, meta.clone(), m.from_context), origin: Origin::Path(path.into()) },
+        );
         Ok(true)
     })
 }
 
 fn unpack_archive(plan: &CopyPlan, lay: &mut Layout, m: &Match, r: Box<dyn Read>, dest: &Comps) -> Result<()> {
     let what = m.root.path(&m.comps);
-    let tmp = tempfile::Builder::new().prefix("wharf-add-").tempdir().map_err(LayerError::io("create temp dir for", &what))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("wharf-add-")
+        .tempdir()
+        .map_err(LayerError::io("create temp dir for", &what))?;
     archive::unpack_into(r, tmp.path(), &what)?;
     walk(tmp.path(), b"", None, &mut |path, rel, meta| {
         let mut key = dest.clone();
@@ -280,7 +326,8 @@ fn expand<'p>(plan: &'p CopyPlan, src: &'p CopySource, extract: bool) -> Result<
         .ok_or_else(|| LayerError::source(pattern, format!("leaves its root {} through '..'", src.root.display())))?;
     let err = |reason: String| LayerError::source(pattern, reason);
     let io = |e: std::io::Error| LayerError::source(pattern, e.to_string());
-    let mut cands: Vec<(Vec<u8>, Comps, Option<Metadata>)> = vec![(Vec::new(), Vec::new(), root.lstat(&[]).map_err(io)?)];
+    let mut cands: Vec<(Vec<u8>, Comps, Option<Metadata>)> =
+        vec![(Vec::new(), Vec::new(), root.lstat(&[]).map_err(io)?)];
     for c in &comps {
         let mut next = Vec::new();
         for (_, base, md) in cands {

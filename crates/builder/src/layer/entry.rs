@@ -71,9 +71,9 @@ impl Meta {
             return Ok(None);
         };
         let link = match kind {
-            Kind::Symlink => {
-                Some(std::fs::read_link(path).map_err(LayerError::io("readlink", path))?.as_os_str().as_bytes().to_vec())
-            }
+            Kind::Symlink => Some(
+                std::fs::read_link(path).map_err(LayerError::io("readlink", path))?.as_os_str().as_bytes().to_vec(),
+            ),
             _ => None,
         };
         let hardlink_key = (kind != Kind::Dir && md.nlink() > 1).then(|| (md.dev(), md.ino()));
@@ -172,6 +172,15 @@ impl<'a> TarWriter<'a> {
 
     /// Writes one entry named `name` (relative, no trailing '/'; one is added for directories).
     pub fn entry(&mut self, name: &[u8], meta: &Meta, content: Content<'_>) -> Result<()> {
+        let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+        if base.starts_with(b".wh.") {
+            // Any layer reader would take it for a deletion of a lower file.
+            return Err(LayerError::Unsupported {
+                path: String::from_utf8_lossy(name).into_owned().into(),
+                reason: "a file name starting with \".wh.\" cannot be stored in a layer: OCI reserves it for whiteouts"
+                    .into(),
+            });
+        }
         let mut name = name.to_vec();
         if meta.kind == Kind::Dir {
             name.push(b'/');

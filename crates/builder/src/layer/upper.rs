@@ -63,7 +63,9 @@ fn check_overlay_xattrs(path: &Path) -> Result<()> {
         };
         return Err(LayerError::Unsupported {
             path: path.to_path_buf(),
-            reason: format!("{what} cannot be turned into a layer; mount the overlay with redirect_dir=off,metacopy=off"),
+            reason: format!(
+                "{what} cannot be turned into a layer; mount the overlay with redirect_dir=off,metacopy=off"
+            ),
         });
     }
     Ok(())

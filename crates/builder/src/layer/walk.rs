@@ -6,16 +6,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// The callback of [`walk`]: `(path, rel, meta)` → whether to enter a directory.
+pub(crate) type Visit<'v> = dyn FnMut(&Path, &[u8], &Meta) -> Result<bool> + 'v;
+
 /// Calls `visit(path, rel, meta)` for everything below `dir` (not `dir`
 /// itself), never following symlinks. `rel` is `prefix` joined with the
 /// names below `dir`. A directory is entered when `visit` returns true. With
 /// `one_fs`, entries on another device (mount points) are left out.
-pub(crate) fn walk(
-    dir: &Path,
-    prefix: &[u8],
-    one_fs: Option<u64>,
-    visit: &mut dyn FnMut(&Path, &[u8], &Meta) -> Result<bool>,
-) -> Result<()> {
+pub(crate) fn walk(dir: &Path, prefix: &[u8], one_fs: Option<u64>, visit: &mut Visit<'_>) -> Result<()> {
     for (name, path) in sorted_children(dir)? {
         let md = std::fs::symlink_metadata(&path).map_err(LayerError::io("stat", &path))?;
         if one_fs.is_some_and(|dev| md.dev() != dev) {

@@ -6,6 +6,8 @@ use gzp::deflate::Gzip;
 use gzp::par::compress::ParCompressBuilder;
 use gzp::ZWriter;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use wharf_image::digest::HashingWriter;
 use wharf_image::spec::{Descriptor, MediaType};
 use wharf_image::{Digest, Store};
@@ -76,19 +78,74 @@ fn gzip<W: Write + Send + 'static>(
     produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<Produced<W>> {
     let gz_err = |e: gzp::GzpError| LayerError::Write(std::io::Error::other(e));
+    // gzp panics when its writer fails (unwraps in its error paths and
+    // Drop): it is handed a writer that never fails, and the first error is
+    // kept aside and reported once gzp is done.
+    let failed = Arc::new(AtomicBool::new(false));
+    let sink = Sticky { inner: out, err: None, failed: failed.clone() };
     let gz = ParCompressBuilder::<Gzip>::new()
         .num_threads(threads)
         .map_err(gz_err)?
         .buffer_size(GZIP_BLOCK)
         .map_err(gz_err)?
         .compression_level(gzp::Compression::new(GZIP_LEVEL))
-        .from_writer(out);
-    let mut tar = HashingWriter::new(gz);
-    produce(&mut tar)?;
-    tar.flush().map_err(LayerError::Write)?;
-    let (mut gz, diff_id, len) = tar.finish();
-    let out = gz.finish().map_err(gz_err)?;
-    Ok((out, diff_id, len))
+        .from_writer(sink);
+    let mut tar = HashingWriter::new(StopOnFailure { inner: gz, failed });
+    let produced = produce(&mut tar).and_then(|()| tar.flush().map_err(LayerError::Write));
+    let (StopOnFailure { inner: mut gz, .. }, diff_id, len) = tar.finish();
+    let finished = gz.finish().map_err(gz_err);
+    let sink = finished?;
+    if let Some(e) = sink.err {
+        return Err(LayerError::Write(e));
+    }
+    produced?;
+    Ok((sink.inner, diff_id, len))
+}
+
+/// Remembers the first write error and swallows what follows.
+struct Sticky<W> {
+    inner: W,
+    err: Option<std::io::Error>,
+    failed: Arc<AtomicBool>,
+}
+
+impl<W: Write> Write for Sticky<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.err.is_none() {
+            if let Err(e) = self.inner.write_all(buf) {
+                self.err = Some(e);
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.err.is_none() {
+            if let Err(e) = self.inner.flush() {
+                self.err = Some(e);
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stops the producer early once the blob can no longer be written.
+struct StopOnFailure<W> {
+    inner: W,
+    failed: Arc<AtomicBool>,
+}
+
+impl<W: Write> Write for StopOnFailure<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("the layer blob could not be written"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn zstd<W: Write>(out: W, produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<Produced<W>> {
@@ -113,9 +170,10 @@ mod tests {
     fn gzip_output_does_not_depend_on_the_thread_count() {
         let data = sample();
         let run = |threads| {
-            let (out, diff_id, len) =
-                super::gzip(Vec::new(), threads, &mut |w: &mut dyn Write| w.write_all(&data).map_err(super::LayerError::Write))
-                    .unwrap();
+            let (out, diff_id, len) = super::gzip(Vec::new(), threads, &mut |w: &mut dyn Write| {
+                w.write_all(&data).map_err(super::LayerError::Write)
+            })
+            .unwrap();
             assert_eq!(len, data.len() as u64);
             (out, diff_id)
         };
@@ -128,5 +186,45 @@ mod tests {
         let mut back = Vec::new();
         flate2::read::MultiGzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
         assert!(back == data);
+    }
+
+    /// A disk that fills up after `room` bytes.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if buf.len() > self.room {
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn gzip_errors_are_returned_not_panics() {
+        let data = sample();
+        let mut produce = |w: &mut dyn Write| {
+            for _ in 0..3 {
+                w.write_all(&data).map_err(super::LayerError::Write)?;
+            }
+            Ok(())
+        };
+        let size = super::gzip(Vec::new(), 2, &mut produce).unwrap().0.len();
+        for room in [0, size / 3, size - 1] {
+            let err = super::gzip(Full { room }, 2, &mut produce).err().expect("an error");
+            assert!(err.to_string().contains("no space left"), "room {room}: {err}");
+        }
+        let mut failing = |w: &mut dyn Write| {
+            w.write_all(&data).map_err(super::LayerError::Write)?;
+            Err(super::LayerError::Write(std::io::Error::other("producer failed")))
+        };
+        let err = super::gzip(Vec::new(), 2, &mut failing).err().expect("an error");
+        assert!(err.to_string().contains("producer failed"), "{err}");
     }
 }

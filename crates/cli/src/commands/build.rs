@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wharf_builder::build::{BuildCache, BuildOptions};
+use wharf_builder::build::{BuildCache, BuildOptions, Output};
 use wharf_builder::layer::LayerCompression;
 
 #[derive(clap::Args, Debug)]
@@ -47,6 +47,12 @@ pub struct Args {
     /// Print only the image ID.
     #[arg(short, long)]
     quiet: bool,
+    /// Push every -t name to its registry after the build.
+    #[arg(long)]
+    push: bool,
+    /// Also write the result: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR.
+    #[arg(short, long)]
+    output: Vec<String>,
     /// The build context directory.
     context: PathBuf,
 }
@@ -121,8 +127,24 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         secrets: secrets(&a.secret)?,
         progress: if quiet { None } else { Some(plain) },
     };
+    let outputs: Vec<Output> = a.output.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
+    anyhow::ensure!(!a.push || !opts.tags.is_empty(), "--push needs a name: add -t REGISTRY/REPO:TAG");
     let store = g.store()?;
     let built = wharf_builder::build::build(&store, &opts)?;
+    for o in &outputs {
+        o.write(&store, &built.id.to_string(), &g.run_root)?;
+    }
+    if a.push {
+        for t in &opts.tags {
+            let reg = wharf_registry::Registry::new(t.domain(), wharf_registry::RegistryOptions::default())?;
+            let popts =
+                wharf_registry::PushOptions { progress: crate::progress::reporter(quiet, false), digestfile: None };
+            let pushed = wharf_registry::block_on(reg.push(&store, &t.to_string(), t, &popts))?;
+            if !quiet {
+                eprintln!("pushed {t}@{}", pushed.digest);
+            }
+        }
+    }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, built.id.to_string())?;
     }

@@ -32,6 +32,7 @@ pub(crate) fn run(g: &Global, p: &mut Args) -> Result<i32> {
     let bundle = f.bundle.take().unwrap_or_else(|| PathBuf::from("."));
     // No other process will `start` it: skip the exec fifo.
     f.opts.exec_fifo = false;
+    f.opts.hold_until_start = false;
     let mut c = Container::create(&g.root, &id, &bundle, &f.opts)?;
     if let Err(e) = c.start() {
         let _ = Container::load(&g.root, &id).and_then(|c| c.delete(true));

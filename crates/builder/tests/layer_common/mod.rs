@@ -1,4 +1,4 @@
-//! Helpers shared by the layer tests (included with `#[path]`): reading tars
+//! Helpers shared by the layer tests (a directory, so not a test target of its own): reading tars
 //! back, snapshots of directory trees, the privilege rule and leak checks.
 #![allow(dead_code)]
 
