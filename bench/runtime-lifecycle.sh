@@ -84,13 +84,32 @@ hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$LAB/lifecycle.json" \
   -n "runc"          "sh -c '$(loop "runc --root $LAB/state-runc" rc)'" >/dev/null ||
   { tail -n 5 "$LAB"/errors-*.log; exit 1; }
 
-echo "== per-container wall time (ms) = loop time / $N, over $RUNS runs"
-printf '| %-14s | %8s | %8s | %8s |\n' runtime median min max
-printf '|%s|%s|%s|%s|\n' ---------------- ---------- ---------- ----------
-jq -r --argjson n $N '.results[] | [.command, (.median*1000/$n), (.min*1000/$n), (.max*1000/$n)] | @tsv' "$LAB/lifecycle.json" |
-  while IFS=$'\t' read -r name med min max; do
-    printf '| %-14s | %8.2f | %8.2f | %8.2f |\n' "$name" "$med" "$min" "$max"
+echo "== per-container wall time (ms) = loop time / $N, over $RUNS runs; cpu = mean user+sys / $N"
+echo "   (cpu time is the steadier figure when the machine is busy)"
+printf '| %-14s | %8s | %8s | %8s | %8s |\n' runtime median min max cpu
+printf '|%s|%s|%s|%s|%s|\n' ---------------- ---------- ---------- ---------- ----------
+jq -r --argjson n $N '.results[] | [.command, (.median*1000/$n), (.min*1000/$n), (.max*1000/$n), ((.user+.system)*1000/$n)] | @tsv' "$LAB/lifecycle.json" |
+  while IFS=$'\t' read -r name med min max cpu; do
+    printf '| %-14s | %8.2f | %8.2f | %8.2f | %8.2f |\n' "$name" "$med" "$min" "$max" "$cpu"
   done
+uptime
+
+# Paired rounds: each round times one loop of every runtime back to back, so a
+# busy spell on the machine hits all of them alike (hyperfine runs them one
+# after another). Median over the rounds, per container.
+echo "== paired rounds (ms per container, median of $RUNS rounds)"
+declare -A T
+for r in $(seq "$RUNS"); do
+  for rt in wharf crun runc; do
+    case $rt in wharf) cmd=$WHARF;; *) cmd=$rt;; esac
+    t0=$(date +%s%N)
+    sh -c "$(loop "$cmd --root $LAB/state-$rt" p$rt)"
+    T[$rt]+="$(( ($(date +%s%N) - t0) / N / 1000 )) "
+  done
+done
+for rt in wharf crun runc; do
+  echo "${T[$rt]}" | tr ' ' '\n' | grep . | sort -n | awk -v rt="$rt" '{a[NR]=$1} END {printf "| %-14s | %8.2f |\n", rt, a[int((NR+1)/2)]/1000}'
+done
 
 echo "== peak RSS of one run (kB; /usr/bin/time -v, 5 tries, median)"
 printf '| %-14s | %8s |\n' runtime "RSS kB"

@@ -8,7 +8,7 @@ pkgs=(
   skopeo umoci oci-image-tool
   zstd jq
   runc crun
-  docker-registry
+  docker-registry buildah
   libseccomp-dev pkg-config gcc
   iproute2 util-linux hyperfine time
 )

@@ -17,10 +17,10 @@
 //! Still to come, on top of these types: `plan` (stage graph, cache keys)
 //! and `exec` (RUN through `wharf-runtime`, COPY/ADD written as layer tars).
 
+pub mod build;
 mod dockerignore;
 mod error;
 mod instructions;
-pub mod build;
 pub mod layer;
 mod parser;
 mod shell;

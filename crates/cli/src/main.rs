@@ -119,7 +119,10 @@ fn init_logging(level: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level);
-    let g = Globals { root: cli.root, run_root: cli.run_root };
+    // Paths go into OCI specs and mount options, where relative ones would
+    // be resolved against other directories: make them absolute once, here.
+    let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let g = Globals { root: abs(cli.root), run_root: abs(cli.run_root) };
     let res = match cli.command {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => commands::images::run(&g, a),
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => commands::inspect::run(&g, a),

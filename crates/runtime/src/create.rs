@@ -100,22 +100,27 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
         hold: opts.exec_fifo || opts.hold_until_start,
         runtime_hooks: has_runtime_hooks(&b.spec),
     };
-    // SAFETY: the child only runs init code and leaves with _exit; fork (not a
-    // raw clone) keeps glibc's allocator consistent in multi-threaded callers.
-    let mid = match unsafe { nix::unistd::fork() }.ctx(|| "fork")? {
-        nix::unistd::ForkResult::Child => {
-            drop(parent_end);
-            init::intermediate(&args)
+    let (mid, init_pid) = if init::can_clone_directly(&ns) {
+        (0, init::spawn_direct(&args, std::os::fd::AsRawFd::as_raw_fd(&parent_end.0))?)
+    } else {
+        // SAFETY: the child only runs init code and leaves with _exit; fork
+        // (not a raw clone) keeps glibc's allocator consistent in
+        // multi-threaded callers.
+        match unsafe { nix::unistd::fork() }.ctx(|| "fork")? {
+            nix::unistd::ForkResult::Child => {
+                drop(parent_end);
+                init::intermediate(&args)
+            }
+            nix::unistd::ForkResult::Parent { child } => (child.as_raw(), 0),
         }
-        nix::unistd::ForkResult::Parent { child } => child.as_raw(),
     };
     drop(child_end);
     drop(console);
-    cleanup.pids.push(mid);
+    cleanup.pids.push(mid.max(init_pid));
     let mut rec = Record {
         id: id.to_string(),
-        pid: 0,
-        pid_start: 0,
+        pid: init_pid,
+        pid_start: if init_pid > 0 { crate::sys::process_start_time(init_pid).unwrap_or(0) } else { 0 },
         bundle: b.dir.clone(),
         rootfs: b.rootfs.clone(),
         created: crate::sys::rfc3339_now(),

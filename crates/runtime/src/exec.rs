@@ -159,7 +159,7 @@ fn exec_intermediate_steps(a: &ExecArgs) -> Result<()> {
     for (t, fd) in ns {
         nix::sched::setns(fd, namespaces::flag(*t)).ctx(|| format!("join {} namespace", namespaces::proc_name(*t)))?;
     }
-    let pid = crate::init::clone_init(CloneFlags::empty(), None)?;
+    let pid = crate::init::clone_child(CloneFlags::empty(), None, true)?;
     if pid == 0 {
         exec_child(a);
     }

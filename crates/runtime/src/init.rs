@@ -73,7 +73,7 @@ fn intermediate_steps(a: &InitArgs) -> Result<()> {
     // The cgroup namespace is made by init once it sits in its cgroup:
     // clone3 places the child in the v2 cgroup only after namespaces are copied.
     let into = if in_userns { None } else { a.placement.v2_dir.as_ref() };
-    let pid = clone_init(a.ns.new - CloneFlags::CLONE_NEWCGROUP, into)?;
+    let pid = clone_child(a.ns.new - CloneFlags::CLONE_NEWCGROUP, into, true)?;
     if pid == 0 {
         init(a);
     }
@@ -129,11 +129,13 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// clone with CLONE_PARENT so the runtime, not this short-lived process, is
-/// the parent of the new process, placed straight into the v2 cgroup if any.
-/// Safe here: the calling process has exactly one thread.
-pub(crate) fn clone_init(flags: CloneFlags, into: Option<&OwnedFd>) -> Result<i32> {
-    let flags = flags | CloneFlags::CLONE_PARENT;
+/// Clones a child that continues on a copy of our stack (fork-like), placed
+/// straight into the v2 cgroup `into` if given. With `sibling` the child gets
+/// our parent (CLONE_PARENT): the runtime, not a short-lived intermediate,
+/// then reaps the container init.
+/// Safe only in a process with exactly one thread (callers ensure it).
+pub(crate) fn clone_child(flags: CloneFlags, into: Option<&OwnedFd>, sibling: bool) -> Result<i32> {
+    let flags = if sibling { flags | CloneFlags::CLONE_PARENT } else { flags };
     if let Some(dir) = into {
         let args = CloneArgs {
             flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
@@ -141,8 +143,8 @@ pub(crate) fn clone_init(flags: CloneFlags, into: Option<&OwnedFd>) -> Result<i3
             child_tid: 0,
             parent_tid: 0,
             // With CLONE_PARENT clone3 wants 0: the child inherits our exit
-            // signal (SIGCHLD), reported to the runtime.
-            exit_signal: 0,
+            // signal (SIGCHLD), which then goes to the runtime.
+            exit_signal: if sibling { 0 } else { libc::SIGCHLD as u64 },
             stack: 0,
             stack_size: 0,
             tls: 0,
@@ -156,18 +158,45 @@ pub(crate) fn clone_init(flags: CloneFlags, into: Option<&OwnedFd>) -> Result<i3
         if pid >= 0 {
             return Ok(pid as i32);
         }
-        // Kernels before 5.7: join by writing our own pid (slower, same result).
-        let p = crate::sys::fd_path(dir).join("cgroup.procs");
-        std::fs::write(&p, "0").ctx(|| format!("join cgroup {}", p.display()))?;
     }
     let f = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: a NULL stack makes clone behave like fork (the child continues
-    // on a copy of our stack); this process has exactly one thread.
+    // on a copy of our stack); the caller has exactly one thread.
     let pid = unsafe { libc::syscall(libc::SYS_clone, f, 0usize, 0usize, 0usize, 0usize) };
     if pid < 0 {
-        return Err(Error::io("clone container init", std::io::Error::last_os_error()));
+        return Err(Error::io("clone container process", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        if let Some(dir) = into {
+            // Kernels before 5.7 have no clone3: the child moves itself.
+            let p = crate::sys::fd_path(dir).join("cgroup.procs");
+            std::fs::write(&p, "0").ctx(|| format!("join cgroup {}", p.display()))?;
+        }
     }
     Ok(pid as i32)
+}
+
+/// The runtime may clone init itself, skipping the intermediate process,
+/// when nothing must happen between fork and clone: no namespace to join,
+/// no user or time namespace to make, and a single-threaded caller.
+pub(crate) fn can_clone_directly(ns: &NsPlan) -> bool {
+    ns.join.is_empty() && !ns.new_user && !ns.new_time && crate::sys::single_threaded()
+}
+
+/// Clones the container init straight from the runtime; returns its pid.
+pub(crate) fn spawn_direct(a: &InitArgs, runtime_end: RawFd) -> Result<i32> {
+    let pid = clone_child(a.ns.new - CloneFlags::CLONE_NEWCGROUP, a.placement.v2_dir.as_ref(), false)?;
+    if pid == 0 {
+        // SAFETY: closing our copy of the runtime's end, so init sees EOF if the runtime dies.
+        unsafe { libc::close(runtime_end) };
+        if let Err(e) = a.placement.join_v1_self() {
+            let _ = a.chan.send(&Msg::Error(e.to_string()));
+            // SAFETY: leave without running the runtime's destructors.
+            unsafe { libc::_exit(1) }
+        }
+        init(a);
+    }
+    Ok(pid)
 }
 
 /// Entry point of the container init; never returns.

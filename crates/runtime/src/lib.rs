@@ -7,15 +7,17 @@
 //! - [`container`]: the lifecycle API — [`Container::create`], `start`,
 //!   `state`, `kill`, `wait`, `delete`, `pause`, `resume`, `update`, `stats`.
 //! - `create`: the runtime side of `create` (bundle checks, cgroups, fork,
-//!   id maps, hooks) as named steps; `init`: what the forked intermediate
-//!   and container init processes do, step by step.
+//!   id maps, hooks) as named steps; `init`: what the forked processes do,
+//!   step by step. Init is cloned straight from a single-threaded runtime
+//!   when nothing has to happen in between; otherwise a forked intermediate
+//!   joins namespaces by path and makes the user/time namespaces first.
 //! - [`exec`]: a new process joining a running container's namespaces and cgroup.
 //! - `rootfs`: mounts (resolved inside the rootfs with openat2), devices,
 //!   pivot_root, read-only/masked paths. `namespaces`: new vs join-by-path.
 //! - [`cgroups`]: v1 and v2 drivers behind one trait, host layout detected at run time.
 //! - `process`: rlimits, user, cwd, exec; `console`: pty + console socket;
 //!   `hooks`: OCI hooks with timeouts; `sync`: runtime ↔ child messages.
-//! - [`state`]: the state directory and OCI state JSON.
+//! - [`state`]: the state directory and OCI state JSON. [`log`]: `--log` sink.
 //! - [`spec`]: the default spec (`runc spec`) and merging an OCI image config into it.
 //! - [`features`]: the OCI features document. [`signal`]: signal names.
 //! - [`error`]: the crate's one error type.

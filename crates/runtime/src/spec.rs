@@ -110,7 +110,7 @@ pub struct ImageOverrides {
     pub entrypoint: Option<Vec<String>>,
     /// Arguments after the image name: replace the image's Cmd.
     pub cmd: Option<Vec<String>>,
-    /// `-u`: user[:group], names or numbers.
+    /// `-u`: `user[:group]`, names or numbers.
     pub user: Option<String>,
     /// `-w`.
     pub workdir: Option<String>,

@@ -72,6 +72,14 @@ pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// True if this process has one thread (field 20 of /proc/self/stat), so a
+/// raw clone cannot catch another thread holding a lock.
+pub(crate) fn single_threaded() -> bool {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return false };
+    let Some(i) = stat.rfind(')') else { return false };
+    stat[i + 2..].split(' ').nth(17).and_then(|n| n.parse::<u32>().ok()) == Some(1)
+}
+
 /// Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat),
 /// used to tell our process from a later one that reused its pid.
 pub(crate) fn process_start_time(pid: i32) -> Option<u64> {

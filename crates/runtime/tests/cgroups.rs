@@ -60,6 +60,8 @@ fn resources_are_written_and_cgroups_path_honoured() {
         json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"});
     cfg["linux"]["resources"]["memory"] = json!({"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10});
     cfg["linux"]["resources"]["pids"] = json!({"limit": 33});
+    cfg["linux"]["resources"]["blockIO"] = json!({"weight": 500});
+    cfg["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
     let b = lab.bundle("r", &cfg);
     let out = lab.rt(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -77,6 +79,16 @@ fn resources_are_written_and_cgroups_path_honoured() {
         assert_eq!(rd("memory", "memory.soft_limit_in_bytes"), (32u64 << 20).to_string());
         assert_eq!(rd("memory", "memory.swappiness"), "10");
         assert_eq!(rd("pids", "pids.max"), "33");
+        let blkio = ["blkio.weight", "blkio.bfq.weight"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(format!("/sys/fs/cgroup/blkio/{parent}/{id}/{f}")).ok())
+            .unwrap();
+        assert!(blkio.contains("500"), "{blkio}");
+        // hugetlb is a v1 controller here, or sits on the hybrid v2 mount.
+        let huge = std::fs::read_to_string(format!("/sys/fs/cgroup/hugetlb/{parent}/{id}/hugetlb.2MB.limit_in_bytes"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/unified/{parent}/{id}/hugetlb.2MB.max")))
+            .unwrap();
+        assert_eq!(huge.trim(), "4194304");
     } else {
         let rd =
             |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{parent}/{id}/{f}")).unwrap().trim().to_string();

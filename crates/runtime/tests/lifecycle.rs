@@ -202,6 +202,8 @@ fn pause_resume_update_and_stats() {
     assert_eq!(ev["data"]["pids_limit"], 42);
     assert_eq!(ev["data"]["pids_current"], 1);
     assert!(ev["data"]["memory_usage"].as_u64().unwrap() > 0);
+    // A paused container is thawed and killed by delete --force.
+    assert!(lab.rt(&["pause", &id]).status.success());
     assert!(lab.rt(&["delete", "--force", &id]).status.success());
     lab.assert_clean();
 }

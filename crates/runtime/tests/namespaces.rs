@@ -61,10 +61,14 @@ fn join_namespaces_by_path() {
     let b = lab.bundle("sandbox", &cfg);
     assert!(lab.rt(&["run", "-d", "-b", b.to_str().unwrap(), &sandbox]).status.success());
     let pid = lab.state(&sandbox)["pid"].as_i64().unwrap();
-    let mut cfg = lab.config(&["sh", "-c", "for n in net ipc uts; do readlink /proc/self/ns/$n; done; hostname"]);
+    let mut cfg = lab.config(&[
+        "sh",
+        "-c",
+        "for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; hostname; cat /proc/1/cmdline",
+    ]);
     cfg["hostname"] = serde_json::Value::Null;
     cfg["linux"]["namespaces"] = json!([
-        {"type": "pid"}, {"type": "mount"},
+        {"type": "pid", "path": format!("/proc/{pid}/ns/pid")}, {"type": "mount"},
         {"type": "network", "path": format!("/proc/{pid}/ns/net")},
         {"type": "ipc", "path": format!("/proc/{pid}/ns/ipc")},
         {"type": "uts", "path": format!("/proc/{pid}/ns/uts")},
@@ -72,11 +76,13 @@ fn join_namespaces_by_path() {
     let (code, out, err) = lab.run("member", &cfg);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    for (i, n) in ["net", "ipc", "uts"].iter().enumerate() {
+    for (i, n) in ["net", "ipc", "uts", "pid"].iter().enumerate() {
         let want = std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap();
         assert_eq!(lines[i], want.to_str().unwrap(), "{n}");
     }
-    assert_eq!(lines[3], "pod-host");
+    assert_eq!(lines[4], "pod-host");
+    // Same pid namespace: the sandbox's sleep is pid 1 for the member too.
+    assert_eq!(lines[5].replace('\0', " ").trim(), "sleep 100");
     assert!(lab.rt(&["delete", "-f", &sandbox]).status.success());
     lab.assert_clean();
 }

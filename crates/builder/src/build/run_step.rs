@@ -10,9 +10,24 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use wharf_runtime::{Container, CreateOptions};
 
-/// Mount points the runtime may create in the rootfs; dropped from the
-/// layer when a RUN made them and left them empty (buildah does the same).
-const MOUNT_POINTS: [&str; 5] = ["proc", "sys", "dev", "run", "tmp"];
+/// The spec's mount destinations (and their parents) that do not exist in
+/// the rootfs yet, shallowest first: the runtime will create them, and they
+/// are dropped from the layer if still empty afterwards (buildah does too).
+fn mount_targets(spec: &Value, rootfs: &Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in spec["mounts"].as_array().into_iter().flatten() {
+        let Some(dest) = m["destination"].as_str() else { continue };
+        let mut path = String::new();
+        for comp in dest.split('/').filter(|c| !c.is_empty() && *c != "." && *c != "..") {
+            path = if path.is_empty() { comp.to_string() } else { format!("{path}/{comp}") };
+            if std::fs::symlink_metadata(rootfs.join(&path)).is_err() && !out.contains(&path) {
+                out.push(path.clone());
+            }
+        }
+    }
+    out.sort_by_key(|p| p.matches('/').count());
+    out
+}
 
 /// Docker's default capability set.
 const CAPS: [&str; 14] = [
@@ -104,8 +119,13 @@ pub(crate) fn run_step(
 ) -> BuildResult<super::NewLayer> {
     let id = format!("wharf-build-{}", super::unique());
     let ws = Workspace::mount(ctx, state, &id)?;
-    let before: Vec<bool> = MOUNT_POINTS.iter().map(|m| ws.merged.join(m).exists()).collect();
+    // WORKDIR exists, root-owned 0755, as Docker makes it (the runtime would
+    // make it with the container's umask).
+    if let Some(wd) = state.get("WorkingDir").and_then(Value::as_str).filter(|w| !w.is_empty()) {
+        wharf_image::unpack::ensure_dir_in_root(&ws.merged, wd)?;
+    }
     let spec = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
+    let targets = mount_targets(&spec, &ws.merged);
     std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
         .map_err(|e| BuildError::io("write RUN bundle", e))?;
     let opts = CreateOptions { exec_fifo: false, ..Default::default() };
@@ -119,10 +139,15 @@ pub(crate) fn run_step(
         return Err(BuildError::step(step, format!("the command returned a non-zero code: {}", status.code())));
     }
     ws.unmount();
-    for (m, existed) in MOUNT_POINTS.iter().zip(before) {
-        let p = ws.upper.join(m);
-        if !existed && std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none()) {
+    // Mount targets the runtime had to create are not the command's doing.
+    for t in targets.iter().rev() {
+        let p = ws.upper.join(t);
+        let empty_dir = std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
+        let empty_file = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0);
+        if empty_dir {
             let _ = std::fs::remove_dir(&p);
+        } else if empty_file {
+            let _ = std::fs::remove_file(&p);
         }
     }
     let upper = ws.upper.clone();

@@ -115,7 +115,6 @@ impl Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Env as _;
 
     fn decl(n: &str, d: Option<&str>) -> ArgDecl {
         ArgDecl { name: n.into(), default: d.map(str::to_string) }

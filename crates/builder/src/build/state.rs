@@ -17,7 +17,10 @@ impl ImageState {
     /// `FROM scratch`.
     pub(crate) fn scratch(arch: &str) -> Self {
         ImageState {
-            config: json!({"architecture": arch, "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}),
+            // BuildKit and buildah give a scratch image the default PATH.
+            config: json!({"architecture": arch, "os": "linux",
+                "config": {"Env": [wharf_runtime::spec::DEFAULT_PATH_ENV]},
+                "rootfs": {"type": "layers", "diff_ids": []}, "history": []}),
             layers: Vec::new(),
         }
     }

@@ -113,7 +113,7 @@ pub fn copy_to_tar(plan: &CopyPlan, out: &mut dyn Write, opts: &TarOptions) -> R
 /// stay packed as single entries (enough for a cache key).
 pub(crate) fn plan_layout(plan: &CopyPlan, extract: bool, created_mtime: i64) -> Result<Layout> {
     if plan.sources.is_empty() {
-        return Err(LayerError::source("", "no source files were specified"));
+        return Err(LayerError::bad_source("", "no source files were specified"));
     }
     let dest = resolve_dest(plan)?;
     let mut matches = Vec::new();
@@ -322,10 +322,11 @@ fn expand<'p>(plan: &'p CopyPlan, src: &'p CopySource, extract: bool) -> Result<
     let pattern = src.path.as_str();
     let from_context = plan.context_root.as_deref() == Some(src.root.as_path());
     let root = Root { dir: &src.root, ignore: if from_context { plan.ignore } else { None } };
-    let comps = clean_relative(pattern.as_bytes())
-        .ok_or_else(|| LayerError::source(pattern, format!("leaves its root {} through '..'", src.root.display())))?;
-    let err = |reason: String| LayerError::source(pattern, reason);
-    let io = |e: std::io::Error| LayerError::source(pattern, e.to_string());
+    let comps = clean_relative(pattern.as_bytes()).ok_or_else(|| {
+        LayerError::bad_source(pattern, format!("leaves its root {} through '..'", src.root.display()))
+    })?;
+    let err = |reason: String| LayerError::bad_source(pattern, reason);
+    let io = |e: std::io::Error| LayerError::bad_source(pattern, e.to_string());
     let mut cands: Vec<(Vec<u8>, Comps, Option<Metadata>)> =
         vec![(Vec::new(), Vec::new(), root.lstat(&[]).map_err(io)?)];
     for c in &comps {

@@ -87,7 +87,7 @@ impl LayerError {
         move |err| LayerError::Io { op, path, err }
     }
 
-    pub(crate) fn source(pattern: &str, reason: impl Into<String>) -> LayerError {
+    pub(crate) fn bad_source(pattern: &str, reason: impl Into<String>) -> LayerError {
         LayerError::Source { pattern: pattern.to_string(), reason: reason.into() }
     }
 }

@@ -217,14 +217,14 @@ mod tests {
         };
         let size = super::gzip(Vec::new(), 2, &mut produce).unwrap().0.len();
         for room in [0, size / 3, size - 1] {
-            let err = super::gzip(Full { room }, 2, &mut produce).err().expect("an error");
+            let Err(err) = super::gzip(Full { room }, 2, &mut produce) else { panic!("room {room}: no error") };
             assert!(err.to_string().contains("no space left"), "room {room}: {err}");
         }
         let mut failing = |w: &mut dyn Write| {
             w.write_all(&data).map_err(super::LayerError::Write)?;
             Err(super::LayerError::Write(std::io::Error::other("producer failed")))
         };
-        let err = super::gzip(Vec::new(), 2, &mut failing).err().expect("an error");
+        let Err(err) = super::gzip(Vec::new(), 2, &mut failing) else { panic!("no error") };
         assert!(err.to_string().contains("producer failed"), "{err}");
     }
 }

@@ -132,7 +132,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let store = g.store()?;
     let built = wharf_builder::build::build(&store, &opts)?;
     for o in &outputs {
-        o.write(&store, &built.id.to_string(), &g.run_root)?;
+        o.write(&store, built.id.as_ref(), &g.run_root)?;
     }
     if a.push {
         for t in &opts.tags {

@@ -53,6 +53,16 @@ pub fn apply_layer(r: impl Read, root: &Path) -> Result<Applied> {
     Ok(Applied { diff_id, uncompressed_size, compression })
 }
 
+/// Creates directory `path` (and missing parents, mode 0755) inside `root`,
+/// resolving symlinks as the container would: never outside `root`.
+pub fn ensure_dir_in_root(root: &Path, path: &str) -> Result<()> {
+    let root_fd: OwnedFd = File::open(root).ctx("open rootfs", root)?.into();
+    let comps = clean(path.as_bytes());
+    fsops::ensure_dir_in(&root_fd, &comps)
+        .map(|_| ())
+        .map_err(|e| Error::LayerEntryIo { entry: path.to_string(), source: e.into() })
+}
+
 /// Removes a directory tree without following symlinks.
 pub fn remove_tree(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {

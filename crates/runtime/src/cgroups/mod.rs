@@ -59,7 +59,8 @@ pub struct Stats {
 
 /// What a container's cgroup driver must do; one implementation per cgroup version.
 pub trait CgroupManager {
-    /// Moves `pid` into the container's cgroup(s).
+    /// Moves `pid` into the container's cgroup(s). Slow (an RCU grace period
+    /// per call, see [`Placement`]); container processes join via `placement`.
     fn add_task(&self, pid: i32) -> Result<()>;
     /// Writes the resource limits; also used by `update`.
     fn apply(&self, resources: &LinuxResources, devices: &[LinuxDevice]) -> Result<()>;
