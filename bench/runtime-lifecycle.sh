@@ -13,7 +13,8 @@
 # refuses to run at all while the cgroup2 mount at /sys/fs/cgroup/unified
 # holds a controller (hugetlb here). Unless FIX_HYBRID=0, this script moves
 # such controllers to a v1 hierarchy (mount -t cgroup -o hugetlb …), which
-# lasts until reboot, and SAYS SO. wharf-runtime and runc run either way.
+# is undone when the script exits, and SAYS SO. wharf-runtime and runc run
+# either way.
 #
 # wharf-runtime is measured twice: as shipped — a static, non-PIE binary
 # (RUSTFLAGS crt-static + relocation-model=static, as runc ships static release
@@ -56,16 +57,34 @@ if [ ! -f "$B/config.json" ]; then
 fi
 
 U=/sys/fs/cgroup/unified
+MOVED=()
 # (cgroupfs files report size 0, so test the content, not -s)
 if [ "${FIX_HYBRID:-1}" = 1 ] && [ -n "$(cat "$U/cgroup.controllers" 2>/dev/null)" ] && [ "$(stat -f -c %T "$U")" = cgroup2fs ]; then
   for c in $(cat "$U/cgroup.controllers"); do
     if [ ! -d "/sys/fs/cgroup/$c" ] || ! mountpoint -q "/sys/fs/cgroup/$c"; then
       mkdir -p "/sys/fs/cgroup/$c"
       mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
-      echo "NOTE: moved cgroup controller $c from cgroup2 to a v1 mount (crun's hybrid-mode workaround; lasts until reboot)"
+      MOVED+=("$c")
+      echo "NOTE: moved cgroup controller $c from cgroup2 to a v1 mount (crun's hybrid-mode workaround; undone at exit)"
     fi
   done
 fi
+# Leave the host as we found it: unmounting the v1 hierarchy hands the
+# controller back to cgroup2 — but only if no removed cgroup is still dying
+# at that moment (otherwise the hierarchy lingers unmounted); so check and
+# retry by mounting it again briefly. KEEP_HYBRID_FIX=1 keeps the move.
+restore_hybrid() {
+  [ "${KEEP_HYBRID_FIX:-0}" = 1 ] && return
+  for c in "${MOVED[@]}"; do
+    umount "/sys/fs/cgroup/$c" && rmdir "/sys/fs/cgroup/$c" || continue
+    for try in 1 2 3 4 5; do
+      for _ in $(seq 20); do grep -qw "$c" "$U/cgroup.controllers" && break 2; sleep 0.1; done
+      tmp=$(mktemp -d); mount -t cgroup -o "$c" cgroup "$tmp" && umount "$tmp"; rmdir "$tmp"
+    done
+    echo "NOTE: gave cgroup controller $c back to cgroup2: [$(cat $U/cgroup.controllers)]"
+  done
+}
+trap restore_hybrid EXIT
 
 rm -rf "$LAB"/state-* "$LAB"/errors-*.log
 mkdir -p "$LAB/state-wharf" "$LAB/state-wharf-dyn" "$LAB/state-crun" "$LAB/state-runc"
@@ -108,7 +127,8 @@ for r in $(seq "$RUNS"); do
   done
 done
 for rt in wharf crun runc; do
-  echo "${T[$rt]}" | tr ' ' '\n' | grep . | sort -n | awk -v rt="$rt" '{a[NR]=$1} END {printf "| %-14s | %8.2f |\n", rt, a[int((NR+1)/2)]/1000}'
+  echo "${T[$rt]}" | tr ' ' '\n' | grep . | sort -n | awk -v rt="$rt" -v all="${T[$rt]}" \
+    '{a[NR]=$1} END {printf "| %-14s | %8.2f | rounds (us): %s\n", rt, a[int((NR+1)/2)]/1000, all}'
 done
 
 echo "== peak RSS of one run (kB; /usr/bin/time -v, 5 tries, median)"

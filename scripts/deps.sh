@@ -9,7 +9,7 @@ pkgs=(
   zstd jq
   runc crun
   docker-registry buildah
-  libseccomp-dev pkg-config gcc
+  libseccomp-dev pkg-config gcc libc6-dev
   iproute2 util-linux hyperfine time
 )
 missing=()

@@ -303,3 +303,24 @@ fn add_url_with_checksum() {
     let err = s.fails(["build".as_ref(), "-t".as_ref(), "url2".as_ref(), ctx.as_os_str()]);
     assert!(err.contains("line 2") && err.contains("checksum"), "{err}");
 }
+
+#[test]
+fn c_program_compiled_in_a_build_stage() {
+    if !privileged("c_program_compiled_in_a_build_stage") {
+        return;
+    }
+    let s = TestStore::new();
+    let tc = s.path("toolchain.tar");
+    let out = std::process::Command::new("bash")
+        .arg(examples().join("c-program/make-toolchain.sh"))
+        .arg(&tc)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make-toolchain.sh: {}", String::from_utf8_lossy(&out.stderr));
+    s.ok(["import".as_ref(), tc.as_os_str(), "wharf-examples/gcc".as_ref()]);
+    build(&s, "c-program", &[]);
+    assert_eq!(run(&s, &["wharf-examples/c-program"]).trim(), "hello, wharf, from a static C binary built by wharf");
+    let v = inspect(&s, "wharf-examples/c-program");
+    assert_eq!(v["RootFS"]["Layers"].as_array().unwrap().len(), 1, "only the binary ships");
+    assert!(v["Size"].as_u64().unwrap() < 2_000_000, "no toolchain in the final image");
+}

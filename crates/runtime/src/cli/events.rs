@@ -1,4 +1,4 @@
-//! `events [--stats] [--interval SECS] ID`: resource usage as JSON lines.
+//! `events [--stats] [--interval SECS] ID`: resource usage (and OOM kills) as JSON lines.
 
 use std::time::Duration;
 
@@ -21,8 +21,14 @@ pub(crate) fn run(g: &Global, p: &mut Args) -> Result<i32> {
     }
     let id = super::need_id(ids)?;
     let c = Container::load(&g.root, &id)?;
+    let mut ooms = None;
     loop {
         let stats = c.stats()?;
+        // Like runc, an OOM kill since the last look is its own event.
+        if ooms.is_some_and(|n| stats.oom_kills > n) {
+            println!("{}", serde_json::json!({"type": "oom", "id": id}));
+        }
+        ooms = Some(stats.oom_kills);
         let ev = serde_json::json!({"type": "stats", "id": id, "data": stats});
         println!("{ev}");
         if once || c.status() == Status::Stopped {

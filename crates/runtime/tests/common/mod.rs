@@ -25,16 +25,24 @@ pub fn privileged(test: &str) -> bool {
     panic!("{test} needs root: run as root, or set WHARF_SKIP_PRIVILEGED=1 to skip privileged tests");
 }
 
-/// A busybox rootfs shared by all tests of one binary (read-only use only).
+/// A busybox rootfs shared by all tests (read-only use only). It lives in
+/// cargo's per-target temp dir, built once and reused, so nothing is left in
+/// /tmp (a static TempDir would never be dropped).
 pub fn shared_rootfs() -> &'static Path {
-    static ROOTFS: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, p) = ROOTFS.get_or_init(|| {
-        let d = tempfile::Builder::new().prefix("wharf-rt-rootfs").tempdir().unwrap();
-        let p = d.path().join("rootfs");
-        make_rootfs(&p);
-        (d, p)
-    });
-    p
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wharf-runtime-busybox-rootfs");
+        if !p.join("bin/sh").exists() {
+            let tmp = p.with_extension(format!("tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            make_rootfs(&tmp);
+            // Another test binary may have won the race: then use its copy.
+            if std::fs::rename(&tmp, &p).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+        }
+        p
+    })
 }
 
 /// Writes a minimal busybox rootfs at `p`.
