@@ -324,3 +324,71 @@ fn c_program_compiled_in_a_build_stage() {
     assert_eq!(v["RootFS"]["Layers"].as_array().unwrap().len(), 1, "only the binary ships");
     assert!(v["Size"].as_u64().unwrap() < 2_000_000, "no toolchain in the final image");
 }
+
+fn build_text(s: &TestStore, name: &str, dockerfile: &str, extra: &[&str]) -> std::process::Output {
+    let ctx = s.path(&format!("ctx-{}", name.replace(['/', ':'], "_")));
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    let mut c = s.cmd();
+    c.args(["build", "-t", name]).args(extra).arg(&ctx);
+    c.output().unwrap()
+}
+
+#[test]
+fn instructions_and_flags() {
+    if !privileged("instructions_and_flags") {
+        return;
+    }
+    let s = base();
+    // ONBUILD runs in the child, then is gone; CMD inherited, reset by a new ENTRYPOINT.
+    let o = build_text(
+        &s,
+        "parent",
+        "FROM wharf-examples/busybox\nONBUILD RUN echo triggered > /onbuild\nCMD [\"echo\", \"parent-cmd\"]\n",
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let secret = s.path("token");
+    std::fs::write(&secret, "s3cr3t").unwrap();
+    let iid = s.path("iid");
+    let df = "FROM parent AS main\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /seen-secret\n\
+              HEALTHCHECK --interval=5s --retries=2 CMD true\nVOLUME /data\nSTOPSIGNAL SIGINT\nENTRYPOINT [\"cat\"]\n\n\
+              FROM wharf-examples/busybox AS other\nRUN echo other > /other\n";
+    let o = build_text(
+        &s,
+        "child",
+        df,
+        &[
+            "--target",
+            "main",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+            "--label",
+            "team=wharf",
+            "--iidfile",
+            iid.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("[other"), "--target 0 does not build the other stage: {err}");
+    let v = inspect(&s, "child");
+    let c = &v["Config"];
+    assert_eq!(c["Cmd"], serde_json::Value::Null, "ENTRYPOINT resets an inherited CMD");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["cat"]));
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "true"]));
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(c["Labels"]["team"], "wharf");
+    assert!(c.get("OnBuild").is_none_or(|o| o.is_null()), "triggers are not inherited");
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), v["Id"].as_str().unwrap());
+    assert_eq!(run(&s, &["child", "/onbuild"]).trim(), "triggered");
+    assert_eq!(run(&s, &["child", "/seen-secret"]).trim(), "s3cr3t");
+    // The secret itself is in no layer.
+    let layers = s.root.join("layers/sha256");
+    let out = std::process::Command::new("grep").args(["-rl", "s3cr3t"]).arg(&layers).output().unwrap();
+    let hits = String::from_utf8_lossy(&out.stdout);
+    assert!(hits.lines().all(|l| l.ends_with("seen-secret")), "secret leaked into a layer: {hits}");
+}

@@ -87,6 +87,11 @@ impl ExitStatus {
 
 impl Container {
     /// Creates a container from `bundle` and leaves it `created`.
+    ///
+    /// The container's init becomes a child of the calling process: reap it
+    /// with [`Container::wait`] (or [`Container::delete`]). Without a
+    /// terminal it inherits the caller's stdin/stdout/stderr. Safe to call
+    /// from a multi-threaded program (the first child is made with fork).
     pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Container> {
         crate::create::create(&StateStore::new(root), id, bundle, opts)
     }

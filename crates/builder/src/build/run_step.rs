@@ -210,7 +210,12 @@ fn push_mount(spec: &mut Value, m: Value) {
 impl Ctx<'_> {
     /// One `RUN --mount`: cache dirs persist under `<root>/build-mounts/`.
     fn run_mount(&self, m: &crate::Mount, roots: &HashMap<String, PathBuf>) -> BuildResult<Value> {
-        let target = m.target.clone().ok_or_else(|| BuildError::Invalid("--mount needs target=".into()))?;
+        // Docker: a secret without target= appears at /run/secrets/<id>.
+        let target = match (&m.target, m.kind, &m.id) {
+            (Some(t), _, _) => t.clone(),
+            (None, MountType::Secret, Some(id)) => format!("/run/secrets/{id}"),
+            _ => return Err(BuildError::Invalid("--mount needs target=".into())),
+        };
         Ok(match m.kind {
             MountType::Cache => {
                 let id = m.id.clone().unwrap_or_else(|| target.clone());

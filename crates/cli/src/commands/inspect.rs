@@ -29,7 +29,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             "Created": img.config.created(),
             "Architecture": img.config.architecture().to_string(),
             "Os": img.config.os().to_string(),
-            "Config": img.config.config(),
+            // The raw config: Docker's fields the OCI model lacks (Shell,
+            // Healthcheck, OnBuild) are shown as stored.
+            "Config": raw_config(&store, &img)?["config"],
             "RootFS": {"Type": "layers", "Layers": img.config.rootfs().diff_ids()},
             "Layers": img.manifest.layers(),
             "History": img.config.history(),
@@ -38,4 +40,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn raw_config(store: &wharf_image::Store, img: &wharf_image::Image) -> anyhow::Result<serde_json::Value> {
+    let bytes = store.blobs().read(img.id(), 16 << 20)?;
+    Ok(serde_json::from_slice(&bytes)?)
 }
