@@ -108,7 +108,10 @@ fn device_cgroup_denies_unlisted_devices() {
         return;
     }
     if !std::path::Path::new("/sys/fs/cgroup/devices").exists() {
-        eprintln!("SKIPPED device_cgroup_denies_unlisted_devices: no v1 devices controller (v2 eBPF filter not implemented yet)");
+        skipped(
+            "device_cgroup_denies_unlisted_devices",
+            "no v1 devices controller (v2 eBPF filter not implemented yet)",
+        );
         return;
     }
     let mut lab = Lab::new("devcg");

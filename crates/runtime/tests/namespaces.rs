@@ -119,7 +119,7 @@ fn time_namespace_offsets_clocks() {
         return;
     }
     if !std::path::Path::new("/proc/self/ns/time").exists() {
-        eprintln!("SKIPPED time_namespace_offsets_clocks: kernel has no time namespaces");
+        skipped("time_namespace_offsets_clocks", "kernel has no time namespaces");
         return;
     }
     let mut lab = Lab::new("timens");

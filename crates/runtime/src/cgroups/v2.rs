@@ -241,18 +241,25 @@ mod tests {
             .find(|p| crate::sys::fs_magic(p).ok() == Some(super::super::CGROUP2_SUPER_MAGIC))
     }
 
+    /// On the real stderr: libtest hides captured output of passing tests.
+    fn skipped(why: &str) {
+        use std::io::Write;
+        let _ =
+            std::io::stderr().write_all(format!("SKIPPED v2_driver_places_freezes_and_cleans_up: {why}\n").as_bytes());
+    }
+
     #[test]
     fn v2_driver_places_freezes_and_cleans_up() {
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             if std::env::var("WHARF_SKIP_PRIVILEGED").as_deref() == Ok("1") {
-                eprintln!("SKIPPED v2_driver_places_freezes_and_cleans_up: needs root");
+                skipped("needs root");
                 return;
             }
             panic!("v2_driver_places_freezes_and_cleans_up needs root (or WHARF_SKIP_PRIVILEGED=1)");
         }
         let Some(root) = v2_root() else {
-            eprintln!("SKIPPED v2_driver_places_freezes_and_cleans_up: no cgroup2 mount on this host");
+            skipped("no cgroup2 mount on this host");
             return;
         };
         let rel = PathBuf::from(format!("wharf-v2-test-{}/leaf", std::process::id()));

@@ -19,10 +19,17 @@ pub fn privileged(test: &str) -> bool {
         return true;
     }
     if std::env::var("WHARF_SKIP_PRIVILEGED").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {test}: needs root (WHARF_SKIP_PRIVILEGED=1)");
+        skipped(test, "needs root (WHARF_SKIP_PRIVILEGED=1)");
         return false;
     }
     panic!("{test} needs root: run as root, or set WHARF_SKIP_PRIVILEGED=1 to skip privileged tests");
+}
+
+/// Says a test is skipped, on the real stderr: libtest hides the captured
+/// output of passing tests, and a skip must never be silent.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("SKIPPED {test}: {why}\n").as_bytes());
 }
 
 /// A busybox rootfs shared by all tests (read-only use only). It lives in
