@@ -8,7 +8,7 @@ pkgs=(
   skopeo umoci oci-image-tool
   zstd jq
   runc crun
-  docker-registry buildah
+  docker-registry buildah podman containerd conmon
   libseccomp-dev pkg-config gcc libc6-dev
   iproute2 util-linux hyperfine time
 )
