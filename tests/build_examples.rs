@@ -392,3 +392,63 @@ fn instructions_and_flags() {
     let hits = String::from_utf8_lossy(&out.stdout);
     assert!(hits.lines().all(|l| l.ends_with("seen-secret")), "secret leaked into a layer: {hits}");
 }
+
+#[test]
+fn independent_stages_and_cache_keys() {
+    if !privileged("independent_stages_and_cache_keys") {
+        return;
+    }
+    let s = base();
+    let df = "ARG V=1\nFROM wharf-examples/busybox AS a\nRUN sleep 1; echo a > /a\n\
+              FROM wharf-examples/busybox AS b\nRUN sleep 1; echo b > /b\n\
+              FROM wharf-examples/busybox\nARG V\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nRUN echo $V > /v\n";
+    let o = build_text(&s, "par", df, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(run(&s, &["par", "cat", "/a", "/b", "/v"]), "a\nb\n1\n");
+    // A --build-arg the RUN sees re-runs it (and only what follows it).
+    let o = build_text(&s, "par", df, &["--build-arg", "V=2"]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert_eq!(log.matches("CACHED").count(), 4, "stages a and b and both COPYs cached, the RUN re-ran: {log}");
+    assert_eq!(run(&s, &["par", "cat", "/v"]), "2\n");
+    let o = build_text(&s, "arm", "FROM --platform=linux/arm64 wharf-examples/busybox\nRUN true\n", &[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("linux/arm64"));
+}
+
+#[test]
+fn locked_cache_mounts_take_turns() {
+    if !privileged("locked_cache_mounts_take_turns") {
+        return;
+    }
+    let s = base();
+    let df = |n: u32| {
+        format!("FROM wharf-examples/busybox\nRUN --mount=type=cache,id=shared-log,target=/c,sharing=locked sh -c 'echo start >> /c/log; sleep 0.5; echo end {n} >> /c/log; cp /c/log /log'\n")
+    };
+    let children: Vec<_> = (0..2)
+        .map(|n| {
+            let ctx = s.path(&format!("lock{n}"));
+            std::fs::create_dir_all(&ctx).unwrap();
+            std::fs::write(ctx.join("Dockerfile"), df(n)).unwrap();
+            s.cmd()
+                .args(["build", "-q", "-t", &format!("lock{n}")])
+                .arg(&ctx)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        assert!(c.wait_with_output().unwrap().status.success());
+    }
+    let log = std::fs::read_dir(s.root.join("build-mounts/cache"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| std::fs::read_to_string(e.path().join("log")).unwrap_or_default())
+        .find(|l| !l.is_empty())
+        .unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert!(lines[0] == "start" && lines[1].starts_with("end") && lines[2] == "start", "the builds overlapped: {log}");
+}

@@ -4,7 +4,7 @@
 use super::error::{BuildError, BuildResult};
 use super::state::ImageState;
 use super::Ctx;
-use crate::{Command, MountType, Network, Run, Step};
+use crate::{Command, MountType, Network, Run, Sharing, Step};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -124,7 +124,8 @@ pub(crate) fn run_step(
     if let Some(wd) = state.get("WorkingDir").and_then(Value::as_str).filter(|w| !w.is_empty()) {
         wharf_image::unpack::ensure_dir_in_root(&ws.merged, wd)?;
     }
-    let spec = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
+    // Cache-mount locks (sharing=locked|private) are held until the RUN ends.
+    let (spec, _locks) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
     let targets = mount_targets(&spec, &ws.merged);
     std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
         .map_err(|e| BuildError::io("write RUN bundle", e))?;
@@ -164,7 +165,8 @@ fn spec_for(
     rootfs: &Path,
     shell: &[String],
     roots: &HashMap<String, PathBuf>,
-) -> BuildResult<Value> {
+) -> BuildResult<(Value, Vec<wharf_image::FileLock>)> {
+    let mut locks = Vec::new();
     let mut spec = wharf_runtime::spec::default_spec();
     let user = state.get("User").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_string);
     let workdir = state.get("WorkingDir").and_then(Value::as_str).filter(|w| !w.is_empty()).map(str::to_string);
@@ -195,9 +197,11 @@ fn spec_for(
         }
     }
     for m in &run.mounts {
-        push_mount(&mut v, ctx.run_mount(m, roots)?);
+        let (mount, lock) = ctx.run_mount(m, roots)?;
+        push_mount(&mut v, mount);
+        locks.extend(lock);
     }
-    Ok(v)
+    Ok((v, locks))
 }
 
 fn push_mount(spec: &mut Value, m: Value) {
@@ -209,53 +213,88 @@ fn push_mount(spec: &mut Value, m: Value) {
 
 impl Ctx<'_> {
     /// One `RUN --mount`: cache dirs persist under `<root>/build-mounts/`.
-    fn run_mount(&self, m: &crate::Mount, roots: &HashMap<String, PathBuf>) -> BuildResult<Value> {
+    fn run_mount(
+        &self,
+        m: &crate::Mount,
+        roots: &HashMap<String, PathBuf>,
+    ) -> BuildResult<(Value, Option<wharf_image::FileLock>)> {
         // Docker: a secret without target= appears at /run/secrets/<id>.
         let target = match (&m.target, m.kind, &m.id) {
             (Some(t), _, _) => t.clone(),
             (None, MountType::Secret, Some(id)) => format!("/run/secrets/{id}"),
             _ => return Err(BuildError::Invalid("--mount needs target=".into())),
         };
-        Ok(match m.kind {
-            MountType::Cache => {
-                let id = m.id.clone().unwrap_or_else(|| target.clone());
-                let dir = self.store.root().join("build-mounts/cache").join(super::cache::key("", &[&id]));
-                std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(format!("create {}", dir.display()), e))?;
-                let mode = m.mode.unwrap_or(0o755);
-                let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode));
-                if let (Some(u), g) = (m.uid, m.gid) {
-                    let _ = std::os::unix::fs::chown(&dir, Some(u), Some(g.unwrap_or(0)));
+        Ok((
+            match m.kind {
+                MountType::Cache => {
+                    let id = m.id.clone().unwrap_or_else(|| target.clone());
+                    let (dir, lock) = self.cache_dir(&id, m.sharing)?;
+                    let mode = m.mode.unwrap_or(0o755);
+                    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode));
+                    if let (Some(u), g) = (m.uid, m.gid) {
+                        let _ = std::os::unix::fs::chown(&dir, Some(u), Some(g.unwrap_or(0)));
+                    }
+                    return Ok((
+                        json!({"destination": target, "type": "bind", "source": dir, "options": ["rbind", "rw"]}),
+                        lock,
+                    ));
                 }
-                json!({"destination": target, "type": "bind", "source": dir, "options": ["rbind", "rw"]})
-            }
-            MountType::Tmpfs => {
-                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
-                if let Some(s) = m.size {
-                    opts.push(format!("size={s}"));
+                MountType::Tmpfs => {
+                    let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                    if let Some(s) = m.size {
+                        opts.push(format!("size={s}"));
+                    }
+                    json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts})
                 }
-                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts})
-            }
-            MountType::Secret => {
-                let id = m.id.clone().unwrap_or_else(|| target.rsplit('/').next().unwrap_or_default().to_string());
-                let src = self.secrets.get(&id).ok_or_else(|| {
-                    BuildError::Invalid(format!("secret {id:?} was not given with --secret id={id},src=FILE"))
-                })?;
-                json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})
-            }
-            MountType::Bind => {
-                let root = match &m.from {
-                    Some(f) => roots
-                        .get(f)
-                        .cloned()
-                        .ok_or_else(|| BuildError::Invalid(format!("--mount from={f}: not mounted")))?,
-                    None => self.context.clone(),
-                };
-                let rel = m.source.clone().unwrap_or_default();
-                let src = super::inside(&root, &rel)?;
-                // Read-only even with `rw`: Docker discards such writes; we
-                // must never let a build write into the user's context.
-                json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro"]})
-            }
-        })
+                MountType::Secret => {
+                    let id = m.id.clone().unwrap_or_else(|| target.rsplit('/').next().unwrap_or_default().to_string());
+                    let src = self.secrets.get(&id).ok_or_else(|| {
+                        BuildError::Invalid(format!("secret {id:?} was not given with --secret id={id},src=FILE"))
+                    })?;
+                    json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})
+                }
+                MountType::Bind => {
+                    let root = match &m.from {
+                        Some(f) => roots
+                            .get(f)
+                            .cloned()
+                            .ok_or_else(|| BuildError::Invalid(format!("--mount from={f}: not mounted")))?,
+                        None => self.context.clone(),
+                    };
+                    let rel = m.source.clone().unwrap_or_default();
+                    let src = super::inside(&root, &rel)?;
+                    // Read-only even with `rw`: Docker discards such writes; we
+                    // must never let a build write into the user's context.
+                    json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro"]})
+                }
+            },
+            None,
+        ))
+    }
+}
+
+impl Ctx<'_> {
+    /// A cache mount's directory under `<root>/build-mounts/cache/`.
+    /// `locked`: builds using it take turns; `private`: a build that finds
+    /// it in use gets a fresh directory of its own; `shared`: no lock.
+    fn cache_dir(&self, id: &str, sharing: Sharing) -> BuildResult<(PathBuf, Option<wharf_image::FileLock>)> {
+        let base = self.store.root().join("build-mounts/cache");
+        let dir = base.join(super::cache::key("", &[id]));
+        let create =
+            |d: &Path| std::fs::create_dir_all(d).map_err(|e| BuildError::io(format!("create {}", d.display()), e));
+        create(&dir)?;
+        let lock_path = dir.with_extension("lock");
+        match sharing {
+            Sharing::Shared => Ok((dir, None)),
+            Sharing::Locked => Ok((dir, Some(wharf_image::FileLock::exclusive(&lock_path)?))),
+            Sharing::Private => match wharf_image::FileLock::try_exclusive(&lock_path)? {
+                Some(l) => Ok((dir, Some(l))),
+                None => {
+                    let own = self.work_dir.join(format!("cache-{}", super::unique()));
+                    create(&own)?;
+                    Ok((own, None))
+                }
+            },
+        }
     }
 }

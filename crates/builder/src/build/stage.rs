@@ -10,8 +10,8 @@ use super::state::ImageState;
 use super::{copy_step, run_step, Ctx, NewLayer};
 use crate::{Command, Dockerfile, Healthcheck, Instruction, Stage, Step};
 use serde_json::{json, Value};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
 
 /// A built stage: its image state and the cache key of its last step.
 #[derive(Clone)]
@@ -24,7 +24,8 @@ pub(crate) struct Stages<'a, 'c> {
     pub ctx: &'a Ctx<'c>,
     pub df: &'a Dockerfile,
     pub scope: Scope,
-    done: RefCell<HashMap<usize, Built>>,
+    /// Each stage's result, built once; the lock makes a second caller wait.
+    done: Vec<(Mutex<()>, OnceLock<Built>)>,
 }
 
 fn platform_args() -> BTreeMap<String, String> {
@@ -63,7 +64,8 @@ pub(crate) fn build_target(ctx: &Ctx, df: &Dockerfile) -> BuildResult<ImageState
     for u in scope.unused(&declared) {
         ctx.say(&format!("warning: --build-arg {u} was not used by any ARG"));
     }
-    let stages = Stages { ctx, df, scope, done: RefCell::new(HashMap::new()) };
+    let done = df.stages.iter().map(|_| (Mutex::new(()), OnceLock::new())).collect();
+    let stages = Stages { ctx, df, scope, done };
     let mut built = stages.stage(target.index)?;
     if !ctx.opts.labels.is_empty() {
         let labels = built.state.cfg().entry("Labels").or_insert_with(|| json!({}));
@@ -75,14 +77,61 @@ pub(crate) fn build_target(ctx: &Ctx, df: &Dockerfile) -> BuildResult<ImageState
 }
 
 impl Stages<'_, '_> {
-    /// Stage `idx`, built now unless it was already.
+    /// Stage `idx`, built now unless it was already. The stages it needs
+    /// are built first, independent ones at the same time.
     pub(crate) fn stage(&self, idx: usize) -> BuildResult<Built> {
-        if let Some(b) = self.done.borrow().get(&idx) {
+        let (lock, slot) = &self.done[idx];
+        if let Some(b) = slot.get() {
             return Ok(b.clone());
         }
+        let _building = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = slot.get() {
+            return Ok(b.clone());
+        }
+        self.prebuild(&self.deps(idx))?;
         let built = self.build_stage(&self.df.stages[idx])?;
-        self.done.borrow_mut().insert(idx, built.clone());
-        Ok(built)
+        Ok(slot.get_or_init(|| built).clone())
+    }
+
+    /// The stages stage `idx` names (FROM, COPY --from, RUN --mount from=)
+    /// without variables in the name; the others are found as they come.
+    fn deps(&self, idx: usize) -> Vec<usize> {
+        let stage = &self.df.stages[idx];
+        let mut names: Vec<&str> = Vec::new();
+        if self.df.stages.iter().take(idx).any(|s| s.name.as_deref() == Some(stage.from.image.as_str())) {
+            names.push(stage.from.image.as_str());
+        }
+        for step in &stage.steps {
+            match &step.instruction {
+                Instruction::Copy(c) | Instruction::Add(c) => names.extend(c.from.as_deref()),
+                Instruction::Run(r) => names.extend(r.mounts.iter().filter_map(|m| m.from.as_deref())),
+                _ => {}
+            }
+        }
+        let mut out: Vec<usize> = names
+            .into_iter()
+            .filter(|n| !n.contains('$'))
+            .filter_map(|n| self.df.stage_ref(n).map(|s| s.index))
+            .filter(|&i| i != idx && self.done[i].1.get().is_none())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Builds independent stages concurrently (each in a thread of its own).
+    fn prebuild(&self, deps: &[usize]) -> BuildResult<()> {
+        if deps.len() < 2 {
+            return deps.iter().try_for_each(|&d| self.stage(d).map(|_| ()));
+        }
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = deps.iter().map(|&d| sc.spawn(move || self.stage(d).map(|_| ()))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(BuildError::Invalid("a stage's thread panicked".into()))))
+                .collect::<BuildResult<Vec<()>>>()
+        })?;
+        Ok(())
     }
 
     /// The stage a `--from` names, if it names one (else it is an image).
@@ -91,6 +140,15 @@ impl Stages<'_, '_> {
     }
 
     fn base(&self, stage: &Stage) -> BuildResult<Built> {
+        if let Some(p) = &stage.from.platform {
+            let p = self.ctx.lexer.expand_word(p, &self.scope.global_view())?;
+            let host = format!("linux/{}", wharf_image::host_arch());
+            if p != host {
+                return Err(BuildError::Invalid(format!(
+                    "--platform={p}: only the host's platform ({host}) can be built here"
+                )));
+            }
+        }
         let image = self.ctx.lexer.expand_word(&stage.from.image, &self.scope.global_view())?;
         if let Some(prev) = self
             .df
