@@ -255,6 +255,13 @@ fn outputs_and_push() {
     let pulled = p.ok(["images", "-q"]);
     assert!(s.ok(["images", "-q"]).contains(pulled.trim()), "the pulled image is the one built");
     assert!(run(&p, &[&tag, "ls", "/www"]).contains("index.html"));
+    // A base only the registry has is pulled; --pull pulls even when present.
+    let fresh = TestStore::new();
+    let o = build_text(&fresh, "on-pushed", &format!("FROM {tag}\nRUN ls /www > /listing\n"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(run(&fresh, &["on-pushed", "cat", "/listing"]).contains("index.html"));
+    let o = build_text(&fresh, "on-pushed", &format!("FROM {tag}\nRUN ls /www > /listing\n"), &["--pull"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pulling"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// Serves `body` at any path on a loopback port, for `ADD <url>`.
