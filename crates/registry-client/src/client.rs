@@ -4,7 +4,7 @@
 //! POST flow and extra `repository:OTHER:pull` scopes for cross-repo mounts.
 //! The token is then handed to oci-client as `RegistryAuth::Bearer`.
 
-use crate::auth::{parse_challenge, Challenge, Credential, DockerConfig, TokenCache};
+use crate::auth::{parse_challenge, Challenge, Credential, DockerConfig, TokenCache, TokenRequest};
 use crate::error::{Error, Result};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -198,10 +198,7 @@ impl Registry {
                 scopes.extend(
                     mount_from.iter().filter(|r| *r != oref.repository()).map(|r| format!("repository:{r}:pull")),
                 );
-                let t = self
-                    .tokens
-                    .get(&self.http, &self.host, &realm, service.as_deref(), &scopes, self.cred.as_ref())
-                    .await?;
+                let t = self.tokens.get(&self.token_request(&realm, service.as_deref(), &scopes)).await?;
                 RegistryAuth::Bearer(t)
             }
         };
@@ -222,6 +219,10 @@ impl Registry {
         }
     }
 
+    fn token_request<'a>(&'a self, realm: &'a str, service: Option<&'a str>, scopes: &'a [String]) -> TokenRequest<'a> {
+        TokenRequest { http: &self.http, registry: &self.host, realm, service, scopes, cred: self.cred.as_ref() }
+    }
+
     /// Checks credentials against the registry, as `docker login` does.
     pub async fn verify_login(&self) -> Result<()> {
         match self.challenge().await?.clone() {
@@ -240,11 +241,9 @@ impl Registry {
                     Err(Error::Unauthorized { registry: self.host.clone(), reason: format!("{}", res.status()) })
                 }
             }
-            Challenge::Bearer { realm, service } => self
-                .tokens
-                .get(&self.http, &self.host, &realm, service.as_deref(), &[], self.cred.as_ref())
-                .await
-                .map(|_| ()),
+            Challenge::Bearer { realm, service } => {
+                self.tokens.get(&self.token_request(&realm, service.as_deref(), &[])).await.map(|_| ())
+            }
         }
     }
 }

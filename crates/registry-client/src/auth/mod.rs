@@ -5,4 +5,4 @@ pub mod config;
 pub mod token;
 
 pub use config::{Credential, DockerConfig};
-pub use token::{parse_challenge, Challenge, TokenCache};
+pub use token::{parse_challenge, Challenge, TokenCache, TokenRequest};

@@ -91,23 +91,26 @@ pub struct TokenCache {
     tokens: Mutex<HashMap<String, Token>>,
 }
 
+/// One token request: where to ask, for what, with which credentials.
+pub struct TokenRequest<'a> {
+    pub http: &'a reqwest::Client,
+    pub registry: &'a str,
+    pub realm: &'a str,
+    pub service: Option<&'a str>,
+    pub scopes: &'a [String],
+    pub cred: Option<&'a Credential>,
+}
+
 impl TokenCache {
-    pub async fn get(
-        &self,
-        http: &reqwest::Client,
-        registry: &str,
-        realm: &str,
-        service: Option<&str>,
-        scopes: &[String],
-        cred: Option<&Credential>,
-    ) -> Result<String> {
+    pub async fn get(&self, r: &TokenRequest<'_>) -> Result<String> {
+        let (registry, realm, service, scopes) = (r.registry, r.realm, r.service, r.scopes);
         let key = format!("{realm}|{}|{}", service.unwrap_or(""), scopes.join(" "));
         if let Some(t) = self.tokens.lock().await.get(&key) {
             if t.expires > Instant::now() + Duration::from_secs(10) {
                 return Ok(t.value.clone());
             }
         }
-        let reply = fetch(http, registry, realm, service, scopes, cred).await?;
+        let reply = fetch(r).await?;
         let value = if reply.token.is_empty() { reply.access_token } else { reply.token };
         if value.is_empty() {
             return Err(Error::Unauthorized {
@@ -122,14 +125,8 @@ impl TokenCache {
     }
 }
 
-async fn fetch(
-    http: &reqwest::Client,
-    registry: &str,
-    realm: &str,
-    service: Option<&str>,
-    scopes: &[String],
-    cred: Option<&Credential>,
-) -> Result<TokenReply> {
+async fn fetch(r: &TokenRequest<'_>) -> Result<TokenReply> {
+    let (http, registry, realm, service, scopes, cred) = (r.http, r.registry, r.realm, r.service, r.scopes, r.cred);
     let unauthorized = |reason: String| Error::Unauthorized { registry: registry.to_string(), reason };
     let req = match cred {
         Some(Credential::IdentityToken { token, .. }) => {
