@@ -56,6 +56,18 @@ if [ ! -f "$B/config.json" ]; then
      "$B/config.json" > "$B/config.json.new" && mv "$B/config.json.new" "$B/config.json"
 fi
 
+# The same bundle with what `wharf run` gives a container: Docker's 14
+# capabilities and Docker's default seccomp profile (from the spec helper,
+# crates/runtime/examples/docker-spec.rs). Every runtime gets this config.json.
+D=$LAB/bundle-docker
+if [ ! -f "$D/config.json" ]; then
+  mkdir -p "$D"
+  (cd "$HERE" && cargo run -q --release -p wharf-runtime --example docker-spec) > "$LAB/docker-spec.json"
+  jq --slurpfile d "$LAB/docker-spec.json" --arg root "$B/rootfs" \
+     '.root.path=$root | .process.capabilities=$d[0].process.capabilities | .linux.seccomp=$d[0].linux.seccomp' \
+     "$B/config.json" > "$D/config.json"
+fi
+
 U=/sys/fs/cgroup/unified
 MOVED=()
 # (cgroupfs files report size 0, so test the content, not -s)
@@ -63,7 +75,10 @@ if [ "${FIX_HYBRID:-1}" = 1 ] && [ -n "$(cat "$U/cgroup.controllers" 2>/dev/null
   for c in $(cat "$U/cgroup.controllers"); do
     if [ ! -d "/sys/fs/cgroup/$c" ] || ! mountpoint -q "/sys/fs/cgroup/$c"; then
       mkdir -p "/sys/fs/cgroup/$c"
-      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+      # Refused while a cgroup2 group still uses the controller (e.g. a
+      # container someone left running): then crun is skipped below.
+      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
+        { echo "NOTE: could not move cgroup controller $c off cgroup2 (in use)"; continue; }
       MOVED+=("$c")
       echo "NOTE: moved cgroup controller $c from cgroup2 to a v1 mount (crun's hybrid-mode workaround; undone at exit)"
     fi
@@ -88,19 +103,31 @@ trap restore_hybrid EXIT
 
 rm -rf "$LAB"/state-* "$LAB"/errors-*.log
 mkdir -p "$LAB/state-wharf" "$LAB/state-wharf-dyn" "$LAB/state-crun" "$LAB/state-runc"
+RUNTIMES="wharf crun runc"
+if ! crun --root "$LAB/state-crun" run --bundle "$B" crun-probe >/dev/null 2>"$LAB/crun-probe.log"; then
+  echo "NOTE: crun refuses to run on this host now ($(head -1 "$LAB/crun-probe.log")); skipped"
+  RUNTIMES="wharf runc"
+fi
+has() { case " $RUNTIMES " in *" $1 "*) return 0;; esac; return 1; }
 # Distinct id prefixes: crun and wharf both default to cgroup /<id>, so the
 # same ids could meet a cgroup the other runtime is still removing.
 # hyperfine hides a command's stderr: keep it in $LAB/errors-<prefix>.log.
-loop() { echo "for i in \$(seq $N); do $1 run --bundle $B $2\$i >/dev/null 2>>$LAB/errors-$2.log || exit 1; done"; }
+loop() { echo "for i in \$(seq $N); do $1 run --bundle ${3:-$B} $2\$i >/dev/null 2>>$LAB/errors-$2.log || exit 1; done"; }
 echo "== versions"; $WHARF --version | head -1; crun --version | head -1; runc --version | head -1
+CRUN=(); CRUN_D=()
+has crun && CRUN=(-n "crun" "sh -c '$(loop "crun --root $LAB/state-crun" cr)'") &&
+  CRUN_D=(-n "crun+docker" "sh -c '$(loop "crun --root $LAB/state-crun" crD $D)'")
 DYN=()
 [ -n "$WHARF_DYN" ] && DYN=(-n "wharf-dynamic" "sh -c '$(loop "$WHARF_DYN --root $LAB/state-wharf-dyn" wd)'")
 hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$LAB/lifecycle.json" \
   -n "loop-only"     "sh -c 'for i in \$(seq $N); do /bin/true; done'" \
   -n "wharf-runtime" "sh -c '$(loop "$WHARF --root $LAB/state-wharf" w)'" \
   "${DYN[@]}" \
-  -n "crun"          "sh -c '$(loop "crun --root $LAB/state-crun" cr)'" \
-  -n "runc"          "sh -c '$(loop "runc --root $LAB/state-runc" rc)'" >/dev/null ||
+  "${CRUN[@]}" \
+  -n "runc"          "sh -c '$(loop "runc --root $LAB/state-runc" rc)'" \
+  -n "wharf-runtime+docker" "sh -c '$(loop "$WHARF --root $LAB/state-wharf" wD $D)'" \
+  "${CRUN_D[@]}" \
+  -n "runc+docker"    "sh -c '$(loop "runc --root $LAB/state-runc" rcD $D)'" >/dev/null ||
   { tail -n 5 "$LAB"/errors-*.log; exit 1; }
 
 echo "== per-container wall time (ms) = loop time / $N, over $RUNS runs; cpu = mean user+sys / $N"
@@ -119,14 +146,14 @@ uptime
 echo "== paired rounds (ms per container, median of $RUNS rounds)"
 declare -A T
 for r in $(seq "$RUNS"); do
-  for rt in wharf crun runc; do
+  for rt in $RUNTIMES; do
     case $rt in wharf) cmd=$WHARF;; *) cmd=$rt;; esac
     t0=$(date +%s%N)
     sh -c "$(loop "$cmd --root $LAB/state-$rt" p$rt)"
     T[$rt]+="$(( ($(date +%s%N) - t0) / N / 1000 )) "
   done
 done
-for rt in wharf crun runc; do
+for rt in $RUNTIMES; do
   echo "${T[$rt]}" | tr ' ' '\n' | grep . | sort -n | awk -v rt="$rt" -v all="${T[$rt]}" \
     '{a[NR]=$1} END {printf "| %-14s | %8.2f | rounds (us): %s\n", rt, a[int((NR+1)/2)]/1000, all}'
 done
@@ -134,9 +161,11 @@ done
 echo "== peak RSS of one run (kB; /usr/bin/time -v, 5 tries, median)"
 printf '| %-14s | %8s |\n' runtime "RSS kB"
 printf '|%s|%s|\n' ---------------- ----------
-for rt in wharf wharf-dyn crun runc; do
-  case $rt in wharf) cmd=$WHARF;; wharf-dyn) cmd=$WHARF_DYN; [ -n "$cmd" ] || continue;; *) cmd=$rt;; esac
+for rt in wharf wharf-dyn crun runc wharf+docker crun+docker runc+docker; do
+  bundle=$B; [ "${rt%+docker}" != "$rt" ] && bundle=$D
+  [ "${rt%+docker}" = crun ] && ! has crun && continue
+  case ${rt%+docker} in wharf) cmd=$WHARF;; wharf-dyn) cmd=$WHARF_DYN; [ -n "$cmd" ] || continue;; *) cmd=${rt%+docker};; esac
   for k in 1 2 3 4 5; do
-    /usr/bin/time -v $cmd --root "$LAB/state-$rt" run --bundle "$B" rss-$rt-$k 2>&1 >/dev/null | awk '/Maximum resident/ {print $NF}'
+    /usr/bin/time -v $cmd --root "$LAB/state-${rt%+docker}" run --bundle "$bundle" rss-${rt/+/-}-$k 2>&1 >/dev/null | awk '/Maximum resident/ {print $NF}'
   done | sort -n | sed -n 3p | xargs printf "| %-14s | %8s |\n" "$rt"
 done

@@ -186,10 +186,7 @@ impl Container {
         self.store.save(&self.rec)?;
         // The process may already be gone; poststart still sees it as started.
         let state = Self::oci_state_of(&self.rec, Status::Running);
-        if let Err(e) = crate::hooks::run_all("poststart", &self.rec.poststart, &state) {
-            // The spec: a failing poststart hook is logged, the container runs on.
-            crate::log::warn(&format!("{e}"));
-        }
+        crate::hooks::run_all_warn("poststart", &self.rec.poststart, &state);
         Ok(())
     }
 
@@ -272,9 +269,7 @@ impl Container {
         }
         self.reap_init();
         let state = Self::oci_state_of(&self.rec, Status::Stopped);
-        if let Err(e) = crate::hooks::run_all("poststop", &self.rec.poststop, &state) {
-            crate::log::warn(&format!("{e}"));
-        }
+        crate::hooks::run_all_warn("poststop", &self.rec.poststop, &state);
         self.store.remove(&self.rec.id)
     }
 
@@ -319,6 +314,10 @@ impl Container {
     /// Pids of every process in the container.
     pub fn pids(&self) -> Result<Vec<i32>> {
         self.cgroup()?.pids()
+    }
+
+    pub(crate) fn store_root(&self) -> &std::path::Path {
+        self.store.root()
     }
 
     pub(crate) fn record(&self) -> &Record {

@@ -7,11 +7,13 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
+use crate::caps::CapSets;
 use crate::cgroups;
 use crate::container::{Container, CreateOptions};
 use crate::error::{Context, Error, Result};
 use crate::init::{self, InitArgs};
 use crate::namespaces::NsPlan;
+use crate::seccomp::Filter;
 use crate::state::{Phase, Record, StateStore, FIFO_FILE};
 use crate::sync::{Channel, Msg};
 
@@ -72,6 +74,7 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     let b = load_bundle(bundle)?;
     let linux = b.spec.linux().clone().unwrap_or_default();
     let ns = NsPlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    let (seccomp, caps) = privileges(store, &b)?;
     let dir = store.claim(id)?;
     let mut cleanup = Cleanup { store, id, cgroup: None, pids: vec![], armed: true };
     let cg = cgroups::create(linux.cgroups_path().as_deref(), id)?;
@@ -99,6 +102,8 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
         preserve_fds: opts.preserve_fds,
         hold: opts.exec_fifo || opts.hold_until_start,
         runtime_hooks: has_runtime_hooks(&b.spec),
+        caps,
+        seccomp: seccomp.as_ref(),
     };
     let (mid, init_pid) = if init::can_clone_directly(&ns) {
         (0, init::spawn_direct(&args, std::os::fd::AsRawFd::as_raw_fd(&parent_end.0))?)
@@ -117,29 +122,7 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     drop(child_end);
     drop(console);
     cleanup.pids.push(mid.max(init_pid));
-    let mut rec = Record {
-        id: id.to_string(),
-        pid: init_pid,
-        pid_start: if init_pid > 0 { crate::sys::process_start_time(init_pid).unwrap_or(0) } else { 0 },
-        bundle: b.dir.clone(),
-        rootfs: b.rootfs.clone(),
-        created: crate::sys::rfc3339_now(),
-        owner: String::new(),
-        annotations: b.spec.annotations().clone().unwrap_or_default(),
-        phase: Phase::Creating,
-        cgroup: Some(cg.record().clone()),
-        poststart: vec![],
-        poststop: vec![],
-        namespaces: ns.names(),
-        own_pid_ns: ns.new.contains(nix::sched::CloneFlags::CLONE_NEWPID),
-        no_pivot: opts.no_pivot,
-        process: b.spec.process().clone(),
-        use_fifo: opts.exec_fifo,
-    };
-    if let Some(h) = b.spec.hooks() {
-        rec.poststart = h.poststart().clone().unwrap_or_default();
-        rec.poststop = h.poststop().clone().unwrap_or_default();
-    }
+    let mut rec = new_record(id, &b, init_pid, cg.record(), &ns, opts);
     drop(placement);
     drive_setup(store, &b, &linux, &parent_end, mid, &mut rec, &mut cleanup.pids)?;
     rec.phase = Phase::Created;
@@ -150,6 +133,53 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     cleanup.armed = false;
     let hold = opts.exec_fifo || opts.hold_until_start;
     Ok(Container::from_parts(store.clone(), rec, Some(cg), (!opts.exec_fifo).then_some(parent_end), hold))
+}
+
+/// The state record of a container being created.
+fn new_record(
+    id: &str,
+    b: &Bundle,
+    init_pid: i32,
+    cg: &cgroups::CgroupRecord,
+    ns: &NsPlan,
+    opts: &CreateOptions,
+) -> Record {
+    let mut rec = Record {
+        id: id.to_string(),
+        pid: init_pid,
+        pid_start: if init_pid > 0 { crate::sys::process_start_time(init_pid).unwrap_or(0) } else { 0 },
+        bundle: b.dir.clone(),
+        rootfs: b.rootfs.clone(),
+        created: crate::sys::rfc3339_now(),
+        owner: String::new(),
+        annotations: b.spec.annotations().clone().unwrap_or_default(),
+        phase: Phase::Creating,
+        cgroup: Some(cg.clone()),
+        poststart: vec![],
+        poststop: vec![],
+        namespaces: ns.names(),
+        own_pid_ns: ns.new.contains(nix::sched::CloneFlags::CLONE_NEWPID),
+        no_pivot: opts.no_pivot,
+        process: b.spec.process().clone(),
+        seccomp: b.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        use_fifo: opts.exec_fifo,
+    };
+    if let Some(h) = b.spec.hooks() {
+        rec.poststart = h.poststart().clone().unwrap_or_default();
+        rec.poststop = h.poststop().clone().unwrap_or_default();
+    }
+    rec
+}
+
+/// LSM check, seccomp program and capability masks, resolved before
+/// anything exists so that a bad profile or label leaves nothing behind.
+fn privileges(store: &StateStore, b: &Bundle) -> Result<(Option<Filter>, Option<CapSets>)> {
+    let process =
+        b.spec.process().as_ref().ok_or_else(|| Error::InvalidArgument("config.json has no process".into()))?;
+    crate::security::check_lsm(&b.spec, process)?;
+    let profile = b.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = crate::seccomp::compile_cached(profile, store.root())?;
+    Ok((seccomp, process.capabilities().as_ref().map(CapSets::from_spec)))
 }
 
 #[allow(deprecated)]

@@ -52,6 +52,33 @@ pub fn process_from_args(c: &Container, args: Vec<String>) -> Process {
     p
 }
 
+/// `exec --cap`: adds each capability to all five sets, as runc does.
+pub fn add_capabilities(p: &mut Process, caps: &[oci_spec::runtime::Capability]) {
+    let mut c = p.capabilities().clone().unwrap_or_else(empty_caps);
+    let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+        let mut s = s.clone().unwrap_or_default();
+        s.extend(caps.iter().copied());
+        Some(s)
+    };
+    c.set_bounding(add(c.bounding()));
+    c.set_effective(add(c.effective()));
+    c.set_inheritable(add(c.inheritable()));
+    c.set_permitted(add(c.permitted()));
+    c.set_ambient(add(c.ambient()));
+    p.set_capabilities(Some(c));
+}
+
+fn empty_caps() -> oci_spec::runtime::LinuxCapabilities {
+    // LinuxCapabilities::default() is runc's three caps, not an empty set.
+    let mut c = oci_spec::runtime::LinuxCapabilities::default();
+    c.set_bounding(None);
+    c.set_effective(None);
+    c.set_inheritable(None);
+    c.set_permitted(None);
+    c.set_ambient(None);
+    c
+}
+
 impl Container {
     /// Starts `opts.process` inside the container.
     pub fn exec(&self, opts: &ExecOptions) -> Result<ExecProcess> {
@@ -59,6 +86,9 @@ impl Container {
         if !matches!(s, Status::Running | Status::Created) {
             return Err(Error::InvalidState { id: self.id().to_string(), state: s.to_string(), op: "exec" });
         }
+        crate::security::check_lsm(&oci_spec::runtime::Spec::default(), &opts.process)?;
+        let seccomp = crate::seccomp::compile_cached(self.record().seccomp.as_ref(), self.store_root())?;
+        let caps = opts.process.capabilities().as_ref().map(crate::caps::CapSets::from_spec);
         let ns_fds = open_namespaces(self.pid(), &self.record().namespaces)?;
         let placement = self.cgroup()?.placement()?;
         let (parent_end, child_end) = Channel::pair().ctx(|| "socketpair")?;
@@ -71,6 +101,8 @@ impl Container {
             preserve_fds: opts.preserve_fds,
             in_userns: self.record().namespaces.iter().any(|n| n == "user"),
             placement,
+            caps,
+            seccomp,
         };
         // SAFETY: as in create: the child runs only exec code and _exits.
         let mid = match unsafe { nix::unistd::fork() }.ctx(|| "fork")? {
@@ -120,6 +152,8 @@ struct ExecArgs<'a> {
     preserve_fds: u32,
     in_userns: bool,
     placement: crate::cgroups::Placement,
+    caps: Option<crate::caps::CapSets>,
+    seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Opened up front: after joining the mount namespace /proc may differ.
@@ -180,6 +214,8 @@ enum Never {}
 
 fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
     let p = a.process;
+    // We run the runtime binary inside the container's pid namespace until execve.
+    crate::sys::set_non_dumpable().ctx(|| "prctl PR_SET_DUMPABLE")?;
     if let Some(fd) = a.console {
         let size = p.console_size().map(|b| (b.height() as u16, b.width() as u16));
         crate::console::setup_pty(fd, size)?;
@@ -187,14 +223,17 @@ fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
         return Err(Error::InvalidArgument("terminal requested but no --console-socket given".into()));
     }
     crate::process::set_rlimits(p)?;
+    crate::security::set_io_priority(p)?;
+    crate::security::set_scheduler(p)?;
     nix::unistd::chdir(p.cwd().as_path()).ctx(|| format!("chdir to {}", p.cwd().display()))?;
     crate::process::set_umask(p);
     let exe = crate::process::resolve_exe(p)?;
     a.chan.send(&Msg::Ready).ctx(|| "sync")?;
-    crate::process::set_user(p, !a.in_userns)?;
-    if p.no_new_privileges() == Some(true) {
-        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
-    }
-    crate::sys::cloexec_from(3 + a.preserve_fds);
-    Err(crate::process::exec(&exe, p))
+    let v = crate::process::Privileges {
+        caps: a.caps,
+        seccomp: a.seccomp.as_ref(),
+        setgroups: !a.in_userns,
+        preserve_fds: a.preserve_fds,
+    };
+    Err(crate::process::drop_privileges_and_exec(&exe, p, &v))
 }

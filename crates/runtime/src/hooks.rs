@@ -23,6 +23,24 @@ pub(crate) fn run_all(kind: &'static str, hooks: &[Hook], state: &OciState) -> R
     Ok(())
 }
 
+/// Runs every hook in `hooks`, logging each failure as a warning: the spec
+/// says a failing poststart or poststop hook is logged and the remaining
+/// hooks and the lifecycle go on as if it had succeeded.
+pub(crate) fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &OciState) {
+    if hooks.is_empty() {
+        return;
+    }
+    let json = match serde_json::to_vec(state) {
+        Ok(j) => j,
+        Err(e) => return crate::log::warn(&format!("{kind} hooks: encode state: {e}")),
+    };
+    for h in hooks {
+        if let Err(e) = run_one(kind, h, &json) {
+            crate::log::warn(&format!("{e}"));
+        }
+    }
+}
+
 fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<()> {
     let fail = |reason: String| Error::Hook { kind, path: h.path().clone(), reason };
     let mut cmd = Command::new(h.path());

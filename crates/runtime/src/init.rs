@@ -37,6 +37,8 @@ pub(crate) struct InitArgs<'a> {
     /// The runtime has prestart/createRuntime hooks to run mid-setup.
     pub runtime_hooks: bool,
     pub preserve_fds: u32,
+    pub caps: Option<crate::caps::CapSets>,
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Entry point of the intermediate process; never returns.
@@ -215,6 +217,13 @@ fn init(a: &InitArgs) -> ! {
 enum Never {}
 
 fn init_steps(a: &InitArgs) -> Result<Never> {
+    // In a user namespace /proc/self of a non-dumpable process belongs to
+    // the host's root and our own setup writes there would fail; there it is
+    // done just before handing over (see below).
+    let in_userns = a.ns.has(LinuxNamespaceType::User);
+    if !in_userns {
+        crate::sys::set_non_dumpable().ctx(|| "prctl PR_SET_DUMPABLE")?;
+    }
     // Device nodes and mount points get exactly the modes the spec asks for.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
@@ -254,17 +263,21 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
         a.spec.process().as_ref().ok_or_else(|| Error::InvalidArgument("config.json has no process".into()))?;
     prepare_process(a, process)?;
     let exe = crate::process::resolve_exe(process)?;
+    if in_userns {
+        crate::sys::set_non_dumpable().ctx(|| "prctl PR_SET_DUMPABLE")?;
+    }
     a.chan.send(&Msg::Ready).ctx(|| "sync")?;
     if a.hold {
         wait_for_start(a)?;
     }
     crate::hooks::run_all("startContainer", hooks.start_container().as_deref().unwrap_or_default(), &state)?;
-    crate::process::set_user(process, !a.ns.has(LinuxNamespaceType::User) || a.ns.new_user)?;
-    if process.no_new_privileges() == Some(true) {
-        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
-    }
-    crate::sys::cloexec_from(3 + a.preserve_fds);
-    Err(crate::process::exec(&exe, process))
+    let v = crate::process::Privileges {
+        caps: a.caps,
+        seccomp: a.seccomp,
+        setgroups: !a.ns.has(LinuxNamespaceType::User) || a.ns.new_user,
+        preserve_fds: a.preserve_fds,
+    };
+    Err(crate::process::drop_privileges_and_exec(&exe, process, &v))
 }
 
 /// The state the createContainer/startContainer hooks see: pid is ours.
@@ -366,6 +379,9 @@ fn prepare_process(a: &InitArgs, p: &oci_spec::runtime::Process) -> Result<()> {
     }
     crate::process::set_rlimits(p)?;
     crate::process::set_oom_score_adj(p)?;
+    crate::security::set_personality(a.spec)?;
+    crate::security::set_io_priority(p)?;
+    crate::security::set_scheduler(p)?;
     let cwd = p.cwd();
     if !cwd.is_absolute() {
         return Err(Error::InvalidArgument(format!("process.cwd {} is not absolute", cwd.display())));

@@ -15,13 +15,17 @@
 //! - `rootfs`: mounts (resolved inside the rootfs with openat2), devices,
 //!   pivot_root, read-only/masked paths. `namespaces`: new vs join-by-path.
 //! - [`cgroups`]: v1 and v2 drivers behind one trait, host layout detected at run time.
-//! - `process`: rlimits, user, cwd, exec; `console`: pty + console socket;
+//! - `caps`: the five capability sets; [`seccomp`]: OCI seccomp → BPF through
+//!   libseccomp, and Docker's default profile; `security`: LSM labels,
+//!   personality, I/O priority, scheduler.
+//! - `process`: rlimits, user, cwd, privileges dropped in order, exec; `console`: pty + console socket;
 //!   `hooks`: OCI hooks with timeouts; `sync`: runtime ↔ child messages.
 //! - [`state`]: the state directory and OCI state JSON. [`log`]: `--log` sink.
 //! - [`spec`]: the default spec (`runc spec`) and merging an OCI image config into it.
 //! - [`features`]: the OCI features document. [`signal`]: signal names.
 //! - [`error`]: the crate's one error type.
 
+pub mod caps;
 pub mod cgroups;
 mod console;
 pub mod container;
@@ -35,6 +39,8 @@ pub mod log;
 mod namespaces;
 mod process;
 mod rootfs;
+pub mod seccomp;
+mod security;
 pub mod signal;
 pub mod spec;
 pub mod state;

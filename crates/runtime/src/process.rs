@@ -128,6 +128,66 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// What the last steps before execve need, resolved before fork.
+pub(crate) struct Privileges<'a> {
+    pub caps: Option<crate::caps::CapSets>,
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// May call setgroups (not in a user namespace we joined without mapping rights).
+    pub setgroups: bool,
+    pub preserve_fds: u32,
+}
+
+/// Drops to the spec's user and capabilities, loads seccomp and execs, in
+/// runc's order: bounding set while still privileged, keep caps across the
+/// uid switch, then the exact sets (ambient last). The filter goes on last
+/// so that as few of our own syscalls as possible run under it; without
+/// no_new_privs loading it needs CAP_SYS_ADMIN, so then it goes on just
+/// before the final capset. Returns only on failure.
+pub(crate) fn drop_privileges_and_exec(exe: &Path, p: &Process, v: &Privileges) -> Error {
+    match finalize(p, v) {
+        Ok(()) => exec(exe, p),
+        Err(e) => e,
+    }
+}
+
+fn finalize(p: &Process, v: &Privileges) -> Result<()> {
+    crate::security::set_exec_labels(p)?;
+    if let Some(c) = &v.caps {
+        c.apply_bounding()?;
+        crate::caps::set_keep_caps(true)?;
+    }
+    set_user(p, v.setgroups)?;
+    let nnp = p.no_new_privileges() == Some(true);
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
+    }
+    crate::sys::cloexec_from(3 + v.preserve_fds);
+    match (v.seccomp, &v.caps) {
+        (Some(f), Some(c)) if !nnp => {
+            crate::caps::raise_all_permitted()?;
+            load_seccomp(f, nnp)?;
+            c.apply()
+        }
+        (Some(f), caps) => {
+            if let Some(c) = caps {
+                c.apply()?;
+            }
+            load_seccomp(f, nnp)
+        }
+        (None, Some(c)) => c.apply(),
+        (None, None) => Ok(()),
+    }
+}
+
+fn load_seccomp(f: &crate::seccomp::Filter, nnp: bool) -> Result<()> {
+    f.load().map_err(|e| match e {
+        Error::Io { source, .. } if source.raw_os_error() == Some(libc::EACCES) && !nnp => Error::InvalidArgument(
+            "loading a seccomp filter needs noNewPrivileges or CAP_SYS_ADMIN in the permitted set".into(),
+        ),
+        e => e,
+    })
+}
+
 /// Replaces this process with the user process; returns only on failure.
 pub(crate) fn exec(exe: &Path, p: &Process) -> Error {
     let args = match cstrings(p.args().as_deref().unwrap_or_default()) {

@@ -1,6 +1,7 @@
-//! Spec helpers for callers that build bundles: the default spec (what
-//! `runc spec` writes, with Docker's default mounts, devices, masked and
-//! read-only paths) and merging an OCI image config into it with Docker's rules.
+//! Spec helpers for callers that build bundles: what `runc spec` writes
+//! ([`runc_spec`]), the default spec of a Docker-like run ([`default_spec`]:
+//! Docker's capabilities, seccomp profile, masked and read-only paths) and
+//! merging an OCI image config into it with Docker's rules.
 
 use std::io::Read;
 use std::path::Path;
@@ -30,7 +31,25 @@ pub const MASKED_PATHS: &[&str] = &[
 /// Paths Docker makes read-only.
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-fn default_json() -> serde_json::Value {
+/// Docker's default capability set.
+pub const DOCKER_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+fn runc_json() -> serde_json::Value {
     serde_json::json!({
         "ociVersion": "1.2.0",
         "process": {
@@ -77,15 +96,32 @@ fn default_json() -> serde_json::Value {
     })
 }
 
-/// The spec `wharf-runtime spec` writes.
+/// The spec `wharf-runtime spec` writes: runc's, with its three capabilities.
+pub fn runc_spec() -> Spec {
+    serde_json::from_value(runc_json()).expect("the built-in runc spec is valid")
+}
+
+/// The base of a Docker-like container: runc's spec with Docker's default
+/// capabilities (bounding, effective, permitted) and seccomp profile.
 pub fn default_spec() -> Spec {
-    serde_json::from_value(default_json()).expect("the built-in default spec is valid")
+    let mut v = runc_json();
+    v["process"]["capabilities"] =
+        serde_json::json!({"bounding": DOCKER_CAPS, "effective": DOCKER_CAPS, "permitted": DOCKER_CAPS});
+    let caps: Vec<_> = DOCKER_CAPS.iter().filter_map(|c| crate::caps::parse(c).ok()).collect();
+    v["linux"]["seccomp"] = serde_json::to_value(docker_seccomp(&caps)).expect("seccomp profile serializes");
+    serde_json::from_value(v).expect("the built-in default spec is valid")
+}
+
+/// Docker's default seccomp profile for a container whose bounding set is
+/// `caps`: call again after changing the capabilities (`--cap-add`).
+pub fn docker_seccomp(caps: &[oci_spec::runtime::Capability]) -> oci_spec::runtime::LinuxSeccomp {
+    crate::seccomp::docker_default::profile(caps)
 }
 
 /// `spec --rootless`: a user namespace mapping `uid`/`gid` to root, no
 /// network namespace, no cgroup limits, /sys bound from the host.
 pub fn rootless_spec(uid: u32, gid: u32) -> Spec {
-    let mut v = default_json();
+    let mut v = runc_json();
     let linux = &mut v["linux"];
     linux["resources"] = serde_json::Value::Null;
     linux["namespaces"] = serde_json::json!([
@@ -242,6 +278,16 @@ mod tests {
     fn default_spec_parses_and_has_docker_paths() {
         let s = default_spec();
         let l = s.linux().as_ref().unwrap();
+        assert!(l.seccomp().is_some());
+        let caps = s.process().as_ref().unwrap().capabilities().clone().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+        assert!(caps.ambient().is_none());
+        let r = runc_spec();
+        assert_eq!(
+            r.process().as_ref().unwrap().capabilities().as_ref().unwrap().bounding().as_ref().unwrap().len(),
+            3
+        );
+        assert!(r.linux().as_ref().unwrap().seccomp().is_none());
         assert!(l.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
         assert_eq!(s.mounts().as_ref().unwrap().len(), 7);
         let r = rootless_spec(1000, 1000);

@@ -75,6 +75,9 @@ pub(crate) struct Record {
     pub no_pivot: bool,
     /// The spec's process, the base `exec` builds on (as runc does).
     pub process: Option<Process>,
+    /// The spec's seccomp profile, applied to `exec` processes too (as runc).
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// Host paths of `/proc` etc. are not needed later; config kept minimal.
     #[serde(default)]
     pub use_fifo: bool,

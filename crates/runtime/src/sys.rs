@@ -61,6 +61,20 @@ pub(crate) fn cloexec_from(first: u32) {
     }
 }
 
+/// CVE-2019-5736: while a forked process still runs the runtime binary
+/// inside the container's pid namespace, a non-dumpable process's
+/// /proc/PID/exe (and mem, fd/) cannot be opened by container processes
+/// (they lack CAP_SYS_PTRACE), so the host binary cannot be reached or
+/// rewritten through it; execve makes the user process dumpable again.
+/// Costs one prctl instead of a copy of the binary per container.
+pub(crate) fn set_non_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A pidfd for `pid`, used to wait with a timeout.
 pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall, returns a new fd or -1.

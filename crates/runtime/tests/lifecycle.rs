@@ -245,6 +245,11 @@ fn features_and_spec_commands() {
     assert!(out.status.success());
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap();
     assert_eq!(s["process"]["terminal"], true);
+    // `spec` writes what `runc spec` writes: three capabilities, no seccomp.
+    assert_eq!(s["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 3);
+    assert!(s["linux"]["seccomp"].is_null());
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    assert!(f["linux"]["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_NET_RAW"));
     assert!(!lab.rt(&["spec", "--bundle", d.to_str().unwrap()]).status.success(), "spec must not overwrite");
     std::fs::remove_file(d.join("config.json")).unwrap();
     assert!(lab.rt(&["spec", "--rootless", "-b", d.to_str().unwrap()]).status.success());

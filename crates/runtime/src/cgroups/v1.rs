@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
 
 use super::{read_file, read_u64, write_file, CgroupManager, CgroupRecord, Mode, Stats};
 use crate::error::{Error, Result};
@@ -224,9 +224,15 @@ impl V1 {
             let min = if min < 0 { "*".into() } else { min.to_string() };
             write_file(dir, "devices.allow", &format!("{t} {maj}:{min} {acc}"))?;
         }
+        // Nodes the spec creates are allowed too (as runc does); a fifo is
+        // not a device to the cgroup, and "u" (unbuffered) is a char device.
         for d in devices {
-            let rule = oci_spec::runtime::LinuxDeviceCgroup::from(d);
-            write_file(dir, "devices.allow", &format!("{rule}rwm"))?;
+            let t = match d.typ() {
+                LinuxDeviceType::B => 'b',
+                LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+                LinuxDeviceType::P | LinuxDeviceType::A => continue,
+            };
+            write_file(dir, "devices.allow", &format!("{t} {}:{} rwm", d.major(), d.minor()))?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ struct Flags {
     user: Option<String>,
     preserve_fds: u32,
     no_new_privs: bool,
+    caps: Vec<String>,
     rest: Vec<String>,
 }
 
@@ -35,8 +36,8 @@ fn parse(p: &mut Args) -> Result<Flags> {
             Long("env") | Short('e') => f.env.push(value(p)?),
             Long("user") | Short('u') => f.user = Some(value(p)?),
             Long("additional-gids") | Short('g') => f.env.push(format!("\0gid={}", value(p)?)),
-            // Capabilities are applied by the hardening work; accepted now.
-            Long("cap") | Short('c') | Long("apparmor") | Long("process-label") | Long("cgroup") => {
+            Long("cap") | Short('c') => f.caps.push(value(p)?),
+            Long("apparmor") | Long("process-label") | Long("cgroup") => {
                 let _ = value(p)?;
             }
             Long("no-new-privs") => f.no_new_privs = true,
@@ -91,6 +92,10 @@ fn build_process(c: &Container, f: &mut Flags, args: Vec<String>) -> Result<Proc
     }
     if f.no_new_privs {
         proc.set_no_new_privileges(Some(true));
+    }
+    if !f.caps.is_empty() {
+        let caps = f.caps.iter().map(|c| wharf_runtime::caps::parse(c)).collect::<Result<Vec<_>>>()?;
+        exec::add_capabilities(&mut proc, &caps);
     }
     Ok(proc)
 }

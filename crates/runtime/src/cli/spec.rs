@@ -23,7 +23,7 @@ pub(crate) fn run(_g: &Global, p: &mut Args) -> Result<i32> {
         // SAFETY: getuid/getgid cannot fail.
         wharf_runtime::spec::rootless_spec(unsafe { libc::getuid() }, unsafe { libc::getgid() })
     } else {
-        wharf_runtime::spec::default_spec()
+        wharf_runtime::spec::runc_spec()
     };
     let data = serde_json::to_string_pretty(&spec).map_err(|e| bad(e.to_string()))?;
     std::fs::write(&path, data + "\n")

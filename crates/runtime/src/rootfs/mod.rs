@@ -44,12 +44,20 @@ fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
 /// Everything up to (not including) pivot_root.
 pub(crate) fn prepare(plan: &RootfsPlan) -> Result<()> {
     let prop = rootfs_propagation(plan.spec)?;
-    // Keep container mounts from propagating back to the host.
-    let flag = prop.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // Keep container mounts from propagating back to the host. "slave" and
+    // "private" apply to the whole tree: the rootfs is bound from a mount
+    // below "/", and it is that mount's propagation the container inherits
+    // (runc applies them to "/" alone, so a rootfs in a shared mount ends up
+    // private under "slave", and one in a slave mount still receives host
+    // mounts under "private").
+    let flag = match prop {
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(f) if f.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE) => f | MsFlags::MS_REC,
+        Some(f) => f,
+    };
     mount(None::<&str>, "/", None::<&str>, flag, None::<&str>).map_err(|e| Error::sys("set propagation of /", e))?;
-    if flag.contains(MsFlags::MS_SHARED) {
-        make_parent_private(plan.rootfs)?;
-    }
+    // pivot_root refuses a new root whose parent mount is shared.
+    make_parent_private(plan.rootfs)?;
     mount(Some(plan.rootfs), plan.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(
         |e| Error::Mount { what: "rootfs bind".into(), target: plan.rootfs.to_path_buf(), source: e.into() },
     )?;
