@@ -27,6 +27,12 @@ fn store() -> TestStore {
 
 struct Podman {
     dir: PathBuf,
+    /// Entries of /sys/fs/cgroup before podman ran.
+    cgroup_entries: Vec<PathBuf>,
+}
+
+fn cgroup_entries() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()).collect()
 }
 
 impl Podman {
@@ -42,7 +48,7 @@ impl Podman {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("containers.conf"), conf).unwrap();
         std::fs::write(dir.join("registries.conf"), "unqualified-search-registries = []\n").unwrap();
-        Podman { dir: dir.to_path_buf() }
+        Podman { dir: dir.to_path_buf(), cgroup_entries: cgroup_entries() }
     }
 
     fn cmd(&self) -> Command {
@@ -69,10 +75,19 @@ impl Drop for Podman {
         let _ = self.cmd().args(["rm", "-af", "-t", "0"]).output();
         // podman's cgroupfs manager leaves libpod_parent/conmon behind, empty:
         // rmdir removes only empty ones, so a live podman's stay.
-        for ctrl in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let parent = ctrl.path().join("libpod_parent");
+        use std::os::unix::fs::MetadataExt;
+        let tmpfs_dev = std::fs::metadata("/sys/fs/cgroup").map(|m| m.dev()).ok();
+        for ctrl in cgroup_entries() {
+            let parent = ctrl.join("libpod_parent");
             let _ = std::fs::remove_dir(parent.join("conmon"));
             let _ = std::fs::remove_dir(&parent);
+            // On a hybrid host podman also mkdirs a "hugetlb" hierarchy that
+            // is no mount, just a directory on /sys/fs/cgroup's tmpfs, and
+            // writes a plain "tasks" file in it: remove what it made there.
+            let plain = std::fs::metadata(&ctrl).map(|m| Some(m.dev()) == tmpfs_dev).unwrap_or(false);
+            if plain && !self.cgroup_entries.contains(&ctrl) {
+                let _ = std::fs::remove_dir_all(&ctrl);
+            }
         }
     }
 }
