@@ -118,6 +118,14 @@ fn init_logging(level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run(_) | Command::Build(_)) {
+        // Containers are forked from this process: re-exec from a read-only
+        // view of the binary first, before any thread exists (CVE-2019-5736).
+        if let Err(e) = wharf_runtime::sealexe::ensure_sealed_exe() {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     init_logging(&cli.log_level);
     // Paths go into OCI specs and mount options, where relative ones would
     // be resolved against other directories: make them absolute once, here.

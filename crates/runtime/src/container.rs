@@ -93,6 +93,15 @@ impl Container {
     /// terminal it inherits the caller's stdin/stdout/stderr. Safe to call
     /// from a multi-threaded program (the first child is made with fork).
     pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Container> {
+        if !crate::sealexe::exe_is_sealed() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                crate::log::warn(
+                    "this program's binary is writable through /proc/self/exe of the containers it forks \
+                     (CVE-2019-5736); call wharf_runtime::sealexe::ensure_sealed_exe() at the start of main",
+                )
+            });
+        }
         crate::create::create(&StateStore::new(root), id, bundle, opts)
     }
 

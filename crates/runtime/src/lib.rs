@@ -39,6 +39,7 @@ pub mod log;
 mod namespaces;
 mod process;
 mod rootfs;
+pub mod sealexe;
 pub mod seccomp;
 mod security;
 pub mod signal;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::*;
 use serde_json::{json, Value};
@@ -379,5 +380,60 @@ fn lsm_requests_fail_clearly_and_personality_ioprio_scheduler_apply() {
     }
     assert!(lines[1].contains("idle"), "{out}");
     assert_eq!(lines[2], "5 3", "nice 5, SCHED_BATCH: {out}");
+    lab.assert_clean();
+}
+
+/// CVE-2019-5736, the original attack: the program a container runs is a
+/// script whose interpreter is `/proc/self/exe`, so the kernel starts the
+/// runtime binary itself inside the container; a container process holds it
+/// through /proc/PID/exe and, once no one executes it, reopens it for
+/// writing. (On kernel 6.18 that interpreter lookup from the runtime's own
+/// process fails with ENOENT, for runc as well, so the attack cannot be
+/// staged from inside here.) The defence is that every process the runtime
+/// forks has /proc/self/exe on a read-only view of the binary: hold the
+/// container init's /proc/PID/exe while it is still the runtime, let every
+/// runtime process finish, then try the write — it must fail.
+#[test]
+fn cve_2019_5736_runtime_exe_of_container_processes_cannot_be_reopened_for_writing() {
+    if !privileged("cve_2019_5736_runtime_exe_of_container_processes_cannot_be_reopened_for_writing") {
+        return;
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut lab = Lab::new("cve5736-reopen");
+    // A copy: were the defence to fail, only the copy would be damaged.
+    let rt = lab.dir.path().join("wharf-runtime");
+    std::fs::copy(BIN, &rt).unwrap();
+    let before = std::fs::read(&rt).unwrap();
+    let cfg = lab.config(&["true"]);
+    let id = lab.id("c");
+    let b = lab.bundle("c", &cfg);
+    let run = |args: &[&str]| {
+        Command::new(&rt)
+            .arg("--root")
+            .arg(&lab.root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(run(&["create", "--bundle", b.to_str().unwrap(), &id]).success());
+    // The init waits for `start`, still running the runtime binary.
+    let pid = lab.state(&id)["pid"].as_i64().unwrap();
+    let exe =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(format!("/proc/{pid}/exe")).unwrap();
+    assert!(run(&["start", &id]).success());
+    let t0 = std::time::Instant::now();
+    while lab.state(&id)["status"] != "stopped" && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(run(&["delete", &id]).success());
+    // No process executes the copy now, so ETXTBSY no longer protects it.
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&exe);
+    let w = std::fs::OpenOptions::new().append(true).open(format!("/proc/self/fd/{fd}"));
+    let err = w.expect_err("the runtime binary was writable through the container's /proc/PID/exe");
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    assert!(std::fs::read(&rt).unwrap() == before, "runtime binary changed");
     lab.assert_clean();
 }

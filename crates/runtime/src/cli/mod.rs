@@ -95,6 +95,11 @@ pub(crate) fn main() -> Result<i32> {
             None => return Err(bad(USAGE)),
         }
     };
+    if matches!(verb.as_str(), "create" | "run" | "exec") {
+        // The forked init/exec process must not expose a writable runtime
+        // binary through /proc/self/exe (CVE-2019-5736).
+        wharf_runtime::sealexe::ensure_sealed_exe()?;
+    }
     wharf_runtime::log::init(log, json, debug);
     let g = Global { root };
     match verb.as_str() {
