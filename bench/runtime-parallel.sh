@@ -8,10 +8,10 @@
 #   wall      time from launch until every create has returned
 #   sum RSS   sum of the 50 peak RSS figures (the runtime's process tree up to
 #             the point `create` returns; the container's init stays behind)
-#   held      MemAvailable before minus after, with all 50 in "created": what
-#             the host pays to keep them (init processes, any per-container
-#             binary copy — runc's CVE-2019-5736 memfd clone lives here —,
-#             cgroups, namespaces)
+#   held      with all 50 in "created": the sum of the waiting init
+#             processes' PSS plus the growth of Shmem (where a per-container
+#             binary copy — runc's and crun's CVE-2019-5736 memfd clone —
+#             lives): what the host pays to keep them
 # then `delete --force` of all 50 (also in parallel, timed). Rounds alternate
 # runtimes; figures are medians over ROUNDS.
 #
@@ -27,7 +27,7 @@ if ! crun --root "$LAB/pstate-crun" run --bundle "$B" crun-pprobe >/dev/null 2>"
   RUNTIMES="wharf runc"
 fi
 cmd_of() { case $1 in wharf) echo "$WHARF";; *) echo "$1";; esac; }
-avail() { awk '/^MemAvailable/ {print $2}' /proc/meminfo; }
+shmem() { awk '/^Shmem:/ {print $2}' /proc/meminfo; }
 
 # One round of runtime $1: prints "wall_ms sum_rss_kB held_kB delete_ms".
 round() {
@@ -35,7 +35,7 @@ round() {
   cmd=$(cmd_of "$rt"); st=$LAB/pstate-$rt; out=$LAB/prss-$rt
   rm -rf "$out"; mkdir -p "$st" "$out"
   local before t0 t1 held
-  before=$(avail)
+  before=$(shmem)
   t0=$(date +%s%N)
   for k in $(seq "$P"); do
     /usr/bin/time -f %M -o "$out/$k" $cmd --root "$st" create --bundle "$D" "par-$rt-$k" \
@@ -45,7 +45,11 @@ round() {
   local fail=0
   for p in "${pids[@]}"; do wait "$p" || fail=1; done
   t1=$(date +%s%N)
-  held=$(( before - $(avail) ))
+  held=$(( $(shmem) - before ))
+  for k in $(seq "$P"); do
+    pid=$($cmd --root "$st" state "par-$rt-$k" 2>/dev/null | jq -r .pid)
+    held=$(( held + $(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0) ))
+  done
   [ $fail = 0 ] || { echo "create failed for $rt:"; tail -5 "$LAB/perr-$rt.log"; }
   local n; n=$($cmd --root "$st" list 2>/dev/null | grep -c created || true)
   [ "$n" = "$P" ] || echo "NOTE: $rt has $n of $P containers in created state" >&2
