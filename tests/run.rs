@@ -156,3 +156,29 @@ fn a_missing_image_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not found") && err.contains("nosuch"), "{err}");
 }
+
+/// What `docker run` gives a container: Docker's 14 capabilities, its
+/// seccomp profile (mode 2), and no_new_privs off so setuid binaries work.
+#[test]
+fn docker_default_privileges() {
+    if !privileged("docker_default_privileges") {
+        return;
+    }
+    let s = store();
+    let o = run(
+        &s,
+        &[
+            "bb",
+            "sh",
+            "-c",
+            "grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true 2>&1 || echo denied",
+        ],
+    );
+    let out = stdout(&o);
+    assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(out.contains("denied"), "unshare(CLONE_NEWUSER) is refused by the default profile: {out}");
+    assert_clean(&s);
+}

@@ -4,24 +4,6 @@ use crate::error::{Error, Result};
 use crate::run::{NetworkMode, RunOptions};
 use serde_json::{json, Value};
 
-/// Docker's default capability set.
-pub(crate) const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// `-m 512m`, `1g`, `100000` → bytes.
 pub(crate) fn parse_bytes(s: &str) -> Result<i64> {
     let s = s.trim().to_ascii_lowercase();
@@ -42,8 +24,6 @@ pub(crate) fn parse_bytes(s: &str) -> Result<i64> {
 pub(crate) fn apply_flags(spec: &mut Value, o: &RunOptions, rootfs: &std::path::Path, cgroup: &str) -> Result<()> {
     spec["root"] = json!({"path": rootfs, "readonly": o.read_only});
     spec["process"]["terminal"] = json!(o.tty);
-    let caps = json!(DEFAULT_CAPS);
-    spec["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
     if let Some(h) = &o.hostname {
         spec["hostname"] = json!(h);
     }

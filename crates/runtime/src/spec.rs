@@ -102,9 +102,12 @@ pub fn runc_spec() -> Spec {
 }
 
 /// The base of a Docker-like container: runc's spec with Docker's default
-/// capabilities (bounding, effective, permitted) and seccomp profile.
+/// capabilities (bounding, effective, permitted) and seccomp profile, and
+/// Docker's `noNewPrivileges: false`, so setuid and file-capability
+/// binaries in images (su, ping) work as under `docker run`.
 pub fn default_spec() -> Spec {
     let mut v = runc_json();
+    v["process"]["noNewPrivileges"] = serde_json::json!(false);
     v["process"]["capabilities"] =
         serde_json::json!({"bounding": DOCKER_CAPS, "effective": DOCKER_CAPS, "permitted": DOCKER_CAPS});
     let caps: Vec<_> = DOCKER_CAPS.iter().filter_map(|c| crate::caps::parse(c).ok()).collect();

@@ -29,24 +29,6 @@ fn mount_targets(spec: &Value, rootfs: &Path) -> Vec<String> {
     out
 }
 
-/// Docker's default capability set.
-const CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// A mounted overlay of a stage's layers with a fresh upper dir.
 pub(crate) struct Workspace {
     pub dir: PathBuf,
@@ -181,7 +163,6 @@ fn spec_for(
     let mut v = serde_json::to_value(&spec).map_err(|e| BuildError::Invalid(e.to_string()))?;
     v["root"] = json!({"path": rootfs, "readonly": false});
     v["process"]["terminal"] = json!(false);
-    v["process"]["capabilities"] = json!({"bounding": CAPS, "effective": CAPS, "permitted": CAPS});
     v["hostname"] = json!("buildkitsandbox");
     v["linux"]["cgroupsPath"] = json!(format!("/wharf-build/{}", super::unique()));
     if run.network != Network::None {
