@@ -114,7 +114,7 @@ pub fn features() -> Value {
         "annotations": {
             "org.opencontainers.runtime-spec.features": "wharf-runtime",
             "io.github.wharf.runtime.version": env!("CARGO_PKG_VERSION"),
-            "io.github.wharf.runtime.note": "SCMP_ACT_NOTIFY and linux.mountLabel are refused; v2 device rules (eBPF) are not enforced yet"
+            "io.github.wharf.runtime.note": "SCMP_ACT_NOTIFY and linux.mountLabel are refused"
         }
     })
 }

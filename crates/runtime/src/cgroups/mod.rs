@@ -3,6 +3,7 @@
 //! Detection happens at run time from the filesystem type of /sys/fs/cgroup
 //! and /proc/self/mountinfo; nothing about the host is assumed.
 
+mod devfilter;
 mod v1;
 mod v2;
 
@@ -255,6 +256,10 @@ fn rmdir_retry(d: &Path) -> Result<()> {
 /// Device rules every container needs, as runc's default allow list.
 pub(crate) fn default_device_rules() -> Vec<(char, i64, i64, &'static str)> {
     vec![
+        // mknod of any node is allowed (as runc and Docker do); reading and
+        // writing it is what the rules control.
+        ('c', -1, -1, "m"),
+        ('b', -1, -1, "m"),
         ('c', 1, 3, "rwm"),    // null
         ('c', 1, 5, "rwm"),    // zero
         ('c', 1, 7, "rwm"),    // full

@@ -210,6 +210,12 @@ impl V1 {
 
     fn apply_devices(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
         let Some(dir) = self.dir("devices") else {
+            // A hybrid host without the v1 devices controller: the eBPF
+            // filter on the container's cgroup in the v2 mount does it.
+            let rules = super::devfilter::rules(r, devices)?;
+            if let (Some(u), false) = (self.unified(), rules.is_empty()) {
+                super::devfilter::apply(u, &rules)?;
+            }
             return Ok(());
         };
         let rules = r.devices().as_deref().unwrap_or_default();
@@ -221,8 +227,8 @@ impl V1 {
             write_file(dir, file, &rule.to_string())?;
         }
         for (t, maj, min, acc) in super::default_device_rules() {
-            let min = if min < 0 { "*".into() } else { min.to_string() };
-            write_file(dir, "devices.allow", &format!("{t} {maj}:{min} {acc}"))?;
+            let n = |v: i64| if v < 0 { "*".to_string() } else { v.to_string() };
+            write_file(dir, "devices.allow", &format!("{t} {}:{} {acc}", n(maj), n(min)))?;
         }
         // Nodes the spec creates are allowed too (as runc does); a fifo is
         // not a device to the cgroup, and "u" (unbuffered) is a char device.

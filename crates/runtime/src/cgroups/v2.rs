@@ -1,7 +1,6 @@
 //! cgroup v2 (unified hierarchy) driver.
 //!
-//! Device rules need an eBPF program on v2; that filter is not written yet,
-//! so `linux.resources.devices` is not enforced on pure v2 hosts.
+//! Device rules are an eBPF program on v2 (see `devfilter`).
 
 use std::path::{Path, PathBuf};
 
@@ -142,8 +141,14 @@ impl CgroupManager for V2 {
         write_file(self.dir(), "cgroup.procs", &pid.to_string())
     }
 
-    fn apply(&self, r: &LinuxResources, _devices: &[LinuxDevice]) -> Result<()> {
+    fn apply(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
         let dir = self.dir().to_path_buf();
+        // No device rules asked (also an `update` of other resources): the
+        // filter in place, if any, stays.
+        let rules = super::devfilter::rules(r, devices)?;
+        if !rules.is_empty() {
+            super::devfilter::apply(&dir, &rules)?;
+        }
         self.apply_memory(r)?;
         self.apply_cpu(r)?;
         if let Some(p) = r.pids() {
