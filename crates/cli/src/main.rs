@@ -5,6 +5,7 @@
 //! library crate plus output formatting (`output.rs`). No logic a library
 //! user would need lives here.
 
+mod build_progress;
 mod commands;
 mod output;
 mod progress;

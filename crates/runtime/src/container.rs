@@ -32,6 +32,9 @@ pub struct CreateOptions {
     /// is set up (`run` semantics, one round trip less); `start` then only
     /// waits for the exec and runs the poststart hooks.
     pub hold_until_start: bool,
+    /// Descriptors for the process's stdin, stdout and stderr; `None`: it
+    /// inherits the caller's (as `runc run` does). Ignored with a terminal.
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
 }
 
 impl Default for CreateOptions {
@@ -44,6 +47,7 @@ impl Default for CreateOptions {
             preserve_fds: 0,
             exec_fifo: true,
             hold_until_start: true,
+            stdio: None,
         }
     }
 }

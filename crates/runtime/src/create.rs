@@ -95,6 +95,7 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
         chan: &child_end,
         fifo: fifo.as_ref(),
         console: console.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+        stdio: opts.stdio,
         cgroup_paths: &cg.record().paths,
         placement: &placement,
         no_pivot: opts.no_pivot,

@@ -28,6 +28,8 @@ pub(crate) struct InitArgs<'a> {
     /// O_PATH descriptor of the exec fifo; `None` means wait for [`Msg::Start`].
     pub fifo: Option<&'a OwnedFd>,
     pub console: Option<RawFd>,
+    /// stdin, stdout, stderr for the process when there is no console.
+    pub stdio: Option<[RawFd; 3]>,
     pub cgroup_paths: &'a [(String, PathBuf)],
     pub placement: &'a crate::cgroups::Placement,
     pub no_pivot: bool,
@@ -376,6 +378,13 @@ fn prepare_process(a: &InitArgs, p: &oci_spec::runtime::Process) -> Result<()> {
         crate::console::setup_pty(fd, size)?;
     } else if p.terminal() == Some(true) {
         return Err(Error::InvalidArgument("process.terminal is true but no --console-socket was given".into()));
+    } else if let Some(fds) = a.stdio {
+        for (target, fd) in fds.into_iter().enumerate() {
+            // SAFETY: dup2 onto 0..2 of descriptors the caller keeps open.
+            if fd != target as RawFd && unsafe { libc::dup2(fd, target as RawFd) } < 0 {
+                return Err(Error::sys(format!("set up stdio fd {target}"), nix::errno::Errno::last()));
+            }
+        }
     }
     crate::process::set_rlimits(p)?;
     crate::process::set_oom_score_adj(p)?;

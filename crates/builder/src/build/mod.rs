@@ -7,6 +7,7 @@ mod cache;
 mod copy_step;
 mod error;
 mod output;
+pub mod progress;
 mod run_step;
 mod scope;
 mod stage;
@@ -42,8 +43,8 @@ pub struct BuildOptions {
     pub epoch: Option<i64>,
     /// `--secret id=…,src=…`.
     pub secrets: HashMap<String, PathBuf>,
-    /// Where progress lines go (None: quiet).
-    pub progress: Option<fn(&str)>,
+    /// Where progress events go (None: quiet, and RUN output is dropped).
+    pub progress: Option<progress::Progress>,
 }
 
 /// What a build made.
@@ -71,8 +72,12 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(crate) fn say(&self, line: &str) {
-        if let Some(p) = self.opts.progress {
-            p(line);
+        self.emit(&progress::Event::Note(line));
+    }
+
+    pub(crate) fn emit(&self, e: &progress::Event) {
+        if let Some(p) = &self.opts.progress {
+            p.emit(e);
         }
     }
 
@@ -138,8 +143,8 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     let text = std::fs::read_to_string(&path).map_err(|e| BuildError::io(format!("read {}", path.display()), e))?;
     let df = crate::parse_dockerfile(&text)?;
     for w in &df.warnings {
-        if let Some(p) = opts.progress {
-            p(&format!("warning: dockerfile {}: {}", w.lines, w.message));
+        if let Some(p) = &opts.progress {
+            p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {}", w.lines, w.message)));
         }
     }
     let work_dir = opts.run_root.join("build").join(unique());

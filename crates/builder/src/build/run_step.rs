@@ -95,7 +95,7 @@ pub(crate) fn run_step(
     state: &ImageState,
     env: Vec<String>,
     run: &Run,
-    step: &Step,
+    (step, step_id): (&Step, usize),
     shell: &[String],
     roots: &HashMap<String, PathBuf>,
 ) -> BuildResult<super::NewLayer> {
@@ -111,11 +111,16 @@ pub(crate) fn run_step(
     let targets = mount_targets(&spec, &ws.merged);
     std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
         .map_err(|e| BuildError::io("write RUN bundle", e))?;
-    let opts = CreateOptions { exec_fifo: false, ..Default::default() };
+    let stdio = Stdio::new(ctx, step_id).map_err(|e| BuildError::step(step, e))?;
+    let opts = CreateOptions { exec_fifo: false, stdio: Some(stdio.fds()), ..Default::default() };
     let state_dir = ctx.run_root.join("runtime");
-    let mut ctr = Container::create(&state_dir, &id, &ws.dir, &opts).map_err(|e| BuildError::step(step, e))?;
+    let created = Container::create(&state_dir, &id, &ws.dir, &opts);
+    // The container has its copies now: ours must go for the reader to see EOF.
+    let output = stdio.detach();
+    let mut ctr = created.map_err(|e| BuildError::step(step, e))?;
     let status = ctr.start().and_then(|()| ctr.wait());
     let deleted = ctr.delete(true);
+    output.finish();
     let status = status.map_err(|e| BuildError::step(step, e))?;
     deleted?;
     if status.code() != 0 {
@@ -276,6 +281,58 @@ impl Ctx<'_> {
                     Ok((own, None))
                 }
             },
+        }
+    }
+}
+
+/// stdin /dev/null (as Docker gives RUN), stdout and stderr into one pipe
+/// whose lines become progress events — or /dev/null when quiet.
+struct Stdio {
+    null: std::fs::File,
+    write: Option<std::os::fd::OwnedFd>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The reading end's thread, once the container holds the write end.
+struct OutputReader(Option<std::thread::JoinHandle<()>>);
+
+impl Stdio {
+    fn new(ctx: &Ctx, step_id: usize) -> std::io::Result<Stdio> {
+        let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+        let Some(progress) = ctx.opts.progress.clone() else {
+            return Ok(Stdio { null, write: None, reader: None });
+        };
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut r = std::io::BufReader::new(std::fs::File::from(read));
+            let mut buf = Vec::new();
+            while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                progress.emit(&super::progress::Event::Output { id: step_id, line });
+                buf.clear();
+            }
+        });
+        Ok(Stdio { null, write: Some(write), reader: Some(reader) })
+    }
+
+    fn fds(&self) -> [std::os::fd::RawFd; 3] {
+        use std::os::fd::AsRawFd;
+        let out = self.write.as_ref().map_or(self.null.as_raw_fd(), |w| w.as_raw_fd());
+        [self.null.as_raw_fd(), out, out]
+    }
+
+    fn detach(self) -> OutputReader {
+        OutputReader(self.reader)
+    }
+}
+
+impl OutputReader {
+    /// Waits until every line the container wrote has been reported.
+    fn finish(mut self) {
+        if let Some(t) = self.0.take() {
+            let _ = t.join();
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use super::cache::key;
 use super::error::{BuildError, BuildResult};
+use super::progress::Event;
 use super::scope::Scope;
 use super::state::ImageState;
 use super::{copy_step, run_step, Ctx, NewLayer};
@@ -184,8 +185,10 @@ impl Stages<'_, '_> {
         let mut cmd_set = false;
         let total = stage.steps.len();
         for (i, step) in triggers.iter().chain(&stage.steps).enumerate() {
-            self.ctx.say(&format!("[{name} {}/{total}] {}", i + 1, step.original.lines().next().unwrap_or_default()));
-            cur = self.step(cur, step, &mut scope, &mut shell, &mut cmd_set).map_err(|e| locate(e, step))?;
+            let id = super::progress::next_id();
+            let text = step.original.lines().next().unwrap_or_default();
+            self.ctx.emit(&Event::Step { id, stage: &name, index: i + 1, total, text });
+            cur = self.step(cur, step, &mut scope, &mut shell, &mut cmd_set, id).map_err(|e| locate(e, step))?;
         }
         Ok(cur)
     }
@@ -215,11 +218,13 @@ impl Stages<'_, '_> {
         scope: &mut Scope,
         shell: &mut Vec<String>,
         cmd_set: &mut bool,
+        id: usize,
     ) -> BuildResult<Built> {
         let expanded =
             if step.instruction.expands() { step.expand(&self.ctx.lexer, &scope.view())? } else { step.clone() };
         if let Instruction::Arg(decls) = &expanded.instruction {
             decls.iter().for_each(|d| scope.declare(d));
+            self.ctx.emit(&Event::Done { id, secs: 0.0 });
             return Ok(cur);
         }
         let mut parts = vec![format!("{:?}", expanded.instruction)];
@@ -234,16 +239,16 @@ impl Stages<'_, '_> {
         apply_scope(&expanded.instruction, scope, shell, cmd_set);
         if !self.ctx.opts.no_cache {
             if let Some(state) = self.ctx.cache.get(&k, self.ctx.store) {
-                self.ctx.say("  CACHED");
+                self.ctx.emit(&Event::Cached { id });
                 return Ok(Built { state, key: k });
             }
         }
         let t0 = std::time::Instant::now();
         let mut state = cur.state.clone();
-        let layer = self.execute(&mut state, &expanded, scope, shell, *cmd_set)?;
+        let layer = self.execute(&mut state, &expanded, scope, shell, *cmd_set, id)?;
         state.record(&self.ctx.now(), &history_text(step), layer);
         self.ctx.cache.put(&k, &state)?;
-        self.ctx.say(&format!("  DONE {:.1}s", t0.elapsed().as_secs_f64()));
+        self.ctx.emit(&Event::Done { id, secs: t0.elapsed().as_secs_f64() });
         Ok(Built { state, key: k })
     }
 
@@ -254,11 +259,12 @@ impl Stages<'_, '_> {
         scope: &Scope,
         shell: &[String],
         cmd_set: bool,
+        id: usize,
     ) -> BuildResult<NewLayer> {
         match &step.instruction {
             Instruction::Run(r) => {
                 let (roots, _mounted) = self.mount_sources(r)?;
-                run_step::run_step(self.ctx, state, scope.run_env(), r, step, shell, &roots)
+                run_step::run_step(self.ctx, state, scope.run_env(), r, (step, id), shell, &roots)
             }
             Instruction::Copy(c) => copy_step::copy_step(self, state, c, false, step),
             Instruction::Add(c) => copy_step::copy_step(self, state, c, true, step),

@@ -86,10 +86,6 @@ fn secrets(items: &[String]) -> anyhow::Result<HashMap<String, PathBuf>> {
     Ok(m)
 }
 
-fn plain(line: &str) {
-    eprintln!("{line}");
-}
-
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = &a.platform {
         let host = format!("linux/{}", wharf_image::host_arch());
@@ -107,7 +103,8 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         "--progress {:?}: use auto, tty, plain or quiet",
         a.progress
     );
-    let _tty = a.progress == "tty" || (a.progress == "auto" && std::io::stderr().is_terminal());
+    let tty = a.progress == "tty" || (a.progress == "auto" && std::io::stderr().is_terminal());
+    let view = (!quiet).then(|| crate::build_progress::BuildView::new(tty));
     let opts = BuildOptions {
         context: a.context.clone(),
         dockerfile: a.file.clone(),
@@ -125,12 +122,16 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         },
         epoch,
         secrets: secrets(&a.secret)?,
-        progress: if quiet { None } else { Some(plain) },
+        progress: view.as_ref().map(|v| v.progress()),
     };
     let outputs: Vec<Output> = a.output.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
     anyhow::ensure!(!a.push || !opts.tags.is_empty(), "--push needs a name: add -t REGISTRY/REPO:TAG");
     let store = g.store()?;
-    let built = wharf_builder::build::build(&store, &opts)?;
+    let built = wharf_builder::build::build(&store, &opts);
+    if let Some(v) = &view {
+        v.finish(built.is_ok());
+    }
+    let built = built?;
     for o in &outputs {
         o.write(&store, built.id.as_ref(), &g.run_root)?;
     }
