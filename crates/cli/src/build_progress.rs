@@ -154,17 +154,7 @@ impl BuildView {
             if s.finished {
                 continue;
             }
-            if let Some(log) = &s.log {
-                log.finish_and_clear();
-            }
-            match (&self.multi, &s.bar) {
-                (Some(m), Some(bar)) => {
-                    bar.finish_and_clear();
-                    m.remove(bar);
-                    let _ = m.println(fit(format!("=> ERROR {}", s.label)));
-                }
-                _ => eprintln!("#{id} ERROR"),
-            }
+            self.finished_line(s, &format!("ERROR {}", s.label), &format!("#{id} ERROR"));
             if self.multi.is_some() && !s.tail.is_empty() {
                 eprintln!("------\n > {}:", s.label);
                 for l in &s.tail {
