@@ -36,7 +36,7 @@ fn plain_lines_number_steps_and_carry_run_output() {
     // with the seconds since it started; stdin is empty, as in Docker.
     let run = text.lines().find(|l| l.contains("RUN echo out-line")).expect(&text);
     let id = run.split(' ').next().unwrap();
-    assert!(run.starts_with('#') && run.contains("[1 1/2] RUN echo out-line"), "{run}");
+    assert!(run.starts_with('#') && run.contains("[stage-1 1/2] RUN echo out-line"), "{run}");
     for want in ["out-line", "err-line", "stdin-was-empty"] {
         // `#N <seconds> <line>`
         let timed = |l: &&str| l.split(' ').nth(1).is_some_and(|t| t.parse::<f64>().is_ok());
@@ -92,13 +92,13 @@ fn tty_view_shows_steps_and_the_failing_steps_output() {
     context(&s, DOCKERFILE);
     let (ok, text) = on_a_pty(&s, "--progress tty -t progress");
     assert!(ok, "{text}");
-    assert!(text.contains("=> [1 1/2] RUN echo out-line"), "finished steps scroll above: {text}");
+    assert!(text.contains("=> [stage-1 1/2] RUN echo out-line"), "finished steps scroll above: {text}");
     assert!(text.contains("[+] Building") && text.contains("(4/4) FINISHED"), "{text}");
     // A failing RUN: marked ERROR, and its output printed in full afterwards.
     context(&s, "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo first; echo second >&2; exit 3\"]\n");
     let (ok, text) = on_a_pty(&s, "--progress tty");
     assert!(!ok, "{text}");
-    assert!(text.contains("=> ERROR [0 2/2] RUN"), "{text}");
+    assert!(text.contains("=> ERROR [2/2] RUN"), "{text}");
     let tail = &text[text.find("------").expect(&text)..];
     assert!(tail.contains("first") && tail.contains("second") && tail.contains("FAILED"), "{tail}");
     assert!(text.contains("non-zero code: 3"), "{text}");

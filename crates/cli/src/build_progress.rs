@@ -69,7 +69,10 @@ impl BuildView {
         match *e {
             Event::Note(text) => self.say(text),
             Event::Step { id, stage, index, total, text } => {
-                let label = format!("[{stage} {index}/{total}] {text}");
+                let label = match stage {
+                    "" => format!("[{index}/{total}] {text}"),
+                    s => format!("[{s} {index}/{total}] {text}"),
+                };
                 let bar = self.multi.as_ref().map(|m| {
                     let b = m.add(ProgressBar::new_spinner());
                     b.set_style(style("{spinner:.cyan} {wide_msg} {elapsed:>4}"));

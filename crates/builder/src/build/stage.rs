@@ -169,8 +169,15 @@ impl Stages<'_, '_> {
     }
 
     fn build_stage(&self, stage: &Stage) -> BuildResult<Built> {
-        let name = stage.name.clone().unwrap_or_else(|| stage.index.to_string());
-        self.ctx.say(&format!("[{name}] FROM {}", stage.from.image));
+        // As BuildKit shows them: the stage's name, `stage-N` when it has
+        // none, nothing when the Dockerfile has one stage.
+        let name = match &stage.name {
+            Some(n) => n.clone(),
+            None if self.df.stages.len() == 1 => String::new(),
+            None => format!("stage-{}", stage.index),
+        };
+        let prefix = if name.is_empty() { String::new() } else { format!("[{name}] ") };
+        self.ctx.say(&format!("{prefix}FROM {}", stage.from.image));
         let mut cur = self.base(stage).map_err(|e| match e {
             BuildError::Dockerfile(_) | BuildError::Step { .. } => e,
             e => BuildError::Step {
