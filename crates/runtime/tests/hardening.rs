@@ -429,8 +429,16 @@ fn cve_2019_5736_runtime_exe_of_container_processes_cannot_be_reopened_for_writi
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(run(&["delete", &id]).success());
-    // No process executes the copy now, so ETXTBSY no longer protects it.
+    // Not even host root can make that view writable again: the exe is not
+    // the root of the read-only mount, so mount_setattr refuses it.
     let fd = std::os::fd::AsRawFd::as_raw_fd(&exe);
+    let clear_rdonly: [u64; 4] = [0, 1, 0, 0];
+    // SAFETY: mount_setattr with a properly sized mount_attr on our fd.
+    let r = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), libc::AT_EMPTY_PATH, clear_rdonly.as_ptr(), 32usize)
+    };
+    assert!(r < 0, "mount_setattr cleared MOUNT_ATTR_RDONLY on the runtime's view");
+    // No process executes the copy now, so ETXTBSY no longer protects it.
     let w = std::fs::OpenOptions::new().append(true).open(format!("/proc/self/fd/{fd}"));
     let err = w.expect_err("the runtime binary was writable through the container's /proc/PID/exe");
     assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
