@@ -150,7 +150,36 @@ pub(crate) fn drop_privileges_and_exec(exe: &Path, p: &Process, v: &Privileges) 
     }
 }
 
+/// The process starts as a freshly started program would: no signal ignored
+/// and none blocked, as runc does. Ignored signals survive execve, and the
+/// caller may ignore some (Rust's runtime ignores SIGPIPE, so `yes | head`
+/// in a container would print "Broken pipe") or block others (a
+/// signal-forwarding `wharf run`).
+fn reset_signals() {
+    // The kernel's struct sigaction (x86_64 and arm64 alike); raw
+    // rt_sigaction because glibc's wrappers refuse the two real-time
+    // signals it keeps for itself, which a caller may still have ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: rt_sigaction with a valid struct and an 8-byte sigset.
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, 0usize, 8usize) };
+        }
+    }
+    let none: u64 = 0;
+    // SAFETY: rt_sigprocmask with a valid 8-byte set.
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &none as *const u64, 0usize, 8usize) };
+}
+
 fn finalize(p: &Process, v: &Privileges) -> Result<()> {
+    reset_signals();
     crate::security::set_exec_labels(p)?;
     if let Some(c) = &v.caps {
         c.apply_bounding()?;

@@ -81,6 +81,23 @@ fn run_passes_stdio_and_exit_status() {
     lab.assert_clean();
 }
 
+/// The container's process ignores and blocks no signal, whatever the
+/// caller did (Rust ignores SIGPIPE; the library may be called from a
+/// thread that blocks signals): `yes | head -1` ends quietly, as under runc.
+#[test]
+fn process_starts_with_default_signals() {
+    if !privileged("process_starts_with_default_signals") {
+        return;
+    }
+    let mut lab = Lab::new("signals");
+    let cfg = lab.config(&["sh", "-c", "grep -E '^Sig(Blk|Ign):' /proc/self/status; yes | head -1"]);
+    let (code, out, err) = lab.run("s", &cfg);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\ny\n");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    lab.assert_clean();
+}
+
 #[test]
 fn run_keep_and_detach() {
     if !privileged("run_keep_and_detach") {
