@@ -28,6 +28,21 @@ pub(crate) struct Rule {
     pub access: u32,
 }
 
+impl Rule {
+    /// The rule as cgroup v1's devices.allow/devices.deny take it.
+    pub fn v1_line(&self) -> String {
+        let typ = match self.typ {
+            None => 'a',
+            Some(DEV_BLOCK) => 'b',
+            Some(_) => 'c',
+        };
+        let n = |v: Option<u32>| v.map_or("*".to_string(), |v| v.to_string());
+        let acc: String =
+            [(2, 'r'), (4, 'w'), (1, 'm')].iter().filter(|(b, _)| self.access & b != 0).map(|p| p.1).collect();
+        format!("{typ} {}:{} {acc}", n(self.major), n(self.minor))
+    }
+}
+
 const DEV_BLOCK: u32 = 1;
 const DEV_CHAR: u32 = 2;
 const ACC_ALL: u32 = 7;
@@ -318,6 +333,13 @@ mod tests {
 
     fn rule(allow: bool, typ: Option<u32>, major: Option<u32>, minor: Option<u32>, access: u32) -> Rule {
         Rule { allow, typ, major, minor, access }
+    }
+
+    #[test]
+    fn v1_lines() {
+        assert_eq!(rule(false, None, None, None, ACC_ALL).v1_line(), "a *:* rwm");
+        assert_eq!(rule(true, Some(DEV_CHAR), Some(1), Some(3), 2 | 4).v1_line(), "c 1:3 rw");
+        assert_eq!(rule(true, Some(DEV_BLOCK), None, None, 1).v1_line(), "b *:* m");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
 use super::{read_file, read_u64, write_file, CgroupManager, CgroupRecord, Mode, Stats};
 use crate::error::{Error, Result};
@@ -209,38 +209,24 @@ impl V1 {
     }
 
     fn apply_devices(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
-        let Some(dir) = self.dir("devices") else {
-            // A hybrid host without the v1 devices controller: the eBPF
-            // filter on the container's cgroup in the v2 mount does it.
-            let rules = super::devfilter::rules(r, devices)?;
-            if let (Some(u), false) = (self.unified(), rules.is_empty()) {
-                super::devfilter::apply(u, &rules)?;
-            }
-            return Ok(());
-        };
-        let rules = r.devices().as_deref().unwrap_or_default();
+        // One list of rules for both renderings: v1's allow/deny files, or
+        // the eBPF filter on the v2 mount of a hybrid host that lacks the
+        // v1 devices controller.
+        let rules = super::devfilter::rules(r, devices)?;
         if rules.is_empty() {
             return Ok(());
         }
-        for rule in rules {
-            let file = if rule.allow() { "devices.allow" } else { "devices.deny" };
-            write_file(dir, file, &rule.to_string())?;
+        match (self.dir("devices"), self.unified()) {
+            (Some(dir), _) => {
+                for rule in &rules {
+                    let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+                    write_file(dir, file, &rule.v1_line())?;
+                }
+                Ok(())
+            }
+            (None, Some(u)) => super::devfilter::apply(u, &rules),
+            (None, None) => Ok(()),
         }
-        for (t, maj, min, acc) in super::default_device_rules() {
-            let n = |v: i64| if v < 0 { "*".to_string() } else { v.to_string() };
-            write_file(dir, "devices.allow", &format!("{t} {}:{} {acc}", n(maj), n(min)))?;
-        }
-        // Nodes the spec creates are allowed too (as runc does); a fifo is
-        // not a device to the cgroup, and "u" (unbuffered) is a char device.
-        for d in devices {
-            let t = match d.typ() {
-                LinuxDeviceType::B => 'b',
-                LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-                LinuxDeviceType::P | LinuxDeviceType::A => continue,
-            };
-            write_file(dir, "devices.allow", &format!("{t} {}:{} rwm", d.major(), d.minor()))?;
-        }
-        Ok(())
     }
 
     fn apply_hugetlb(&self, r: &LinuxResources) -> Result<()> {
