@@ -11,6 +11,7 @@ mod output;
 mod progress;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -152,8 +153,12 @@ fn main() -> ExitCode {
     };
     match res {
         Ok(code) => code,
+        // The reader of our stdout went away (`wharf images | head -1`): the
+        // command has unwound and cleaned up; end as docker does, quietly.
+        Err(e) if output::is_stdout_closed(&e) => output::exit_stdout_closed(),
         Err(e) => {
-            eprintln!("wharf: {e:#}");
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "wharf: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,4 +1,100 @@
-//! Human output: sizes, ages and tables as Docker prints them.
+//! Human output: sizes, ages and tables as Docker prints them, and the one
+//! way to write to standard output.
+//!
+//! Everything a command prints goes through [`outln!`] (or [`Stdout`] for a
+//! byte stream): a write that finds the reader gone (EPIPE, as in
+//! `wharf images | head -1`) becomes a [`StdoutClosed`] error, which unwinds
+//! the command like any error — locks released, temp files removed — and
+//! `main` then ends the process quietly. `println!` would panic instead, so
+//! clippy forbids it in this crate (`crates/cli/clippy.toml`).
+
+use std::fmt;
+use std::io::{self, Write};
+
+/// Standard output was a pipe whose reader has gone away.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("standard output is closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Whether `e` comes from writing to a closed standard output, however a
+/// library wrapped the `io::Error` that [`Stdout`] returned.
+pub fn is_stdout_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<StdoutClosed>()
+            || c.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<StdoutClosed>())
+    })
+}
+
+/// Ends the process the way docker, runc and `cat` end when their stdout is
+/// a closed pipe: killed by SIGPIPE (status 141 in a shell), nothing
+/// printed. Called by `main` once the command has returned its error, so
+/// whatever it held has been released; Rust ignores SIGPIPE until now so
+/// that pipes to children and relays get EPIPE errors they can handle.
+pub fn exit_stdout_closed() -> ! {
+    // SAFETY: signal(2) and raise(3) with constants; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    // SIGPIPE is blocked in this thread: the status a shell would show.
+    std::process::exit(128 + libc::SIGPIPE)
+}
+
+/// Marks a broken pipe on stdout so that `main` knows it from other EPIPEs
+/// (a registry connection, a child's stdin), which stay errors.
+fn mark(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        e
+    }
+}
+
+/// Writes formatted text to stdout and flushes it; see [`outln!`].
+pub fn write_out(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_fmt(args).and_then(|()| out.flush()).map_err(|e| match e.kind() {
+        io::ErrorKind::BrokenPipe => anyhow::Error::new(StdoutClosed),
+        _ => anyhow::Error::new(e).context("write to standard output"),
+    })
+}
+
+/// `println!` that returns an error instead of panicking: `outln!("{x}")?`.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Standard output as a byte stream (archives): a broken pipe comes back as
+/// an `io::Error` that [`is_stdout_closed`] recognises.
+pub struct Stdout(io::StdoutLock<'static>);
+
+impl Stdout {
+    pub fn lock() -> Self {
+        Stdout(io::stdout().lock())
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(mark)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(mark)
+    }
+}
 
 /// Docker's sizes: SI units, three significant digits (`4.26MB`).
 pub fn size(bytes: u64) -> String {
@@ -54,7 +150,7 @@ pub fn age(created: Option<&str>) -> String {
 }
 
 /// Prints rows as left-aligned columns separated by three spaces.
-pub fn table(rows: &[Vec<String>]) {
+pub fn table(rows: &[Vec<String>]) -> anyhow::Result<()> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..cols).map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0)).collect();
@@ -67,8 +163,9 @@ pub fn table(rows: &[Vec<String>]) {
                 line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
             }
         }
-        println!("{}", line.trim_end());
+        crate::outln!("{}", line.trim_end())?;
     }
+    Ok(())
 }
 
 /// The 12-hex-character short form of an ID.

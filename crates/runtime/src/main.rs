@@ -3,6 +3,10 @@
 mod cli;
 
 fn main() {
+    // Until cli::main knows the verb: a closed stdout (`wharf-runtime list |
+    // head -1`) ends the process by SIGPIPE, quietly, as it ends runc —
+    // println! would panic on the EPIPE Rust's ignored SIGPIPE gives.
+    sigpipe(libc::SIG_DFL);
     let code = match cli::main() {
         Ok(code) => code,
         Err(e) => {
@@ -12,4 +16,10 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Sets SIGPIPE's disposition (SIG_DFL or SIG_IGN).
+pub(crate) fn sigpipe(disposition: libc::sighandler_t) {
+    // SAFETY: signal(2) with a constant disposition, no handler function.
+    unsafe { libc::signal(libc::SIGPIPE, disposition) };
 }

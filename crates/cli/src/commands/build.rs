@@ -150,13 +150,13 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(f, built.id.to_string())?;
     }
     if quiet {
-        println!("{}", built.id);
+        crate::outln!("{}", built.id)?;
     } else {
         eprintln!("writing image {} done", built.id);
         for t in &opts.tags {
             eprintln!("naming to {t} done");
         }
-        println!("{}", built.id);
+        crate::outln!("{}", built.id)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -170,6 +170,6 @@ pub struct PruneArgs {
 
 pub fn prune(g: &Globals, _a: PruneArgs) -> anyhow::Result<ExitCode> {
     let n = BuildCache::prune(&g.root)?;
-    println!("Deleted {n} build cache entr{}", if n == 1 { "y" } else { "ies" });
+    crate::outln!("Deleted {n} build cache entr{}", if n == 1 { "y" } else { "ies" })?;
     Ok(ExitCode::SUCCESS)
 }

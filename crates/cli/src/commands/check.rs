@@ -11,16 +11,16 @@ pub struct Args {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let r = g.store()?.check()?;
     if a.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&r)?)?;
     } else {
         for p in &r.problems {
-            println!("ERROR {p}");
+            crate::outln!("ERROR {p}")?;
         }
         for n in &r.notes {
-            println!("note  {n}");
+            crate::outln!("note  {n}")?;
         }
         let verdict = if r.ok() { "ok" } else { "DAMAGED" };
-        println!("{verdict}: {} blob(s), {} image(s), {} snapshot(s) checked", r.blobs, r.images, r.snapshots);
+        crate::outln!("{verdict}: {} blob(s), {} image(s), {} snapshot(s) checked", r.blobs, r.images, r.snapshots)?;
     }
     Ok(if r.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -16,11 +16,11 @@ pub struct Args {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let images = g.store()?.images()?;
     match a.format.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&images)?),
+        "json" => crate::outln!("{}", serde_json::to_string_pretty(&images)?)?,
         "table" if a.quiet => {
             let mut seen = std::collections::HashSet::new();
             for i in images.iter().filter(|i| seen.insert(i.id.clone())) {
-                println!("{}", output::short_id(&i.id));
+                crate::outln!("{}", output::short_id(&i.id))?;
             }
         }
         "table" => {
@@ -42,7 +42,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
                     ]);
                 }
             }
-            output::table(&rows);
+            output::table(&rows)?;
         }
         other => anyhow::bail!("unknown --format {other:?}: use table or json"),
     }

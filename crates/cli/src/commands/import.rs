@@ -27,6 +27,6 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         let mut f = std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?;
         store.import(&mut f, &opts)?
     };
-    println!("{}", img.id());
+    crate::outln!("{}", img.id())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -38,7 +38,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             "Size": img.size(),
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

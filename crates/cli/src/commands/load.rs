@@ -23,9 +23,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     };
     for l in loaded {
         match (&l.name, a.quiet) {
-            (_, true) => println!("{}", l.id),
-            (Some(n), false) => println!("Loaded image: {}", n.familiar()),
-            (None, false) => println!("Loaded image ID: {}", l.id),
+            (_, true) => crate::outln!("{}", l.id)?,
+            (Some(n), false) => crate::outln!("Loaded image: {}", n.familiar())?,
+            (None, false) => crate::outln!("Loaded image ID: {}", l.id)?,
         }
     }
     Ok(ExitCode::SUCCESS)

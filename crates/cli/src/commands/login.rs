@@ -78,7 +78,7 @@ pub fn login(_g: &Globals, a: LoginArgs) -> anyhow::Result<ExitCode> {
     wharf_registry::block_on(reg.verify_login())?;
     let mut cfg = DockerConfig::load()?;
     cfg.store(&host, &cred)?;
-    println!("Login Succeeded");
+    crate::outln!("Login Succeeded")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -86,9 +86,9 @@ pub fn logout(_g: &Globals, a: LogoutArgs) -> anyhow::Result<ExitCode> {
     let host = host(a.server.as_deref());
     let mut cfg = DockerConfig::load()?;
     if cfg.erase(&host)? {
-        println!("Removing login credentials for {host}");
+        crate::outln!("Removing login credentials for {host}")?;
     } else {
-        println!("Not logged in to {host}");
+        crate::outln!("Not logged in to {host}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,10 +10,13 @@ pub struct Args {
 
 pub fn run(g: &Globals, _a: Args) -> anyhow::Result<ExitCode> {
     let r = g.store()?.prune()?;
-    println!(
+    crate::outln!(
         "Deleted {} dangling image(s), {} blob(s), {} layer snapshot(s), {} temp file(s)",
-        r.images, r.blobs, r.snapshots, r.temp_files
-    );
-    println!("Total reclaimed space: {}", output::size(r.bytes));
+        r.images,
+        r.blobs,
+        r.snapshots,
+        r.temp_files
+    )?;
+    crate::outln!("Total reclaimed space: {}", output::size(r.bytes))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -39,10 +39,10 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     }
     let pulled = wharf_registry::block_on(reg.pull(&store, &r, &popts))?;
     if a.quiet {
-        println!("{}", pulled.remote_digest);
+        crate::outln!("{}", pulled.remote_digest)?;
     } else {
-        println!("Digest: {}", pulled.remote_digest);
-        println!("{r}");
+        crate::outln!("Digest: {}", pulled.remote_digest)?;
+        crate::outln!("{r}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,9 +35,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     }
     let pushed = wharf_registry::block_on(reg.push(&store, &a.source, &dest, &popts))?;
     if a.quiet {
-        println!("{}", pushed.digest);
+        crate::outln!("{}", pushed.digest)?;
     } else {
-        println!("{}: digest: {} size: {}", dest.tag().unwrap_or("latest"), pushed.digest, pushed.size);
+        crate::outln!("{}: digest: {} size: {}", dest.tag().unwrap_or("latest"), pushed.digest, pushed.size)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,8 +14,8 @@ pub struct Args {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     for r in g.store()?.remove_images(&a.images, a.force)? {
         match r {
-            Removed::Untagged(n) => println!("Untagged: {n}"),
-            Removed::Deleted(id) => println!("Deleted: {id}"),
+            Removed::Untagged(n) => crate::outln!("Untagged: {n}")?,
+            Removed::Deleted(id) => crate::outln!("Deleted: {id}")?,
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -35,13 +35,12 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             tmp.persist(&path).with_context(|| format!("write {}", path.display()))?;
         }
         None => {
-            let out = std::io::stdout();
-            if out.is_terminal() {
+            if std::io::stdout().is_terminal() {
                 anyhow::bail!("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
             }
-            let mut lock = out.lock();
-            store.save(&a.images, format, &mut lock)?;
-            lock.flush()?;
+            let mut out = crate::output::Stdout::lock();
+            store.save(&a.images, format, &mut out)?;
+            out.flush()?;
         }
     }
     Ok(ExitCode::SUCCESS)

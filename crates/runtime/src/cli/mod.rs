@@ -100,6 +100,11 @@ pub(crate) fn main() -> Result<i32> {
         // binary through /proc/self/exe (CVE-2019-5736).
         wharf_runtime::sealexe::ensure_sealed_exe()?;
     }
+    if !matches!(verb.as_str(), "state" | "list" | "ps" | "events" | "features") {
+        // These verbs run hooks and talk to containers through pipes: a
+        // reader gone must be an EPIPE they handle, not a SIGPIPE death.
+        crate::sigpipe(libc::SIG_IGN);
+    }
     wharf_runtime::log::init(log, json, debug);
     let g = Global { root };
     match verb.as_str() {
