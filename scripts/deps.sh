@@ -11,6 +11,7 @@ pkgs=(
   docker-registry buildah podman containerd conmon
   libseccomp-dev pkg-config gcc libc6-dev
   iproute2 util-linux hyperfine time
+  groff-base man-db zsh fish   # man pages and completion scripts (tests/cli_docs.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do

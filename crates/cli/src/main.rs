@@ -10,7 +10,7 @@ mod commands;
 mod output;
 mod progress;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,14 +18,15 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "wharf", version, about = "Build, push, pull and run OCI containers")]
 struct Cli {
+    // The global flags come after each command's own in its --help (display_order).
     /// Image store and container data.
-    #[arg(long, global = true, env = "WHARF_ROOT", default_value = "/var/lib/wharf")]
+    #[arg(long, global = true, env = "WHARF_ROOT", default_value = "/var/lib/wharf", display_order = 900)]
     root: PathBuf,
     /// Runtime state (mounts, sockets, pids).
-    #[arg(long, global = true, env = "WHARF_RUN_ROOT", default_value = "/run/wharf")]
+    #[arg(long, global = true, env = "WHARF_RUN_ROOT", default_value = "/run/wharf", display_order = 901)]
     run_root: PathBuf,
     /// error, warn, info, debug or trace (RUST_LOG overrides it).
-    #[arg(long, global = true, default_value = "warn")]
+    #[arg(long, global = true, default_value = "warn", display_order = 902)]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -70,6 +71,11 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(commands::completion::Args),
+    /// Write man pages, or the command reference in docs/cli.md.
+    #[command(hide = true)]
+    Man(commands::man::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,6 +156,8 @@ fn main() -> ExitCode {
         Command::Push(a) => commands::push::run(&g, a),
         Command::Login(a) => commands::login::login(&g, a),
         Command::Logout(a) => commands::login::logout(&g, a),
+        Command::Completion(a) => commands::completion::run(a, Cli::command()),
+        Command::Man(a) => commands::man::run(a, Cli::command()),
     };
     match res {
         Ok(code) => code,

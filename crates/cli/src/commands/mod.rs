@@ -2,11 +2,13 @@
 
 pub mod build;
 pub mod check;
+pub mod completion;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod login;
+pub mod man;
 pub mod prune;
 pub mod pull;
 pub mod push;
