@@ -29,4 +29,12 @@ if ! command -v cargo >/dev/null; then
     [ -x "$d/cargo" ] && export PATH="$d:$PATH" && break
   done
 fi
+# Under sudo, the toolchain may be the invoking user's rustup install.
+if ! command -v cargo >/dev/null && [ -n "${SUDO_USER:-}" ]; then
+  h=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+  if [ -n "$h" ] && [ -x "$h/.cargo/bin/cargo" ]; then
+    export PATH="$h/.cargo/bin:$PATH"
+    [ -d "$h/.rustup" ] && export RUSTUP_HOME="${RUSTUP_HOME:-$h/.rustup}"
+  fi
+fi
 command -v cargo >/dev/null || { echo "deps.sh: no cargo: install a Rust toolchain >= 1.85 (rustup)" >&2; exit 1; }
