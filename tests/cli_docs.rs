@@ -104,3 +104,20 @@ fn fish_completion_parses_and_completes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l.starts_with("check\t")), "{text}");
 }
+
+// Guards against drift of the hand-kept wharf-runtime part of docs/cli.md:
+// every verb and global flag `wharf-runtime --help` names is documented.
+#[test]
+fn cli_md_covers_every_runtime_command_and_global_flag() {
+    let out = Command::new(bin("wharf-runtime")).arg("--help").output().expect("spawn wharf-runtime");
+    let usage = String::from_utf8(out.stdout).unwrap();
+    let md = std::fs::read_to_string(repo().join("docs/cli.md")).unwrap();
+    let part = &md[md.find("## `wharf-runtime`").expect("docs/cli.md has a wharf-runtime section")..];
+    let verbs = usage.lines().find_map(|l| l.strip_prefix("commands: ")).expect("--help lists the commands");
+    for v in verbs.split_whitespace() {
+        assert!(part.contains(&format!("`{v}`")) || part.contains(&format!("`{v} ")), "docs/cli.md: no `{v}`");
+    }
+    for flag in usage.split(['[', ']', ' ']).filter(|w| w.starts_with("--")) {
+        assert!(part.contains(&format!("`{flag}")), "docs/cli.md: no {flag}");
+    }
+}
