@@ -121,3 +121,26 @@ fn cli_md_covers_every_runtime_command_and_global_flag() {
         assert!(part.contains(&format!("`{flag}")), "docs/cli.md: no {flag}");
     }
 }
+
+// Guards against drift of the hand-kept docs/man/wharf-runtime.8.
+#[test]
+fn runtime_man_page_renders_cleanly_and_covers_the_help() {
+    let page = repo().join("docs/man/wharf-runtime.8");
+    let out = Command::new(require_tool("groff")).args(["-man", "-Tutf8", "-ww", "-z"]).arg(&page).output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "groff: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(require_tool("man")).arg("-l").arg(&page).env("MANWIDTH", "400").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let out = Command::new(bin("wharf-runtime")).arg("--help").output().expect("spawn wharf-runtime");
+    let usage = String::from_utf8(out.stdout).unwrap();
+    let verbs = usage.lines().find_map(|l| l.strip_prefix("commands: ")).expect("--help lists the commands");
+    for v in verbs.split_whitespace() {
+        let entry = |l: &str| {
+            let l = l.trim();
+            l == v || l.starts_with(&format!("{v} ")) || l.contains(&format!(", {v} "))
+        };
+        assert!(text.lines().any(entry), "wharf-runtime.8: no entry for {v}");
+    }
+    for flag in usage.split(['[', ']', ' ']).filter(|w| w.starts_with("--")) {
+        assert!(text.contains(flag), "wharf-runtime.8: no {flag}");
+    }
+}
