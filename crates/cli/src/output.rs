@@ -43,7 +43,8 @@ pub fn exit_stdout_closed() -> ! {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::raise(libc::SIGPIPE);
     }
-    // SIGPIPE is blocked in this thread: the status a shell would show.
+    // Still here only if this thread blocks SIGPIPE: exit with the status
+    // a shell shows for a process killed by it.
     std::process::exit(128 + libc::SIGPIPE)
 }
 
@@ -175,6 +176,32 @@ pub fn short_id(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
+    #[test]
+    fn a_closed_stdout_is_recognised_however_wrapped_and_other_epipes_are_not() {
+        let closed = super::mark(io::Error::from(io::ErrorKind::BrokenPipe));
+        // As a library wraps it: an io::Error whose payload has ours as source.
+        #[derive(Debug)]
+        struct Wrapper(io::Error);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("write archive")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let wrapped = io::Error::other(Wrapper(closed));
+        assert!(super::is_stdout_closed(&anyhow::Error::new(wrapped).context("save")));
+        assert!(super::is_stdout_closed(&anyhow::Error::new(super::StdoutClosed)));
+        // A registry connection or a child's stdin: still an error to report.
+        let other = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("upload blob");
+        assert!(!super::is_stdout_closed(&other));
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(super::size(999), "999B");
