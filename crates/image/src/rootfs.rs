@@ -91,8 +91,21 @@ impl Rootfs {
     }
 }
 
+/// `lowers` (top first) with each layer kept only at its topmost place.
+/// overlayfs refuses a lower dir given twice ("conflicting lowerdir path"),
+/// yet images repeat layers (two RUN steps giving the same empty layer, and
+/// many built by other tools). A lower copy of a layer is wholly shadowed by
+/// the identical copy above it — files, whiteouts and opaque dirs alike —
+/// so dropping it changes nothing in the merged view.
+pub fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    lowers.iter().filter(|l| seen.insert(l.as_path())).cloned().collect()
+}
+
 /// Mounts an overlay of `lowers` (top first) with `upper`/`work` at `target`.
+/// A layer that repeats is mounted once, at its topmost place.
 pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, links: &Path) -> Result<()> {
+    let lowers = &distinct_lowers(lowers);
     if lowers.len() > MAX_LAYERS {
         return Err(Error::Unsupported(format!("{} layers: overlayfs stacks at most {MAX_LAYERS}", lowers.len())));
     }
@@ -256,5 +269,5 @@ fn mount_data(data: &str, target: &Path, cwd: Option<&Path>) -> Result<()> {
 #[doc(hidden)]
 /// Test seam: the pre-6.8 path, whatever the kernel.
 pub fn mount_overlay_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, links: &Path) -> Result<()> {
-    mount_legacy(lowers, upper, work, target, links)
+    mount_legacy(&distinct_lowers(lowers), upper, work, target, links)
 }

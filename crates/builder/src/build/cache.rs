@@ -10,6 +10,12 @@ use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use wharf_image::Store;
 
+/// The root of every chain of keys. It changes when the same step on the
+/// same inputs gives a different state, so entries of older wharf versions
+/// are not reused (2: a RUN that changes nothing adds no layer; a base
+/// without PATH gets the default one).
+pub(crate) const GENERATION: &str = "wharf-build-cache-2";
+
 pub struct BuildCache {
     dir: PathBuf,
 }

@@ -29,6 +29,58 @@ fn mount_targets(spec: &Value, rootfs: &Path) -> Vec<String> {
     out
 }
 
+/// Mode, owner of a path, to tell a copied-up directory from a changed one.
+type DirMeta = (u32, u32, u32);
+
+fn dir_meta(p: &Path) -> Option<DirMeta> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).ok().filter(|m| m.is_dir()).map(|m| (m.mode(), m.uid(), m.gid()))
+}
+
+/// The existing directories that hold `targets` (e.g. /etc for /etc/hosts):
+/// creating a target copies them up, so they are recorded as they were.
+fn target_parents(targets: &[String], rootfs: &Path) -> Vec<(String, DirMeta)> {
+    let mut out: Vec<(String, DirMeta)> = Vec::new();
+    for t in targets {
+        let mut p = Path::new(t);
+        while let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let s = parent.to_string_lossy().into_owned();
+            if !targets.contains(&s) && !out.iter().any(|(o, _)| *o == s) {
+                if let Some(m) = dir_meta(&rootfs.join(parent)) {
+                    out.push((s, m));
+                }
+            }
+            p = parent;
+        }
+    }
+    out.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+    out
+}
+
+/// Removes from the upper dir what only the runtime's mounts put there: mount
+/// targets still empty, then the directories copied up to hold them if they
+/// are empty, not opaque, and have the mode and owner they had before.
+fn drop_runtime_stubs(upper: &Path, targets: &[String], parents: &[(String, DirMeta)]) {
+    for t in targets.iter().rev() {
+        let p = upper.join(t);
+        let empty_dir = std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
+        let empty_file = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0);
+        if empty_dir {
+            let _ = std::fs::remove_dir(&p);
+        } else if empty_file {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+    for (path, before) in parents {
+        let p = upper.join(path);
+        let empty = std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
+        let opaque = crate::layer::is_opaque(&p).unwrap_or(true);
+        if empty && !opaque && dir_meta(&p) == Some(*before) {
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+}
+
 /// A mounted overlay of a stage's layers with a fresh upper dir.
 pub(crate) struct Workspace {
     pub dir: PathBuf,
@@ -89,7 +141,7 @@ fn argv(run: &Run, shell: &[String]) -> Vec<String> {
     shell.iter().cloned().chain(std::iter::once(script)).collect()
 }
 
-/// Runs `run` on `state`; returns the upper dir as a new layer.
+/// Runs `run` on `state`; returns the upper dir as a new layer (none when empty).
 pub(crate) fn run_step(
     ctx: &Ctx,
     state: &ImageState,
@@ -109,6 +161,7 @@ pub(crate) fn run_step(
     // Cache-mount locks (sharing=locked|private) are held until the RUN ends.
     let (spec, _locks) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
     let targets = mount_targets(&spec, &ws.merged);
+    let parents = target_parents(&targets, &ws.merged);
     std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
         .map_err(|e| BuildError::io("write RUN bundle", e))?;
     let stdio = Stdio::new(ctx, step_id).map_err(|e| BuildError::step(step, e))?;
@@ -128,15 +181,11 @@ pub(crate) fn run_step(
     }
     ws.unmount();
     // Mount targets the runtime had to create are not the command's doing.
-    for t in targets.iter().rev() {
-        let p = ws.upper.join(t);
-        let empty_dir = std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
-        let empty_file = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0);
-        if empty_dir {
-            let _ = std::fs::remove_dir(&p);
-        } else if empty_file {
-            let _ = std::fs::remove_file(&p);
-        }
+    drop_runtime_stubs(&ws.upper, &targets, &parents);
+    // A RUN that changed nothing adds no layer, only history (`empty_layer`),
+    // as BuildKit does.
+    if std::fs::read_dir(&ws.upper).map_err(|e| BuildError::io("read RUN upper dir", e))?.next().is_none() {
+        return Ok(None);
     }
     let upper = ws.upper.clone();
     ctx.write_layer(&mut |w| crate::layer::upper_to_tar(&upper, w, &ctx.tar_options()))

@@ -161,11 +161,15 @@ impl Stages<'_, '_> {
             return self.stage(prev.index);
         }
         if image == "scratch" {
-            return Ok(Built { state: ImageState::scratch(wharf_image::host_arch()), key: key("", &["scratch"]) });
+            return Ok(Built {
+                state: ImageState::scratch(wharf_image::host_arch()),
+                key: key(super::cache::GENERATION, &["scratch"]),
+            });
         }
         let img = self.ctx.image(&image)?;
-        let state = ImageState::from_image(self.ctx.store, &img)?;
-        Ok(Built { state, key: key("", &["image", img.manifest_digest.as_ref()]) })
+        let mut state = ImageState::from_image(self.ctx.store, &img)?;
+        state.ensure_path();
+        Ok(Built { state, key: key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()]) })
     }
 
     fn build_stage(&self, stage: &Stage) -> BuildResult<Built> {

@@ -36,6 +36,16 @@ impl ImageState {
         Ok(ImageState { config, layers: img.manifest.layers().clone() })
     }
 
+    /// A stage's base without PATH gets the default one, appended, as
+    /// BuildKit and buildah give it.
+    pub(crate) fn ensure_path(&mut self) {
+        let mut env = self.env();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(wharf_runtime::spec::DEFAULT_PATH_ENV.to_string());
+            self.cfg().insert("Env".into(), json!(env));
+        }
+    }
+
     pub(crate) fn cfg(&mut self) -> &mut Map<String, Value> {
         if !self.config["config"].is_object() {
             self.config["config"] = json!({});

@@ -31,7 +31,7 @@ mod write;
 
 pub use copy::{copy_to_tar, CopyPlan, CopySource};
 pub use hash::hash_sources;
-pub use upper::upper_to_tar;
+pub use upper::{is_opaque, upper_to_tar};
 pub use write::{write_layer, LayerCompression, WrittenLayer};
 
 use std::io;

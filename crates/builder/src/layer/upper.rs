@@ -47,7 +47,8 @@ fn whiteout(tar: &mut TarWriter<'_>, rel: &[u8], meta: &Meta) -> Result<()> {
     tar.marker(&join_rel(dir, &wh), meta)
 }
 
-fn is_opaque(path: &Path) -> Result<bool> {
+/// True for a directory overlayfs marked opaque (it replaced a lower one).
+pub fn is_opaque(path: &Path) -> Result<bool> {
     Ok(get_xattr(path, OPAQUE_XATTR)?.is_some_and(|v| v == b"y"))
 }
 
