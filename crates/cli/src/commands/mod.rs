@@ -7,6 +7,7 @@ pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod login;
+pub mod network;
 pub mod prune;
 pub mod pull;
 pub mod push;
