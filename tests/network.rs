@@ -38,9 +38,43 @@ fn run(s: &TestStore, args: &[&str]) -> Output {
     s.run(all)
 }
 
-/// `wharf run` in the background, stdout piped.
-fn spawn(s: &TestStore, args: &[&str]) -> Child {
-    s.cmd().arg("run").arg("--rm").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+/// `wharf run` in the background, stdout piped; a failing test still ends
+/// its container (by the init's pid), so the store's networks can go.
+struct Background<'a> {
+    s: &'a TestStore,
+    child: Option<Child>,
+}
+
+impl Background<'_> {
+    fn finish(mut self) -> Output {
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        out
+    }
+}
+
+impl Drop for Background<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            for e in std::fs::read_dir(self.s.dir.path().join("run/runtime")).into_iter().flatten().flatten() {
+                if let Some(pid) = container_pid(self.s, &e.file_name().to_string_lossy()) {
+                    kill_pid(pid);
+                }
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn<'a>(s: &'a TestStore, args: &[&str]) -> Background<'a> {
+    let child = s.cmd().arg("run").arg("--rm").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    Background { s, child: Some(child.unwrap()) }
+}
+
+fn kill_pid(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
 }
 
 fn inspect(s: &TestStore, net: &str) -> serde_json::Value {
@@ -63,12 +97,6 @@ fn wait_for_ip(s: &TestStore, net: &str, name: &str) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("container {name} never got an address on {net}");
-}
-
-fn finish(child: Child) -> Output {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
-    out
 }
 
 fn iptables_save() -> String {
@@ -241,7 +269,7 @@ fn containers_find_each_other_by_name() {
     assert!(out.contains("127.0.0.1\tlocalhost"), "{out}");
     assert!(out.lines().any(|l| l.contains("client1") && l.contains("cli") && !l.starts_with("127.")), "{out}");
     assert!(out.contains(&format!("Address: {srv_ip}")), "the alias db resolves to srv: {out}");
-    finish(server);
+    server.finish();
     // The default network has no name resolution (Docker's): the host's resolvers.
     let o = run(&s, &["bb", "cat", "/etc/resolv.conf"]);
     assert!(!stdout(&o).contains(&format!("nameserver {gw}")), "{}", stdout(&o));
@@ -296,7 +324,7 @@ fn published_ports_are_reachable_from_the_host() {
     );
     assert_eq!(read_from(p1).trim(), "hello1", "-p 127.0.0.1:HOST:CTR");
     assert_eq!(read_from(p2).trim(), "hello2", "-p HOST:CTR is reachable at 127.0.0.1 too");
-    finish(server);
+    server.finish();
     // -P: the EXPOSEd 8080 on a free port, shown by inspect.
     let server = spawn(&s, &["--network", &n, "--name", "pub", "-P", "bb", "sh", "-c", "echo hello3 | nc -l -p 8080"]);
     wait_for_ip(&s, &n, "pub");
@@ -305,7 +333,7 @@ fn published_ports_are_reachable_from_the_host() {
     let port = c["Ports"][0]["host_port"].as_u64().unwrap() as u16;
     assert_eq!(c["Ports"][0]["container_port"], 8080);
     assert_eq!(read_from(port).trim(), "hello3");
-    finish(server);
+    server.finish();
     // A port a host program holds: a clear error, and nothing left behind.
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = format!("127.0.0.1:{}:8080", holder.local_addr().unwrap().port());
@@ -339,17 +367,15 @@ fn networks_are_isolated_from_each_other() {
     assert!(!stdout(&o).contains("hi") && stdout(&o).contains("rc=1"), "{} {}", stdout(&o), stderr(&o));
     let o = run(&s, &["--network", &b, "bb", "sh", "-c", "nslookup srv >/dev/null 2>&1; echo rc=$?"]);
     assert!(stdout(&o).contains("rc=1"), "{}", stdout(&o));
-    let mut server = server;
-    kill_container_named(&s, "srv");
-    let _ = server.wait();
+    drop(server); // kills the looping server
     assert_no_network_leaks(&s, &[&a, &b]);
 }
 
 /// The running container's init pid, from the runtime's state.
-fn container_pid(s: &TestStore, id: &str) -> i32 {
+fn container_pid(s: &TestStore, id: &str) -> Option<i32> {
     let state = s.dir.path().join("run/runtime").join(id).join("state.json");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    v["pid"].as_i64().unwrap() as i32
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(state).ok()?).ok()?;
+    v["pid"].as_i64().map(|p| p as i32)
 }
 
 /// The attachment record of the container named `name`.
@@ -365,16 +391,6 @@ fn record_of(s: &TestStore, name: &str) -> serde_json::Value {
     panic!("no container {name}");
 }
 
-/// Ends a foreground container by signalling its init (as ^C would be forwarded).
-fn kill_container_named(s: &TestStore, name: &str) {
-    let id = record_of(s, name)["container_id"].as_str().unwrap().to_string();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(container_pid(s, &id)).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
-}
-
 #[test]
 fn kill9_of_run_then_prune_leaves_nothing() {
     if !privileged("kill9_of_run_then_prune_leaves_nothing") {
@@ -384,15 +400,15 @@ fn kill9_of_run_then_prune_leaves_nothing() {
     let n = unique("nt-kill9");
     s.ok(["network", "create", "--dns", "127.0.0.1", &n]);
     let p = format!("127.0.0.1:{}:8080", free_port());
-    let mut child = spawn(&s, &["--network", &n, "--name", "victim", "-p", &p, "bb", "sleep", "1000"]);
+    let mut bg = spawn(&s, &["--network", &n, "--name", "victim", "-p", &p, "bb", "sleep", "1000"]);
     let ip = wait_for_ip(&s, &n, "victim");
     let rec = record_of(&s, "victim");
     let id = rec["container_id"].as_str().unwrap().to_string();
     assert!(iptables_save().contains(&id), "the container has rules while it runs");
+    let mut child = bg.child.take().unwrap();
     child.kill().unwrap(); // SIGKILL to `wharf run`
     child.wait().unwrap();
-    let pid = container_pid(&s, &id);
-    rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).unwrap();
+    kill_pid(container_pid(&s, &id).expect("the container outlives its killed wharf run"));
     // The next command that looks (prune here) tears the attachment down from its record.
     s.ok(["network", "prune"]);
     let ipam = s.root.join("cni/ipam").join(&n).join(&ip);
