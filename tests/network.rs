@@ -239,7 +239,20 @@ fn containers_find_each_other_by_name() {
     let gw = inspect(&s, &n)["IPAM"]["Config"][0]["Gateway"].as_str().unwrap().to_string();
     let server = spawn(
         &s,
-        &["--network", &n, "--name", "srv", "--network-alias", "db", "bb", "sh", "-c", "echo hello | nc -l -p 8080"],
+        &[
+            "--network",
+            &n,
+            "--name",
+            "srv",
+            "--network-alias",
+            "db",
+            "--hostname",
+            "srvhost",
+            "bb",
+            "sh",
+            "-c",
+            "for i in 1 2; do echo hello | nc -l -p 8080; done",
+        ],
     );
     let srv_ip = wait_for_ip(&s, &n, "srv");
     // The client starts after the server; it finds it by name and by alias.
@@ -269,6 +282,9 @@ fn containers_find_each_other_by_name() {
     assert!(out.contains("127.0.0.1\tlocalhost"), "{out}");
     assert!(out.lines().any(|l| l.contains("client1") && l.contains("cli") && !l.starts_with("127.")), "{out}");
     assert!(out.contains(&format!("Address: {srv_ip}")), "the alias db resolves to srv: {out}");
+    // --network container:srv shares srv's namespace (its lo) and /etc files.
+    let o = run(&s, &["--network", "container:srv", "bb", "sh", "-c", "hostname; nc 127.0.0.1 8080"]);
+    assert_eq!(stdout(&o), "srvhost\nhello\n", "{}", stderr(&o));
     server.finish();
     // The default network has no name resolution (Docker's): the host's resolvers.
     let o = run(&s, &["bb", "cat", "/etc/resolv.conf"]);
@@ -404,6 +420,11 @@ fn kill9_of_run_then_prune_leaves_nothing() {
     let ip = wait_for_ip(&s, &n, "victim");
     let rec = record_of(&s, "victim");
     let id = rec["container_id"].as_str().unwrap().to_string();
+    // The network is up before the container exists: wait for the container too.
+    let t = Instant::now();
+    while container_pid(&s, &id).is_none() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(iptables_save().contains(&id), "the container has rules while it runs");
     let mut child = bg.child.take().unwrap();
     child.kill().unwrap(); // SIGKILL to `wharf run`

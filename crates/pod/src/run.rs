@@ -105,6 +105,7 @@ fn write_spec(
     merged: &Path,
     id: &str,
     net: Option<&Attachment>,
+    (store_root, run_root): (&Path, &Path),
 ) -> Result<()> {
     let mut spec = wharf_runtime::spec::default_spec();
     let overrides = ImageOverrides {
@@ -119,6 +120,9 @@ fn write_spec(
     crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"))?;
     if let Some(a) = net {
         crate::spec::join_network(&mut v, a.netns(), a.mounts(), o.hostname.as_deref().unwrap_or(&id[..12]));
+    } else if let NetworkMode::Container(c) = &o.network {
+        let j = network::joined(&network::Networks::new(store_root, run_root), c)?;
+        crate::spec::join_network(&mut v, &j.netns, &j.files, o.hostname.as_deref().unwrap_or(&j.hostname));
     }
     let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
     std::fs::write(bundle.join("config.json"), bytes).map_err(|e| Error::io(format!("write {}", bundle.display()), e))
@@ -134,7 +138,7 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
     let guard = ContainerDir { dir: dir.clone() };
     let rootfs = store.mount_rootfs(&img, &dir)?;
     let net = attach_network(store, run_root, o, &img, &id, &dir)?;
-    write_spec(&img, o, &dir, &rootfs.merged, &id, net.as_ref())?;
+    write_spec(&img, o, &dir, &rootfs.merged, &id, net.as_ref(), (store.root(), run_root))?;
     let state = run_root.join("runtime");
     let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
     if !o.interactive {
@@ -186,11 +190,6 @@ fn attach_network(
 ) -> Result<Option<Attachment>> {
     let network = match &o.network {
         NetworkMode::Bridge(n) => n,
-        NetworkMode::Container(c) => {
-            return Err(Error::InvalidArgument(format!(
-                "--network container:{c}: joining another container's network comes with detached containers"
-            )))
-        }
         _ if !o.publish.is_empty() || o.publish_all => {
             return Err(Error::InvalidArgument("-p/-P need a bridge network, not --network none or host".into()))
         }

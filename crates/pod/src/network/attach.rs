@@ -43,6 +43,11 @@ pub struct AttachmentRecord {
     pub result: Option<Value>,
     pub ip: Option<Ipv4Addr>,
     pub mac: Option<String>,
+    /// Where its hosts, hostname and resolv.conf are (`--network container:` shares them).
+    #[serde(default)]
+    pub files_dir: PathBuf,
+    #[serde(default)]
+    pub hostname: String,
 }
 
 /// What a container asks of its network.
@@ -105,6 +110,8 @@ impl Attachment {
             result: None,
             ip: None,
             mac: None,
+            files_dir: req.files_dir.clone(),
+            hostname: req.hostname.clone(),
         };
         let lock = {
             let _l = networks.lock()?;
@@ -264,6 +271,37 @@ fn check_names_free(networks: &Networks, r: &AttachmentRecord) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `--network container:NAME` shares of a running container.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub netns: PathBuf,
+    pub hostname: String,
+    /// (path in the container, host file): its hosts, hostname, resolv.conf.
+    pub files: Vec<(String, PathBuf)>,
+}
+
+/// `--network container:NAME`: the network namespace, hostname and /etc
+/// files of a running container (by name or ID prefix) to share.
+pub fn joined(networks: &Networks, target: &str) -> Result<Joined> {
+    let hits: Vec<AttachmentRecord> = records(networks.run_root())
+        .into_iter()
+        .filter(|r| r.name.as_deref() == Some(target) || (target.len() >= 3 && r.container_id.starts_with(target)))
+        .filter(|r| r.result.is_some() && r.netns.exists())
+        .collect();
+    let [r] = hits.as_slice() else {
+        return Err(Error::InvalidArgument(match hits.len() {
+            0 => format!("--network container:{target}: no running container {target} with a network"),
+            _ => format!("--network container:{target}: more than one container matches"),
+        }));
+    };
+    let files = ["hosts", "hostname", "resolv.conf"]
+        .iter()
+        .map(|f| (format!("/etc/{f}"), r.files_dir.join(f)))
+        .filter(|(_, p)| p.exists())
+        .collect();
+    Ok(Joined { netns: r.netns.clone(), hostname: r.hostname.clone(), files })
 }
 
 /// Every attachment record under `run_root`, live or not.

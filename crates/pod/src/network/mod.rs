@@ -37,7 +37,7 @@ mod netns;
 mod ports;
 mod subnet;
 
-pub use attach::{sweep_orphans, AttachRequest, Attachment, AttachmentRecord};
+pub use attach::{joined, sweep_orphans, AttachRequest, Attachment, AttachmentRecord, Joined};
 pub use ports::{parse_publish, PortMapping};
 pub use subnet::Subnet;
 
@@ -255,8 +255,12 @@ impl Networks {
                 ids.join(", ")
             )));
         }
-        link::delete(&net.bridge)?;
-        firewall::remove_bridge_rules(&net.bridge)?;
+        {
+            // Under the host lock: once the bridge is gone its name may be taken again.
+            let _host = lock_file(Path::new(HOST_LOCK), true)?;
+            firewall::remove_bridge_rules(&net.bridge)?;
+            link::delete(&net.bridge)?;
+        }
         dns::Aardvark::new(&self.run_root).remove_network(&net.name)?;
         remove_all(&self.ipam_dir().join(&net.name))?;
         remove_file(&self.dir().join(format!("{}.conflist", net.name)))?;
