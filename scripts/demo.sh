@@ -11,7 +11,12 @@ cargo build --release -q -p wharf -p wharf-runtime
 export PATH="$PWD/target/release:$PATH"
 work=$(mktemp -d /tmp/wharf-demo.XXXXXX)
 regpid=
-cleanup() { [ -n "$regpid" ] && kill "$regpid" 2>/dev/null; rm -rf "$work"; }
+# The temp store's default network owns a bridge: remove it with the store.
+cleanup() {
+  [ -n "$regpid" ] && kill "$regpid" 2>/dev/null
+  [ -d "$work/second-store/networks" ] && wharf --root "$work/second-store" network rm bridge >/dev/null 2>&1
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 cp -a examples/Dockerfiles/busybox "$work/busybox-ctx"

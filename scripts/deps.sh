@@ -12,6 +12,7 @@ pkgs=(
   libseccomp-dev pkg-config gcc libc6-dev
   iproute2 util-linux hyperfine time
   groff-base man-db zsh fish   # man pages and completion scripts (tests/cli_docs.rs)
+  containernetworking-plugins iptables aardvark-dns
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -131,6 +131,23 @@ impl TestStore {
     }
 }
 
+impl Drop for TestStore {
+    /// A store's networks own host resources (a bridge, its iptables rules,
+    /// an aardvark-dns): remove them with the store, whatever the test did.
+    fn drop(&mut self) {
+        let Ok(rd) = std::fs::read_dir(self.root.join("networks")) else { return };
+        let names: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+            .collect();
+        if !names.is_empty() {
+            let mut args = vec!["network".to_string(), "rm".to_string()];
+            args.extend(names);
+            let _ = self.run(&args);
+        }
+    }
+}
+
 /// A minimal root filesystem: Debian's static busybox and a few applet links.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     let busybox = Path::new("/bin/busybox");

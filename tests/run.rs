@@ -74,8 +74,19 @@ fn namespaces_isolate() {
         return;
     }
     let s = store();
-    let o =
-        run(&s, &["--hostname", "box1", "bb", "sh", "-c", "hostname; echo $$; ls /sys/class/net; ps -o pid | wc -l"]);
+    let o = run(
+        &s,
+        &[
+            "--network",
+            "none",
+            "--hostname",
+            "box1",
+            "bb",
+            "sh",
+            "-c",
+            "hostname; echo $$; ls /sys/class/net; ps -o pid | wc -l",
+        ],
+    );
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "box1", "{out}");

@@ -68,6 +68,9 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Log out from a registry.
     Logout(commands::login::LogoutArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(commands::network::Command),
     /// Store maintenance.
     #[command(subcommand)]
     System(SystemCommand),
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Check(a)) => commands::check::run(&g, a),
         Command::Pull(a) => commands::pull::run(&g, a),
         Command::Run(a) => commands::run::run(&g, a),
+        Command::Network(c) => commands::network::run(&g, c),
         Command::Build(a) => commands::build::run(&g, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&g, a),
         Command::Push(a) => commands::push::run(&g, a),

@@ -9,6 +9,11 @@ pub enum Error {
     Registry(#[from] wharf_registry::Error),
     #[error("{0}")]
     InvalidArgument(String),
+    /// A network operation failed (CNI plugin, bridge, DNS server).
+    #[error("{0}")]
+    Network(String),
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -10,6 +10,8 @@
 //!   library in-process → exit status → everything removed.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
 //! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
+//! - [`network`](crate::network): networks (CNI bridge, IPAM, port mapping, isolation, DNS)
+//!   and a container's attachment to one.
 //! - `console`: `-t`: the pty master received over a console socket, relayed
 //!   to the user's terminal.
 //!
@@ -20,6 +22,7 @@
 mod console;
 mod error;
 mod net;
+pub mod network;
 pub mod run;
 mod spec;
 

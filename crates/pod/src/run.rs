@@ -4,18 +4,23 @@
 
 use crate::console::Console;
 use crate::error::{Error, Result};
+use crate::network::{self, AttachRequest, Attachment};
 use std::path::{Path, PathBuf};
 use wharf_image::{Rootfs, Store};
 use wharf_runtime::spec::ImageOverrides;
 use wharf_runtime::{Container, CreateOptions};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum NetworkMode {
     /// A new network namespace with only `lo`.
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// A network by name (`bridge` is the default network, `wharf`).
+    Bridge(String),
+    /// Another container's network namespace (`container:NAME`).
+    Container(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -33,6 +38,17 @@ pub struct RunOptions {
     pub pids_limit: Option<i64>,
     pub cpus: Option<f64>,
     pub network: NetworkMode,
+    /// The container's name (DNS on user networks; unique among running containers).
+    pub name: Option<String>,
+    pub network_aliases: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub add_hosts: Vec<String>,
+    /// `--dns IP`.
+    pub dns: Vec<String>,
+    /// `-p [IP:][HOST:]CTR[/PROTO]`.
+    pub publish: Vec<String>,
+    /// `-P`: every EXPOSEd port to a free host port.
+    pub publish_all: bool,
     /// `HOST:CONTAINER[:ro]`.
     pub volumes: Vec<String>,
     /// `PATH[:OPTIONS]`.
@@ -57,7 +73,7 @@ impl Drop for ContainerDir {
 }
 
 /// A new container ID: 64 hex characters, as Docker's.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let mut b = [0u8; 32];
     if rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).is_err() {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -82,7 +98,15 @@ fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
 }
 
 /// Builds the bundle's config.json for `img` under `o`.
-fn write_spec(img: &wharf_image::Image, o: &RunOptions, bundle: &Path, merged: &Path, id: &str) -> Result<()> {
+fn write_spec(
+    img: &wharf_image::Image,
+    o: &RunOptions,
+    bundle: &Path,
+    merged: &Path,
+    id: &str,
+    net: Option<&Attachment>,
+    (store_root, run_root): (&Path, &Path),
+) -> Result<()> {
     let mut spec = wharf_runtime::spec::default_spec();
     let overrides = ImageOverrides {
         entrypoint: o.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
@@ -94,6 +118,12 @@ fn write_spec(img: &wharf_image::Image, o: &RunOptions, bundle: &Path, merged: &
     wharf_runtime::spec::apply_image_config(&mut spec, img.config.config().as_ref(), merged, &overrides)?;
     let mut v = serde_json::to_value(&spec).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
     crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"))?;
+    if let Some(a) = net {
+        crate::spec::join_network(&mut v, a.netns(), a.mounts(), o.hostname.as_deref().unwrap_or(&id[..12]));
+    } else if let NetworkMode::Container(c) = &o.network {
+        let j = network::joined(&network::Networks::new(store_root, run_root), c)?;
+        crate::spec::join_network(&mut v, &j.netns, &j.files, o.hostname.as_deref().unwrap_or(&j.hostname));
+    }
     let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
     std::fs::write(bundle.join("config.json"), bytes).map_err(|e| Error::io(format!("write {}", bundle.display()), e))
 }
@@ -107,7 +137,8 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let guard = ContainerDir { dir: dir.clone() };
     let rootfs = store.mount_rootfs(&img, &dir)?;
-    write_spec(&img, o, &dir, &rootfs.merged, &id)?;
+    let net = attach_network(store, run_root, o, &img, &id, &dir)?;
+    write_spec(&img, o, &dir, &rootfs.merged, &id, net.as_ref(), (store.root(), run_root))?;
     let state = run_root.join("runtime");
     let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
     if !o.interactive {
@@ -138,11 +169,50 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
         Ok(status.code())
     })();
     let deleted = ctr.delete(true);
+    let detached = net.map_or(Ok(()), Attachment::teardown);
     drop(console);
     drop(guard);
     let code = code?;
     deleted?;
+    detached?;
     Ok(code)
+}
+
+/// `--network NAME`: the container's netns, CNI ADD, DNS and /etc files,
+/// before the container exists; `None` for the other modes.
+fn attach_network(
+    store: &Store,
+    run_root: &Path,
+    o: &RunOptions,
+    img: &wharf_image::Image,
+    id: &str,
+    dir: &Path,
+) -> Result<Option<Attachment>> {
+    let network = match &o.network {
+        NetworkMode::Bridge(n) => n,
+        _ if !o.publish.is_empty() || o.publish_all => {
+            return Err(Error::InvalidArgument("-p/-P need a bridge network, not --network none or host".into()))
+        }
+        _ => return Ok(None),
+    };
+    let publish = o.publish.iter().map(|p| network::parse_publish(p)).collect::<Result<Vec<_>>>()?;
+    let expose = match (o.publish_all, img.config.config()) {
+        (true, Some(c)) => c.exposed_ports().clone().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let req = AttachRequest {
+        container_id: id.to_string(),
+        network: network.clone(),
+        name: o.name.clone(),
+        aliases: o.network_aliases.clone(),
+        hostname: o.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        publish,
+        expose,
+        add_hosts: o.add_hosts.clone(),
+        dns: o.dns.clone(),
+        files_dir: dir.to_path_buf(),
+    };
+    Attachment::setup(&network::Networks::new(store.root(), run_root), &req).map(Some)
 }
 
 /// Without `-i` the container's stdin is /dev/null, as Docker's.

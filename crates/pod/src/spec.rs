@@ -57,6 +57,27 @@ pub(crate) fn apply_flags(spec: &mut Value, o: &RunOptions, rootfs: &std::path::
     add_mounts(spec, o)
 }
 
+/// A container on a network: its netns by path, hostname, and the
+/// generated /etc files bind-mounted over the image's.
+pub(crate) fn join_network(
+    spec: &mut Value,
+    netns: &std::path::Path,
+    files: &[(String, std::path::PathBuf)],
+    hostname: &str,
+) {
+    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": netns}));
+    }
+    spec["hostname"] = json!(hostname);
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for (dst, src) in files {
+            mounts.retain(|m| m["destination"] != dst.as_str());
+            mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+        }
+    }
+}
+
 fn host_name() -> String {
     rustix::system::uname().nodename().to_string_lossy().into_owned()
 }

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod man;
+pub mod network;
 pub mod prune;
 pub mod pull;
 pub mod push;

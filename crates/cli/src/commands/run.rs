@@ -38,9 +38,27 @@ pub struct Args {
     /// Container host name.
     #[arg(long)]
     hostname: Option<String>,
-    /// none (a network namespace with only lo) or host.
-    #[arg(long, default_value = "none")]
+    /// bridge (the default network), a network's name, none (only lo), host, or container:NAME.
+    #[arg(long, alias = "net", default_value = "bridge")]
     network: String,
+    /// The container's name (found by it on user networks).
+    #[arg(long)]
+    name: Option<String>,
+    /// Another name for the container on its network.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// Add NAME:IP to /etc/hosts.
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// DNS server for the container.
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Publish a port: [IP:][HOST:]CONTAINER[/tcp|udp].
+    #[arg(short, long = "publish")]
+    publish: Vec<String>,
+    /// Publish every EXPOSEd port to a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Bind mount HOST:CONTAINER[:ro].
     #[arg(short, long = "volume")]
     volume: Vec<String>,
@@ -90,7 +108,10 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let network = match a.network.as_str() {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
-        other => anyhow::bail!("--network {other:?}: only none and host exist until networks land"),
+        other => match other.strip_prefix("container:") {
+            Some(c) => NetworkMode::Container(c.to_string()),
+            None => NetworkMode::Bridge(other.to_string()),
+        },
     };
     let pull_missing = match a.pull.as_str() {
         "missing" => true,
@@ -110,6 +131,12 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         pids_limit: a.pids_limit,
         cpus: a.cpus,
         network,
+        name: a.name,
+        network_aliases: a.network_alias,
+        add_hosts: a.add_host,
+        dns: a.dns,
+        publish: a.publish,
+        publish_all: a.publish_all,
         volumes: a.volume,
         tmpfs: a.tmpfs,
         tty: a.tty,

@@ -1,0 +1,37 @@
+#!/bin/bash
+# run-network.sh — one `run --rm IMAGE true` of busybox, wharf against podman,
+# in one run: with --network none, and on the default bridge network (CNI
+# bridge + host-local + firewall for wharf; podman's own default, netavark or
+# CNI, whichever it is configured with — printed below).
+#
+#   LAB=/tmp/wharf-bench-net RUNS=20 bash bench/run-network.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+LAB=${LAB:-/tmp/wharf-bench-net}; RUNS=${RUNS:-20}
+cargo build --release -q -p wharf
+WHARF="$PWD/target/release/wharf --root $LAB/wroot --run-root $LAB/wrun"
+PODMAN="podman --root $LAB/proot --runroot $LAB/prun --cgroup-manager cgroupfs --events-backend file"
+PODMAN_RUN="run --rm --pull=never --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+mkdir -p "$LAB/rootfs/bin"
+cp /bin/busybox "$LAB/rootfs/bin/"
+chroot "$LAB/rootfs" /bin/busybox --install -s /bin
+tar -C "$LAB/rootfs" -cf "$LAB/bb.tar" .
+$WHARF import "$LAB/bb.tar" bb >/dev/null
+$PODMAN import -q "$LAB/bb.tar" localhost/bb >/dev/null
+echo "podman network backend: $($PODMAN info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)"
+
+hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$LAB/net.json" \
+  -n "wharf none" "$WHARF run --rm --network none bb true" \
+  -n "podman none" "$PODMAN $PODMAN_RUN --network none localhost/bb true" \
+  -n "wharf bridge" "$WHARF run --rm bb true" \
+  -n "podman bridge" "$PODMAN $PODMAN_RUN localhost/bb true"
+
+jq -r '.results[] | "\(.command)\t median \(.median*1000|floor) ms\t (min \(.min*1000|floor), max \(.max*1000|floor))"' "$LAB/net.json"
+jq -r '"ratio wharf/podman, none (median): \((.results[0].median / .results[1].median)*100|floor/100)"' "$LAB/net.json"
+jq -r '"ratio wharf/podman, bridge (median): \((.results[2].median / .results[3].median)*100|floor/100)"' "$LAB/net.json"
+# Leave nothing: the default networks' bridges and rules go with them.
+$WHARF network rm bridge >/dev/null
+$PODMAN network prune -f >/dev/null 2>&1 || true
+$PODMAN system reset -f >/dev/null 2>&1 || true
+rm -rf "$LAB"

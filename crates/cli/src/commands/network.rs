@@ -1,0 +1,193 @@
+//! `wharf network create|ls|inspect|rm|prune|connect|disconnect`.
+
+use crate::output;
+use crate::Globals;
+use serde_json::json;
+use std::process::ExitCode;
+use wharf_pod::network::{CreateOptions, Network, Networks};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Create a network (a bridge with its own subnet).
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks' details as JSON.
+    Inspect(NamesArgs),
+    /// Remove networks no container uses (the default one too: it is made again on use).
+    #[command(alias = "remove")]
+    Rm(NamesArgs),
+    /// Remove every user network no container uses, and what killed `wharf` processes left.
+    Prune(PruneArgs),
+    /// Connect a running container to a network (needs detached containers).
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network (needs detached containers).
+    Disconnect(ConnectArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// Subnet in CIDR notation (default: a free /24 of 10.90.0.0/16).
+    #[arg(long)]
+    subnet: Option<String>,
+    /// Gateway (default: the subnet's first address).
+    #[arg(long)]
+    gateway: Option<String>,
+    /// No access to the outside: no masquerade, no default route.
+    #[arg(long)]
+    internal: bool,
+    /// Upstream DNS server for names the network's DNS does not know (default: the host's).
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Driver: only bridge.
+    #[arg(short, long, default_value = "bridge")]
+    driver: String,
+    name: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// Only show network IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Do not ask (wharf never asks).
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    network: String,
+    container: String,
+}
+
+/// Errors exit 125, as podman's (and `docker run`'s).
+pub fn run(g: &Globals, c: Command) -> anyhow::Result<ExitCode> {
+    let nets = Networks::new(&g.root, &g.run_root);
+    match dispatch(&nets, c) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("wharf: {e:#}");
+            Ok(ExitCode::from(125))
+        }
+    }
+}
+
+fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
+    match c {
+        Command::Create(a) => {
+            anyhow::ensure!(a.driver == "bridge", "unknown driver {:?}: only bridge", a.driver);
+            let o = CreateOptions { subnet: a.subnet, gateway: a.gateway, internal: a.internal, dns: a.dns };
+            println!("{}", nets.create(&a.name, &o)?.id);
+        }
+        Command::Ls(a) => ls(nets, &a)?,
+        Command::Inspect(a) => {
+            let mut out = Vec::new();
+            for n in &a.names {
+                let net = nets.get(n)?;
+                out.push(inspect(nets, &net));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Rm(a) => {
+            let mut failed = None;
+            for n in &a.names {
+                match nets.remove(n) {
+                    Ok(net) => println!("{}", net.name),
+                    Err(e) => {
+                        eprintln!("wharf: {e}");
+                        failed = Some(ExitCode::from(125));
+                    }
+                }
+            }
+            return Ok(failed.unwrap_or(ExitCode::SUCCESS));
+        }
+        Command::Prune(a) => {
+            let _ = a.force;
+            let removed = nets.prune()?;
+            if !removed.is_empty() {
+                println!("Deleted Networks:");
+                for n in removed {
+                    println!("{n}");
+                }
+            }
+        }
+        Command::Connect(a) | Command::Disconnect(a) => anyhow::bail!(
+            "cannot change the networks of {}: a foreground container's network is fixed at `wharf run --network {}`; \
+             connect/disconnect come with detached containers",
+            a.container,
+            a.network
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
+    let list = nets.list()?;
+    match a.format.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&list)?),
+        "table" if a.quiet => list.iter().for_each(|n| println!("{}", &n.id[..12])),
+        "table" => {
+            let mut rows: Vec<Vec<String>> =
+                vec![["NETWORK ID", "NAME", "DRIVER", "SUBNET", "INTERNAL"].into_iter().map(String::from).collect()];
+            for n in &list {
+                rows.push(vec![
+                    n.id[..12].to_string(),
+                    n.name.clone(),
+                    n.driver.clone(),
+                    n.subnet.clone(),
+                    n.internal.to_string(),
+                ]);
+            }
+            output::table(&rows);
+        }
+        other => anyhow::bail!("unknown --format {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+/// Docker's `network inspect` shape.
+fn inspect(nets: &Networks, n: &Network) -> serde_json::Value {
+    let mut containers = serde_json::Map::new();
+    for r in nets.containers(n) {
+        containers.insert(
+            r.container_id.clone(),
+            json!({
+                "Name": r.name.clone().unwrap_or_default(),
+                "Aliases": r.aliases,
+                "IPv4Address": r.ip.map(|ip| format!("{ip}/{}", n.subnet.rsplit('/').next().unwrap_or("24"))),
+                "MacAddress": r.mac,
+                "Ports": r.ports,
+            }),
+        );
+    }
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "host-local", "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+        "Internal": n.internal,
+        "DNSEnabled": n.dns_enabled,
+        "DNSServers": n.dns_servers,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": {},
+    })
+}

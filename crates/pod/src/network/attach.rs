@@ -1,0 +1,377 @@
+//! One container's attachment to a network. Setup and teardown are mirror
+//! images (netavark's model), and teardown reads only the record:
+//!
+//! | setup | teardown |
+//! |---|---|
+//! | host ports held | released |
+//! | record written (intent), its lock held | record and lock removed |
+//! | netns made | netns unmounted, removed |
+//! | CNI ADD (result recorded) | CNI DEL, reverse, with the result |
+//! | aardvark entry | entry removed |
+//! | hosts, hostname, resolv.conf | (in the container dir, removed with it) |
+//!
+//! The record, `<run-root>/containers/<id>/network.json`, is written before
+//! CNI ADD; `network.lock` beside it stays flocked by the process that owns
+//! the container. A lock anyone can take means its owner died:
+//! [`sweep_orphans`] then tears the attachment down from the record.
+
+use crate::error::{Error, Result};
+use crate::network::{cni, conflist, dns, hosts, link, netns, ports, Networks, PortMapping};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+const IFNAME: &str = "eth0";
+
+/// What teardown needs, written before CNI ADD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    pub container_id: String,
+    pub name: Option<String>,
+    pub aliases: Vec<String>,
+    pub network: String,
+    pub network_id: String,
+    pub netns: PathBuf,
+    pub ifname: String,
+    /// The exact list ADD ran (DEL must see the same).
+    pub conflist: Value,
+    pub ports: Vec<PortMapping>,
+    /// An aardvark entry may exist.
+    pub dns: bool,
+    pub result: Option<Value>,
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<String>,
+    /// Where its hosts, hostname and resolv.conf are (`--network container:` shares them).
+    #[serde(default)]
+    pub files_dir: PathBuf,
+    #[serde(default)]
+    pub hostname: String,
+}
+
+/// What a container asks of its network.
+#[derive(Debug, Clone, Default)]
+pub struct AttachRequest {
+    pub container_id: String,
+    /// A network name, `bridge` for the default.
+    pub network: String,
+    pub name: Option<String>,
+    pub aliases: Vec<String>,
+    pub hostname: String,
+    /// `-p`, parsed.
+    pub publish: Vec<PortMapping>,
+    /// `-P`: the image's EXPOSEd ports (`80/tcp`).
+    pub expose: Vec<String>,
+    pub add_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    /// Where hosts, hostname and resolv.conf are written.
+    pub files_dir: PathBuf,
+}
+
+/// A live attachment; torn down by [`Attachment::teardown`] or on drop.
+pub struct Attachment {
+    networks: Networks,
+    dir: PathBuf,
+    record: AttachmentRecord,
+    held_ports: Vec<OwnedFd>,
+    lock: Option<OwnedFd>,
+    mounts: Vec<(String, PathBuf)>,
+}
+
+fn record_dir(run_root: &Path, id: &str) -> PathBuf {
+    run_root.join("containers").join(id)
+}
+
+impl Attachment {
+    /// Connects container `req.container_id` to its network: after this its
+    /// netns (see [`Attachment::netns`]) has `eth0` with an address.
+    pub fn setup(networks: &Networks, req: &AttachRequest) -> Result<Attachment> {
+        sweep_orphans(networks);
+        let net = networks.get_for_run(&req.network)?;
+        for n in req.name.iter().chain(&req.aliases) {
+            check_dns_name(n)?;
+        }
+        let mut maps = req.publish.clone();
+        maps.extend(ports::exposed(&req.expose)?);
+        let held_ports = ports::reserve(&mut maps)?;
+        let dir = record_dir(networks.run_root(), &req.container_id);
+        let record = AttachmentRecord {
+            container_id: req.container_id.clone(),
+            name: req.name.clone(),
+            aliases: req.aliases.clone(),
+            network: net.name.clone(),
+            network_id: net.id.clone(),
+            netns: netns::path(networks.run_root(), &req.container_id),
+            ifname: IFNAME.into(),
+            conflist: conflist::generate(&net, &networks.ipam_dir(), !maps.is_empty())?,
+            ports: maps,
+            dns: net.dns_enabled,
+            result: None,
+            ip: None,
+            mac: None,
+            files_dir: req.files_dir.clone(),
+            hostname: req.hostname.clone(),
+        };
+        let lock = {
+            let _l = networks.lock()?;
+            networks.get(&net.name)?;
+            check_names_free(networks, &record)?;
+            let lock = create_lock(&dir)?;
+            save(&dir, &record)?;
+            lock
+        };
+        let mut att =
+            Attachment { networks: networks.clone(), dir, record, held_ports, lock: Some(lock), mounts: Vec::new() };
+        att.connect(&net, req)?;
+        Ok(att)
+    }
+
+    fn connect(&mut self, net: &crate::network::Network, req: &AttachRequest) -> Result<()> {
+        netns::create(&self.record.netns)?;
+        if !link::exists(&net.bridge) {
+            // Gone since the network was made (a reboot): make it again.
+            let _host = crate::network::lock_file(Path::new(crate::network::HOST_LOCK), true)?;
+            link::create_bridge(&net.bridge, net.gateway, &net.subnet()?)?;
+        }
+        let rc = ports::runtime_config(&self.record.ports);
+        let result = cni::add(&self.record.conflist, &self.invocation(&rc))?;
+        let (ip, mac) = cni::container_address(&result)
+            .ok_or_else(|| Error::Network(format!("CNI ADD on {} gave the container no IPv4 address", net.name)))?;
+        self.record.result = Some(result);
+        self.record.ip = Some(ip);
+        self.record.mac = Some(mac);
+        save(&self.dir, &self.record)?;
+        let mut names: Vec<String> = self.record.name.iter().chain(&self.record.aliases).cloned().collect();
+        if net.dns_enabled {
+            names.push(self.record.container_id[..12].to_string());
+            let entry = dns::Entry { id: &self.record.container_id, ip, names: names.clone(), dns: &req.dns };
+            dns::Aardvark::new(self.networks.run_root()).add(net, &entry)?;
+        }
+        let files = hosts::Files {
+            hostname: &req.hostname,
+            ip,
+            names: &names,
+            add_hosts: &req.add_hosts,
+            dns_server: net.dns_enabled.then_some(net.gateway),
+            dns: &req.dns,
+        };
+        self.mounts = hosts::write(&req.files_dir, &files)?;
+        Ok(())
+    }
+
+    fn invocation<'a>(&'a self, rc: &'a Value) -> cni::Invocation<'a> {
+        cni::Invocation {
+            container_id: &self.record.container_id,
+            netns: &self.record.netns,
+            ifname: &self.record.ifname,
+            runtime_config: rc,
+        }
+    }
+
+    /// The network namespace to give the runtime.
+    pub fn netns(&self) -> &Path {
+        &self.record.netns
+    }
+
+    pub fn record(&self) -> &AttachmentRecord {
+        &self.record
+    }
+
+    /// (path in the container, host file) bind mounts: hosts, hostname, resolv.conf.
+    pub fn mounts(&self) -> &[(String, PathBuf)] {
+        &self.mounts
+    }
+
+    /// CNI DEL and the rest of the mirror image; the first error is returned
+    /// after every step has been tried.
+    pub fn teardown(mut self) -> Result<()> {
+        self.teardown_inner()
+    }
+
+    fn teardown_inner(&mut self) -> Result<()> {
+        let Some(lock) = self.lock.take() else { return Ok(()) };
+        let res = undo(&self.networks, &self.dir, &self.record);
+        self.held_ports.clear();
+        drop(lock);
+        res
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown_inner() {
+            tracing::warn!("network teardown of {}: {e}", self.record.container_id);
+        }
+    }
+}
+
+/// Teardown from a record alone (also after a crash).
+fn undo(networks: &Networks, dir: &Path, r: &AttachmentRecord) -> Result<()> {
+    let rc = ports::runtime_config(&r.ports);
+    let inv =
+        cni::Invocation { container_id: &r.container_id, netns: &r.netns, ifname: &r.ifname, runtime_config: &rc };
+    let dns = if r.dns { dns::Aardvark::new(networks.run_root()).remove(&r.network, &r.container_id) } else { Ok(()) };
+    let del = cni::del(&r.conflist, &inv, r.result.as_ref());
+    let ns = netns::remove(&r.netns);
+    // The record stays until every step worked, for the next sweep to retry.
+    dns.and(del).and(ns)?;
+    crate::network::remove_file(&dir.join("network.json"))?;
+    crate::network::remove_file(&dir.join("network.lock"))?;
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+/// The lock is made under a temp name and renamed into place already
+/// locked, so a sweeper never sees it unlocked while its owner lives.
+fn create_lock(dir: &Path) -> Result<OwnedFd> {
+    let tmp = dir.join(format!("network.lock.tmp-{}", std::process::id()));
+    let fd = crate::network::lock_file(&tmp, true)?;
+    std::fs::rename(&tmp, dir.join("network.lock")).map_err(|e| Error::io(format!("rename {}", tmp.display()), e))?;
+    Ok(fd)
+}
+
+fn save(dir: &Path, r: &AttachmentRecord) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(r).map_err(|e| Error::Network(format!("encode attachment: {e}")))?;
+    crate::network::write_atomic(&dir.join("network.json"), &bytes)
+}
+
+fn check_dns_name(n: &str) -> Result<()> {
+    let ok = n.len() <= 63
+        && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid container name or alias {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+fn check_names_free(networks: &Networks, r: &AttachmentRecord) -> Result<()> {
+    let mine: Vec<&String> = r.name.iter().chain(&r.aliases).collect();
+    for other in records(networks.run_root()) {
+        if let Some(n) = &r.name {
+            if other.name.as_ref() == Some(n) {
+                return Err(Error::InvalidArgument(format!(
+                    "the container name {n:?} is already in use by container {}",
+                    &other.container_id[..12]
+                )));
+            }
+        }
+        if other.network_id == r.network_id {
+            if let Some(n) = other.aliases.iter().find(|a| mine.contains(a)) {
+                return Err(Error::InvalidArgument(format!(
+                    "the alias {n:?} is already in use on network {} by container {}",
+                    r.network,
+                    &other.container_id[..12]
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `--network container:NAME` shares of a running container.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub netns: PathBuf,
+    pub hostname: String,
+    /// (path in the container, host file): its hosts, hostname, resolv.conf.
+    pub files: Vec<(String, PathBuf)>,
+}
+
+/// `--network container:NAME`: the network namespace, hostname and /etc
+/// files of a running container (by name or ID prefix) to share.
+pub fn joined(networks: &Networks, target: &str) -> Result<Joined> {
+    let hits: Vec<AttachmentRecord> = records(networks.run_root())
+        .into_iter()
+        .filter(|r| r.name.as_deref() == Some(target) || (target.len() >= 3 && r.container_id.starts_with(target)))
+        .filter(|r| r.result.is_some() && r.netns.exists())
+        .collect();
+    let [r] = hits.as_slice() else {
+        return Err(Error::InvalidArgument(match hits.len() {
+            0 => format!("--network container:{target}: no running container {target} with a network"),
+            _ => format!("--network container:{target}: more than one container matches"),
+        }));
+    };
+    let files = ["hosts", "hostname", "resolv.conf"]
+        .iter()
+        .map(|f| (format!("/etc/{f}"), r.files_dir.join(f)))
+        .filter(|(_, p)| p.exists())
+        .collect();
+    Ok(Joined { netns: r.netns.clone(), hostname: r.hostname.clone(), files })
+}
+
+/// Every attachment record under `run_root`, live or not.
+pub(crate) fn records(run_root: &Path) -> Vec<AttachmentRecord> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
+        if let Ok(bytes) = std::fs::read(e.path().join("network.json")) {
+            if let Ok(r) = serde_json::from_slice(&bytes) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Tears down every attachment whose owner died (its lock is free), then
+/// what no record explains: netns files, IPAM reservations, DNS entries,
+/// and an aardvark-dns with nothing to serve. Best effort: a failing step is
+/// logged and retried by the next sweep.
+pub fn sweep_orphans(networks: &Networks) {
+    let run_root = networks.run_root();
+    for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
+        let dir = e.path();
+        if !dir.join("network.lock").exists() {
+            continue;
+        }
+        let Ok(lock) = crate::network::lock_file(&dir.join("network.lock"), false) else { continue };
+        match std::fs::read(dir.join("network.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            Some(r) => {
+                let r: AttachmentRecord = r;
+                tracing::info!("tearing down the network of dead container {}", r.container_id);
+                if let Err(e) = undo(networks, &dir, &r) {
+                    tracing::warn!("sweeping {}: {e}", dir.display());
+                }
+            }
+            None => {
+                let _ = crate::network::remove_file(&dir.join("network.lock"));
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+        drop(lock);
+    }
+    let live: Vec<String> = records(run_root).into_iter().map(|r| r.container_id).collect();
+    for e in std::fs::read_dir(run_root.join("netns")).into_iter().flatten().flatten() {
+        if !live.iter().any(|id| e.file_name() == id.as_str()) {
+            let _ = netns::remove(&e.path());
+        }
+    }
+    sweep_ipam(&networks.ipam_dir(), &live);
+    let aardvark = dns::Aardvark::new(run_root);
+    for (net, id) in aardvark.entries() {
+        if !live.contains(&id) {
+            let _ = aardvark.remove(&net, &id);
+        }
+    }
+    aardvark.sweep();
+}
+
+/// host-local's files are named by IP and hold the owner's container ID.
+fn sweep_ipam(ipam: &Path, live: &[String]) {
+    for net in std::fs::read_dir(ipam).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(net.path()).into_iter().flatten().flatten() {
+            if f.file_name().to_string_lossy().parse::<std::net::IpAddr>().is_err() {
+                continue;
+            }
+            let owner = std::fs::read_to_string(f.path()).unwrap_or_default();
+            let owner = owner.lines().next().unwrap_or_default().trim();
+            if !owner.is_empty() && !live.iter().any(|id| id == owner) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+}
