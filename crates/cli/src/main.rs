@@ -69,6 +69,9 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(commands::volume::Command),
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         Command::Push(a) => commands::push::run(&g, a),
         Command::Login(a) => commands::login::login(&g, a),
         Command::Logout(a) => commands::login::logout(&g, a),
+        Command::Volume(c) => commands::volume::run(&g, c),
     };
     match res {
         Ok(code) => code,

@@ -10,6 +10,8 @@
 //!   library in-process → exit status → everything removed.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
 //! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
+//! - [`volume`]: named and anonymous volumes (Docker's local driver), the
+//!   one parser of `-v`/`--mount`/`--tmpfs`, copy-up, in-use locks.
 //! - `console`: `-t`: the pty master received over a console socket, relayed
 //!   to the user's terminal.
 //!
@@ -22,6 +24,7 @@ mod error;
 mod net;
 pub mod run;
 mod spec;
+pub mod volume;
 
 pub use error::{Error, Result};
 pub use run::{run_foreground, NetworkMode, RunOptions};

@@ -33,10 +33,14 @@ pub struct RunOptions {
     pub pids_limit: Option<i64>,
     pub cpus: Option<f64>,
     pub network: NetworkMode,
-    /// `HOST:CONTAINER[:ro]`.
+    /// `-v`: `HOST:CONTAINER[:OPTS]`, `NAME:CONTAINER[:OPTS]`, `CONTAINER`.
     pub volumes: Vec<String>,
-    /// `PATH[:OPTIONS]`.
+    /// `--mount type=bind|volume|tmpfs,…`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`.
     pub tmpfs: Vec<String>,
+    /// `--rm`: the container's anonymous volumes go with it.
+    pub rm: bool,
     pub tty: bool,
     pub interactive: bool,
     /// Pull the image when the store lacks it.
@@ -57,7 +61,7 @@ impl Drop for ContainerDir {
 }
 
 /// A new container ID: 64 hex characters, as Docker's.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let mut b = [0u8; 32];
     if rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).is_err() {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -82,7 +86,14 @@ fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
 }
 
 /// Builds the bundle's config.json for `img` under `o`.
-fn write_spec(img: &wharf_image::Image, o: &RunOptions, bundle: &Path, merged: &Path, id: &str) -> Result<()> {
+fn write_spec(
+    img: &wharf_image::Image,
+    o: &RunOptions,
+    bundle: &Path,
+    merged: &Path,
+    id: &str,
+    mounts: &[serde_json::Value],
+) -> Result<()> {
     let mut spec = wharf_runtime::spec::default_spec();
     let overrides = ImageOverrides {
         entrypoint: o.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
@@ -93,7 +104,7 @@ fn write_spec(img: &wharf_image::Image, o: &RunOptions, bundle: &Path, merged: &
     };
     wharf_runtime::spec::apply_image_config(&mut spec, img.config.config().as_ref(), merged, &overrides)?;
     let mut v = serde_json::to_value(&spec).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
-    crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"))?;
+    crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"), mounts)?;
     let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
     std::fs::write(bundle.join("config.json"), bytes).map_err(|e| Error::io(format!("write {}", bundle.display()), e))
 }
@@ -101,15 +112,42 @@ fn write_spec(img: &wharf_image::Image, o: &RunOptions, bundle: &Path, merged: &
 /// Runs `o.image` in the foreground with the caller's stdio; returns the
 /// container's exit code (128+N when killed by signal N).
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
+    let specs = crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
     let img = image(store, o)?;
+    let plan = crate::volume::attach::plan(&specs, &image_volumes(&img))?;
     let id = new_id();
     let dir = store.root().join("containers").join(&id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let guard = ContainerDir { dir: dir.clone() };
     let rootfs = store.mount_rootfs(&img, &dir)?;
-    write_spec(&img, o, &dir, &rootfs.merged, &id)?;
+    let volumes = crate::volume::Volumes::new(store.root());
+    let mounts = crate::volume::attach::attach(&volumes, &plan, &rootfs.merged, &id)?;
+    let code = run_container(&img, run_root, o, &dir, &rootfs.merged, &id, &mounts.oci);
+    drop(guard);
+    // A container that never ran leaves no anonymous volume behind.
+    let released = mounts.release(o.rm || code.is_err());
+    let code = code?;
+    released?;
+    Ok(code)
+}
+
+/// The image's `VOLUME` paths.
+fn image_volumes(img: &wharf_image::Image) -> Vec<String> {
+    img.config.config().as_ref().and_then(|c| c.volumes().clone()).unwrap_or_default()
+}
+
+fn run_container(
+    img: &wharf_image::Image,
+    run_root: &Path,
+    o: &RunOptions,
+    dir: &Path,
+    merged: &Path,
+    id: &str,
+    mounts: &[serde_json::Value],
+) -> Result<i32> {
+    write_spec(img, o, dir, merged, id, mounts)?;
     let state = run_root.join("runtime");
-    let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
+    let console = if o.tty { Some(Console::listen(run_root, id)?) } else { None };
     if !o.interactive {
         detach_stdin()?;
     }
@@ -118,7 +156,7 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
         exec_fifo: false,
         ..Default::default()
     };
-    let mut ctr = Container::create(&state, &id, &dir, &opts)?;
+    let mut ctr = Container::create(&state, id, dir, &opts)?;
     if o.network == NetworkMode::None {
         if let Err(e) = crate::net::loopback_up(ctr.pid()) {
             let _ = ctr.delete(true);
@@ -127,7 +165,7 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
     }
     let code = (|| -> Result<i32> {
         // After create (the init must not inherit a blocked mask), before any thread.
-        crate::console::forward_signals(&state, &id);
+        crate::console::forward_signals(&state, id);
         let relay = match &console {
             Some(c) => Some(c.attach(o.interactive)?),
             None => None,
@@ -139,7 +177,6 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
     })();
     let deleted = ctr.delete(true);
     drop(console);
-    drop(guard);
     let code = code?;
     deleted?;
     Ok(code)

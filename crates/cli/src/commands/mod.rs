@@ -15,3 +15,4 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod tag;
+pub mod volume;

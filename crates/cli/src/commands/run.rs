@@ -5,7 +5,7 @@ use wharf_pod::{NetworkMode, RunOptions};
 #[derive(clap::Args, Debug)]
 #[command(trailing_var_arg = true)]
 pub struct Args {
-    /// Remove the container when it exits (today every container is; kept containers come with `wharf ps`).
+    /// Remove the container and its anonymous volumes when it exits (today every container is removed; kept containers come with `wharf ps`).
     #[arg(long)]
     rm: bool,
     /// Set an environment variable (KEY=VALUE, or KEY to pass this one through).
@@ -41,9 +41,14 @@ pub struct Args {
     /// none (a network namespace with only lo) or host.
     #[arg(long, default_value = "none")]
     network: String,
-    /// Bind mount HOST:CONTAINER[:ro].
+    /// Mount a volume or host path: NAME:PATH, /HOST:PATH or PATH (anonymous), then
+    /// [:ro|rw|nocopy|z|Z|rprivate|private|rshared|shared|rslave|slave].
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+    /// [,volume-nocopy][,volume-opt=K=V][,tmpfs-size=…][,tmpfs-mode=…].
+    #[arg(long)]
+    mount: Vec<String>,
     /// Mount a tmpfs: PATH[:OPTIONS].
     #[arg(long)]
     tmpfs: Vec<String>,
@@ -111,12 +116,13 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         cpus: a.cpus,
         network,
         volumes: a.volume,
+        mounts: a.mount,
         tmpfs: a.tmpfs,
+        rm: a.rm,
         tty: a.tty,
         interactive: a.interactive,
         pull_missing,
     };
-    let _ = a.rm;
     let store = g.store()?;
     match wharf_pod::run_foreground(&store, &g.run_root, &opts) {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
