@@ -87,6 +87,12 @@ impl Volumes {
         let _lock = self.lock()?;
         let volume = self.get(name)?;
         let dir = self.path(name);
+        if !volume.options.is_empty() {
+            // A mount left by a user killed with -9: the first live user starts afresh.
+            if let Some(_nobody) = try_exclusive(&dir)? {
+                unmount_data(&dir)?;
+            }
+        }
         let use_path = dir.join(".use");
         let use_lock = open_lock(&use_path)?;
         lock(&use_lock, FlockOperation::LockShared, &use_path)?;
