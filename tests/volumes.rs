@@ -23,7 +23,8 @@ fn seeded_store() -> TestStore {
         ctx.join("Dockerfile"),
         "FROM bb\n\
          RUN mkdir -p /data/sub && echo seed > /data/f && ln -s f /data/link && ln /data/f /data/hard \
-         && mknod /data/fifo p && chown 1:2 /data/f && chmod 640 /data/f && chown 5:6 /data && chmod 711 /data\n\
+         && mknod /data/fifo p && chown 1:2 /data/f && chmod 640 /data/f && chown 5:6 /data && chmod 711 /data \
+         && ln -s ../../../../../../../etc /esc\n\
          VOLUME /data\n",
     )
     .unwrap();
@@ -172,7 +173,14 @@ fn copy_up_from_the_image() {
     // nocopy, in both syntaxes.
     assert_eq!(out(&run(&s, &["-v", "bare:/data:nocopy", "seeded", "ls", "-A", "/data"])), "");
     assert_eq!(out(&run(&s, &["--mount", "src=bare2,dst=/data,volume-nocopy", "seeded", "ls", "-A", "/data"])), "");
-    for v in ["seeded", "mine", "bare", "bare2"] {
+    // An image symlink is resolved inside the rootfs: the container's /etc is copied, not the host's.
+    out(&run(&s, &["-v", "esc:/esc", "seeded", "true"]));
+    let copied: Vec<String> = std::fs::read_dir(data(&s, "esc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(copied.contains(&"passwd".to_string()) && !copied.contains(&"os-release".to_string()), "{copied:?}");
+    for v in ["seeded", "mine", "bare", "bare2", "esc"] {
         s.ok(["volume", "rm", v]);
     }
     assert_clean(&s);
@@ -264,6 +272,17 @@ fn tmpfs_mounts_and_tmpfs_volumes() {
     assert!(mounts_under(s.dir.path()).is_empty(), "{:?}", mounts_under(s.dir.path()));
     assert_eq!(out(&run(&s, &["-v", "tv:/v", "bb", "ls", "-A", "/v"])), "");
     s.ok(["volume", "rm", "tv"]);
+    // A bind volume (-o type=none,o=bind,device=DIR): data lands in DIR, which rm leaves alone.
+    let dir = s.path("bindsrc");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep"), "kept\n").unwrap();
+    let device = format!("device={}", dir.display());
+    s.ok(["volume", "create", "-o", "type=none", "-o", "o=bind", "-o", &device, "bv"]);
+    assert_eq!(out(&run(&s, &["-v", "bv:/b", "bb", "sh", "-c", "cat /b/keep; echo new > /b/new"])), "kept\n");
+    assert!(mounts_under(s.dir.path()).is_empty(), "{:?}", mounts_under(s.dir.path()));
+    s.ok(["volume", "rm", "bv"]);
+    assert_eq!(std::fs::read_to_string(dir.join("keep")).unwrap(), "kept\n");
+    assert_eq!(std::fs::read_to_string(dir.join("new")).unwrap(), "new\n");
     assert_clean(&s);
 }
 

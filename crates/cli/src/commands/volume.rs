@@ -116,11 +116,13 @@ pub fn run(g: &Globals, c: Command) -> anyhow::Result<ExitCode> {
         Command::Rm(a) => return Ok(rm(&vols, &a)),
         Command::Prune(a) => {
             let r = vols.prune(a.all)?;
-            println!("Deleted Volumes:");
-            for n in &r.removed {
-                println!("{n}");
+            if !r.removed.is_empty() {
+                println!("Deleted Volumes:");
+                for n in &r.removed {
+                    println!("{n}");
+                }
+                println!();
             }
-            println!();
             println!("Total reclaimed space: {}", output::size(r.bytes));
         }
     }

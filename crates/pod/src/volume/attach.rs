@@ -142,14 +142,9 @@ fn volume_in_use(
 ) -> Result<VolumeUse> {
     let name = match name {
         Some(n) => {
-            if a.volumes.read(n)?.is_none() {
-                let req = CreateVolume {
-                    name: Some(n.into()),
-                    options: options.clone(),
-                    labels: labels.clone(),
-                    driver: None,
-                };
-                a.volumes.create(&req)?;
+            let req =
+                CreateVolume { name: Some(n.into()), options: options.clone(), labels: labels.clone(), driver: None };
+            if a.volumes.create_or_get(&req)?.1 {
                 created.push(n.to_string());
             }
             n.to_string()

@@ -172,6 +172,11 @@ impl Volumes {
     /// Creates a volume; an existing one with the same name is returned as it
     /// is when the request does not contradict it (Docker's behaviour).
     pub fn create(&self, req: &CreateVolume) -> Result<Volume> {
+        self.create_or_get(req).map(|(v, _)| v)
+    }
+
+    /// [`Volumes::create`], and whether this call made the volume.
+    pub(crate) fn create_or_get(&self, req: &CreateVolume) -> Result<(Volume, bool)> {
         let name = match &req.name {
             Some(n) if !valid_name(n) => return Err(name_error(n)),
             Some(n) => n.clone(),
@@ -191,7 +196,7 @@ impl Volumes {
                     "create {name}: a volume with this name already exists with other options"
                 )));
             }
-            return Ok(v);
+            return Ok((v, false));
         }
         let v = Volume {
             mountpoint: self.path(&name).join("_data"),
@@ -211,7 +216,7 @@ impl Volumes {
         if made.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
-        made.map(|()| v)
+        made.map(|()| (v, true))
     }
 
     /// The volume's record, or None.
@@ -262,11 +267,21 @@ impl Volumes {
         Ok(out)
     }
 
-    /// The containers using `name` right now (empty: unused). The one check
-    /// `rm` and `prune` make; the engine will add stopped containers here.
+    /// The containers using `name` right now (empty: unused).
     pub fn users(&self, name: &str) -> Result<Vec<String>> {
         let _lock = self.lock()?;
         usage::live_users(&self.path(name))
+    }
+
+    /// The one in-use check (`rm`, `prune`): nobody may use the volume until
+    /// the returned guard is dropped; `VolumeInUse` naming the users otherwise.
+    /// The engine will add its stopped containers that reference the volume here.
+    fn claim_unused(&self, name: &str, _lock: &wharf_image::FileLock) -> Result<File> {
+        let dir = self.path(name);
+        usage::try_exclusive(&dir)?.ok_or_else(|| Error::VolumeInUse {
+            name: name.to_string(),
+            containers: usage::live_users(&dir).unwrap_or_default(),
+        })
     }
 
     /// Removes a volume nobody uses; `volume is in use - [ID…]` otherwise.
@@ -279,12 +294,9 @@ impl Volumes {
 
     /// Under the store lock: refuse when in use, unmount the driver's mount,
     /// rename away, delete. Returns the bytes freed.
-    fn remove_locked(&self, name: &str, _lock: &wharf_image::FileLock) -> Result<u64> {
+    fn remove_locked(&self, name: &str, lock: &wharf_image::FileLock) -> Result<u64> {
         let dir = self.path(name);
-        let Some(_excl) = usage::try_exclusive(&dir)? else {
-            let users = usage::live_users(&dir)?;
-            return Err(Error::VolumeInUse { name: name.to_string(), containers: users });
-        };
+        let _unused = self.claim_unused(name, lock)?;
         usage::unmount_data(&dir)?;
         let bytes = copyup::tree_size(&dir.join("_data"));
         let gone = self.dir.join(format!(".removing-{}", crate::run::new_id()));
