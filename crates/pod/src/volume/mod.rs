@@ -87,12 +87,13 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
-/// `volume ls --filter`: `dangling=true|false`, `name=SUBSTRING` (any of
-/// them), `label=KEY` or `label=KEY=VALUE` (all of them).
+/// `volume ls --filter`: `dangling=true|false`, `name=SUBSTRING` and
+/// `driver=NAME` (any of them), `label=KEY` or `label=KEY=VALUE` (all of them).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub dangling: Option<bool>,
     pub names: Vec<String>,
+    pub drivers: Vec<String>,
     pub labels: Vec<(String, Option<String>)>,
 }
 
@@ -112,6 +113,7 @@ impl ListFilter {
                     })
                 }
                 "name" => f.names.push(v.to_string()),
+                "driver" => f.drivers.push(v.to_string()),
                 "label" => f.labels.push(match v.split_once('=') {
                     Some((k, v)) => (k.to_string(), Some(v.to_string())),
                     None => (v.to_string(), None),
@@ -124,6 +126,7 @@ impl ListFilter {
 
     fn matches(&self, v: &Volume, in_use: impl FnOnce() -> bool) -> bool {
         (self.names.is_empty() || self.names.iter().any(|n| v.name.contains(n.as_str())))
+            && (self.drivers.is_empty() || self.drivers.contains(&v.driver))
             && self.labels.iter().all(|(k, val)| match (v.labels.get(k), val) {
                 (Some(have), Some(want)) => have == want,
                 (Some(_), None) => true,
@@ -211,7 +214,10 @@ impl Volumes {
         let made = (|| {
             fs::create_dir_all(tmp.join("_data")).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
             write_record(&tmp, &v)?;
-            fs::rename(&tmp, self.path(&v.name)).map_err(|e| Error::io(format!("create volume {}", v.name), e))
+            fs::rename(&tmp, self.path(&v.name)).map_err(|e| Error::io(format!("create volume {}", v.name), e))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(format!("sync {}", self.dir.display()), e))
         })();
         if made.is_err() {
             let _ = fs::remove_dir_all(&tmp);

@@ -81,6 +81,15 @@ pub fn parse_volume_flag(v: &str) -> Result<MountSpec> {
     if dst.is_empty() || (parts.len() > 1 && src.is_empty()) {
         return Err(bad());
     }
+    // A relative host path (`./dir`, `../dir`, `.`), as Docker's CLI since 23.0.
+    let relative = src == "." || src == ".." || src.starts_with("./") || src.starts_with("../");
+    let abs_src;
+    let src = if relative {
+        abs_src = std::path::absolute(src).map_err(|e| Error::io(format!("-v {v}"), e))?;
+        abs_src.to_str().ok_or_else(bad)?
+    } else {
+        src
+    };
     let kind_name = if src.starts_with('/') { "bind" } else { "volume" };
     let target = target(kind_name, dst)?;
     let (mut readonly, mut propagation, mut nocopy) = (false, None, false);
@@ -90,6 +99,8 @@ pub fn parse_volume_flag(v: &str) -> Result<MountSpec> {
             "rw" => readonly = false,
             // SELinux relabelling: nothing to do where SELinux is off (as Docker there).
             "z" | "Z" => {}
+            // Docker Desktop's file-sharing hints: no-ops on Linux.
+            "consistent" | "cached" | "delegated" => {}
             "nocopy" if kind_name == "volume" => nocopy = true,
             p if PROPAGATIONS.contains(&p) && kind_name == "bind" => propagation = Some(p.to_string()),
             _ => return Err(invalid(format!("invalid mode: {m} in volume specification '{v}'"))),
@@ -276,6 +287,9 @@ mod tests {
         assert_eq!(m.propagation.as_deref(), Some("rshared"));
         assert!(matches!(m.kind, MountKind::Bind { create: true, .. }));
         assert!(matches!(parse_volume_flag("/anon").unwrap().kind, MountKind::Volume { name: None, .. }));
+        let m = parse_volume_flag("./here:/h").unwrap();
+        let here = std::env::current_dir().unwrap().join("here");
+        assert!(matches!(m.kind, MountKind::Bind { ref source, .. } if *source == here), "{m:?}");
         for bad in ["a:b:c:d", "x:rel", "data:/d:bogus", "/tmp:/d:nocopy", "a/b:/d", "data:/", ":/d"] {
             assert!(parse_volume_flag(bad).is_err(), "{bad}");
         }
