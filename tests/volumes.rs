@@ -173,6 +173,12 @@ fn copy_up_from_the_image() {
     // nocopy, in both syntaxes.
     assert_eq!(out(&run(&s, &["-v", "bare:/data:nocopy", "seeded", "ls", "-A", "/data"])), "");
     assert_eq!(out(&run(&s, &["--mount", "src=bare2,dst=/data,volume-nocopy", "seeded", "ls", "-A", "/data"])), "");
+    // A copy cut short by kill -9 (its staging dir left behind) is redone whole.
+    s.ok(["volume", "create", "cut"]);
+    let staging = s.root.join("volumes/cut/.copyup");
+    std::fs::create_dir_all(staging.join("half")).unwrap();
+    assert_eq!(out(&run(&s, &["-v", "cut:/data", "seeded", "ls", "/data"])), "f\nfifo\nhard\nlink\nsub\n");
+    assert!(!staging.exists());
     // An image symlink is resolved inside the rootfs: the container's /etc is copied, not the host's.
     out(&run(&s, &["-v", "esc:/esc", "seeded", "true"]));
     let copied: Vec<String> = std::fs::read_dir(data(&s, "esc"))
@@ -180,7 +186,7 @@ fn copy_up_from_the_image() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(copied.contains(&"passwd".to_string()) && !copied.contains(&"os-release".to_string()), "{copied:?}");
-    for v in ["seeded", "mine", "bare", "bare2", "esc"] {
+    for v in ["seeded", "mine", "bare", "bare2", "esc", "cut"] {
         s.ok(["volume", "rm", v]);
     }
     assert_clean(&s);

@@ -3,7 +3,7 @@
 //! use, image content copied up, and the OCI `mounts[]` entries.
 
 use super::mounts::{MountKind, MountSpec};
-use super::{copyup, CreateVolume, VolumeUse, Volumes, ANONYMOUS_LABEL};
+use super::{copyup, usage, CreateVolume, VolumeUse, Volumes, ANONYMOUS_LABEL};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -176,7 +176,23 @@ fn copy_up_if_empty(vols: &Volumes, u: &VolumeUse, rootfs: &Path, target: &str) 
     }
     let io = |e| Error::io(format!("copy {target} of the image into volume {}", u.volume.name), e);
     let Some(src) = copyup::open_in_root(rootfs, target).map_err(io)? else { return Ok(()) };
-    let n = copyup::copy_up(&src, data).map_err(io)?;
+    // Copied beside `_data` and renamed over it, so a copy cut short by
+    // kill -9 leaves `_data` empty and the next user copies again. Only for
+    // a plain dir nobody else has mounted; otherwise in place, as Docker.
+    // (Any `.copyup` seen here is a killed copier's: copies hold the lock.)
+    let staging = data.with_file_name(".copyup");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| Error::io(format!("remove {}", staging.display()), e))?;
+    }
+    let alone = u.volume.options.is_empty() && usage::live_users(data.parent().unwrap_or(data))?.len() == 1;
+    let n = if alone {
+        std::fs::create_dir(&staging).map_err(io)?;
+        let n = copyup::copy_up(&src, &staging).map_err(io)?;
+        std::fs::rename(&staging, data).map_err(io)?;
+        n
+    } else {
+        copyup::copy_up(&src, data).map_err(io)?
+    };
     if n > 0 {
         vols.set_populated(&u.volume.name)?;
     }
