@@ -204,6 +204,10 @@ fn anonymous_volumes_for_image_volumes() {
     // -v /path is anonymous too.
     assert_eq!(out(&run(&s, &["-v", "/anon", "bb", "sh", "-c", "grep -c ' /anon ' /proc/self/mountinfo"])), "1\n");
     assert!(names(&s).is_empty());
+    // A container that cannot start leaves no anonymous volume, even without --rm.
+    let o = s.run(["run", "seeded", "/no/such/binary"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(names(&s).is_empty(), "{:?}", names(&s));
     // Without --rm the container goes (no kept containers yet) and the volume stays, dangling.
     out(&s.run(["run", "seeded", "true"]));
     let left = names(&s);

@@ -114,40 +114,18 @@ fn write_spec(
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
     let specs = crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
     let img = image(store, o)?;
-    let plan = crate::volume::attach::plan(&specs, &image_volumes(&img))?;
+    let plan = crate::volume::attach::plan(&specs, &crate::volume::attach::image_volumes(&img))?;
     let id = new_id();
     let dir = store.root().join("containers").join(&id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let guard = ContainerDir { dir: dir.clone() };
     let rootfs = store.mount_rootfs(&img, &dir)?;
     let volumes = crate::volume::Volumes::new(store.root());
+    // Dropped on an error path: its anonymous volumes go with it.
     let mounts = crate::volume::attach::attach(&volumes, &plan, &rootfs.merged, &id)?;
-    let code = run_container(&img, run_root, o, &dir, &rootfs.merged, &id, &mounts.oci);
-    drop(guard);
-    // A container that never ran leaves no anonymous volume behind.
-    let released = mounts.release(o.rm || code.is_err());
-    let code = code?;
-    released?;
-    Ok(code)
-}
-
-/// The image's `VOLUME` paths.
-fn image_volumes(img: &wharf_image::Image) -> Vec<String> {
-    img.config.config().as_ref().and_then(|c| c.volumes().clone()).unwrap_or_default()
-}
-
-fn run_container(
-    img: &wharf_image::Image,
-    run_root: &Path,
-    o: &RunOptions,
-    dir: &Path,
-    merged: &Path,
-    id: &str,
-    mounts: &[serde_json::Value],
-) -> Result<i32> {
-    write_spec(img, o, dir, merged, id, mounts)?;
+    write_spec(&img, o, &dir, &rootfs.merged, &id, &mounts.oci)?;
     let state = run_root.join("runtime");
-    let console = if o.tty { Some(Console::listen(run_root, id)?) } else { None };
+    let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
     if !o.interactive {
         detach_stdin()?;
     }
@@ -156,7 +134,7 @@ fn run_container(
         exec_fifo: false,
         ..Default::default()
     };
-    let mut ctr = Container::create(&state, id, dir, &opts)?;
+    let mut ctr = Container::create(&state, &id, &dir, &opts)?;
     if o.network == NetworkMode::None {
         if let Err(e) = crate::net::loopback_up(ctr.pid()) {
             let _ = ctr.delete(true);
@@ -165,7 +143,7 @@ fn run_container(
     }
     let code = (|| -> Result<i32> {
         // After create (the init must not inherit a blocked mask), before any thread.
-        crate::console::forward_signals(&state, id);
+        crate::console::forward_signals(&state, &id);
         let relay = match &console {
             Some(c) => Some(c.attach(o.interactive)?),
             None => None,
@@ -177,8 +155,10 @@ fn run_container(
     })();
     let deleted = ctr.delete(true);
     drop(console);
+    drop(guard);
     let code = code?;
     deleted?;
+    mounts.release(o.rm)?;
     Ok(code)
 }
 

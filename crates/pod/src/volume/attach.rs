@@ -24,20 +24,38 @@ impl AttachedMounts {
     /// Lets the volumes go; with `remove_anonymous` (`--rm`, `rm -v`) the
     /// container's anonymous volumes are removed too.
     pub fn release(mut self, remove_anonymous: bool) -> Result<()> {
+        if !remove_anonymous {
+            self.anonymous.clear();
+        }
+        self.release_now()
+    }
+
+    fn release_now(&mut self) -> Result<()> {
         self.uses.clear();
         let mut first = Ok(());
-        if remove_anonymous {
-            for name in std::mem::take(&mut self.anonymous) {
-                if let Err(e) = self.volumes.remove(&name) {
-                    tracing::warn!("removing anonymous volume {name}: {e}");
-                    if first.is_ok() {
-                        first = Err(e);
-                    }
+        for name in std::mem::take(&mut self.anonymous) {
+            if let Err(e) = self.volumes.remove(&name) {
+                tracing::warn!("removing anonymous volume {name}: {e}");
+                if first.is_ok() {
+                    first = Err(e);
                 }
             }
         }
         first
     }
+}
+
+/// Dropped without [`AttachedMounts::release`] (an error path): the
+/// container did not run to the end, so its anonymous volumes go too.
+impl Drop for AttachedMounts {
+    fn drop(&mut self) {
+        let _ = self.release_now();
+    }
+}
+
+/// The image's `VOLUME` paths.
+pub fn image_volumes(img: &wharf_image::Image) -> Vec<String> {
+    img.config.config().as_ref().and_then(|c| c.volumes().clone()).unwrap_or_default()
 }
 
 /// `specs` plus an anonymous volume for each image `VOLUME` they leave
@@ -71,7 +89,7 @@ pub fn attach(vols: &Volumes, plan: &[MountSpec], rootfs: &Path, container: &str
     let r = plan.iter().try_for_each(|m| attach_one(&mut a, &mut created, m, rootfs, container));
     if let Err(e) = r {
         let vols = a.volumes.clone();
-        let _ = a.release(true);
+        drop(a);
         for name in created {
             let _ = vols.remove(&name);
         }
