@@ -79,6 +79,9 @@ enum Command {
     /// Write man pages, or the command reference in docs/cli.md.
     #[command(hide = true)]
     Man(commands::man::Args),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(commands::volume::Command),
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
         Command::Logout(a) => commands::login::logout(&g, a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
+        Command::Volume(c) => commands::volume::run(&g, c),
     };
     match res {
         Ok(code) => code,

@@ -14,6 +14,11 @@ pub enum Error {
     Network(String),
     #[error("network {0} not found")]
     NetworkNotFound(String),
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    /// Docker's wording: `remove NAME: volume is in use - [ID, …]`.
+    #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
+    VolumeInUse { name: String, containers: Vec<String> },
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -12,6 +12,8 @@
 //! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
 //! - [`network`](crate::network): networks (CNI bridge, IPAM, port mapping, isolation, DNS)
 //!   and a container's attachment to one.
+//! - [`volume`]: named and anonymous volumes (Docker's local driver), the
+//!   one parser of `-v`/`--mount`/`--tmpfs`, copy-up, in-use locks.
 //! - `console`: `-t`: the pty master received over a console socket, relayed
 //!   to the user's terminal.
 //!
@@ -25,6 +27,7 @@ mod net;
 pub mod network;
 pub mod run;
 mod spec;
+pub mod volume;
 
 pub use error::{Error, Result};
 pub use run::{run_foreground, NetworkMode, RunOptions};

@@ -49,10 +49,14 @@ pub struct RunOptions {
     pub publish: Vec<String>,
     /// `-P`: every EXPOSEd port to a free host port.
     pub publish_all: bool,
-    /// `HOST:CONTAINER[:ro]`.
+    /// `-v`: `HOST:CONTAINER[:OPTS]`, `NAME:CONTAINER[:OPTS]`, `CONTAINER`.
     pub volumes: Vec<String>,
-    /// `PATH[:OPTIONS]`.
+    /// `--mount type=bind|volume|tmpfs,…`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`.
     pub tmpfs: Vec<String>,
+    /// `--rm`: the container's anonymous volumes go with it.
+    pub rm: bool,
     pub tty: bool,
     pub interactive: bool,
     /// Pull the image when the store lacks it.
@@ -104,7 +108,7 @@ fn write_spec(
     bundle: &Path,
     merged: &Path,
     id: &str,
-    net: Option<&Attachment>,
+    (net, mounts): (Option<&Attachment>, &[serde_json::Value]),
     (store_root, run_root): (&Path, &Path),
 ) -> Result<()> {
     let mut spec = wharf_runtime::spec::default_spec();
@@ -117,7 +121,7 @@ fn write_spec(
     };
     wharf_runtime::spec::apply_image_config(&mut spec, img.config.config().as_ref(), merged, &overrides)?;
     let mut v = serde_json::to_value(&spec).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
-    crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"))?;
+    crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"), mounts)?;
     if let Some(a) = net {
         crate::spec::join_network(&mut v, a.netns(), a.mounts(), o.hostname.as_deref().unwrap_or(&id[..12]));
     } else if let NetworkMode::Container(c) = &o.network {
@@ -131,14 +135,19 @@ fn write_spec(
 /// Runs `o.image` in the foreground with the caller's stdio; returns the
 /// container's exit code (128+N when killed by signal N).
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
+    let specs = crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
     let img = image(store, o)?;
+    let plan = crate::volume::attach::plan(&specs, &crate::volume::attach::image_volumes(&img))?;
     let id = new_id();
     let dir = store.root().join("containers").join(&id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let guard = ContainerDir { dir: dir.clone() };
     let rootfs = store.mount_rootfs(&img, &dir)?;
+    let volumes = crate::volume::Volumes::new(store.root());
+    // Dropped on an error path: its anonymous volumes go with it.
+    let mounts = crate::volume::attach::attach(&volumes, &plan, &rootfs.merged, &id)?;
     let net = attach_network(store, run_root, o, &img, &id, &dir)?;
-    write_spec(&img, o, &dir, &rootfs.merged, &id, net.as_ref(), (store.root(), run_root))?;
+    write_spec(&img, o, &dir, &rootfs.merged, &id, (net.as_ref(), &mounts.oci), (store.root(), run_root))?;
     let state = run_root.join("runtime");
     let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
     if !o.interactive {
@@ -175,6 +184,7 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
     let code = code?;
     deleted?;
     detached?;
+    mounts.release(o.rm)?;
     Ok(code)
 }
 

@@ -21,7 +21,13 @@ pub(crate) fn parse_bytes(s: &str) -> Result<i64> {
 }
 
 /// Applies the run flags to the spec's JSON.
-pub(crate) fn apply_flags(spec: &mut Value, o: &RunOptions, rootfs: &std::path::Path, cgroup: &str) -> Result<()> {
+pub(crate) fn apply_flags(
+    spec: &mut Value,
+    o: &RunOptions,
+    rootfs: &std::path::Path,
+    cgroup: &str,
+    mounts: &[Value],
+) -> Result<()> {
     spec["root"] = json!({"path": rootfs, "readonly": o.read_only});
     spec["process"]["terminal"] = json!(o.tty);
     if let Some(h) = &o.hostname {
@@ -54,7 +60,7 @@ pub(crate) fn apply_flags(spec: &mut Value, o: &RunOptions, rootfs: &std::path::
     if res.as_object().is_some_and(|r| !r.is_empty()) {
         linux["resources"] = res;
     }
-    add_mounts(spec, o)
+    add_mounts(spec, mounts)
 }
 
 /// A container on a network: its netns by path, hostname, and the
@@ -82,42 +88,13 @@ fn host_name() -> String {
     rustix::system::uname().nodename().to_string_lossy().into_owned()
 }
 
-fn add_mounts(spec: &mut Value, o: &RunOptions) -> Result<()> {
+/// Adds the container's mounts (from `volume::attach`), replacing any
+/// default mount on the same destination.
+fn add_mounts(spec: &mut Value, extra: &[Value]) -> Result<()> {
     let mounts = spec["mounts"].as_array_mut().ok_or_else(|| Error::InvalidArgument("spec has no mounts".into()))?;
-    for v in &o.volumes {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => return Err(Error::InvalidArgument(format!("-v {v:?}: use HOST:CONTAINER[:ro]"))),
-        };
-        if !src.starts_with('/') || !dst.starts_with('/') {
-            return Err(Error::InvalidArgument(format!(
-                "-v {v:?}: both paths must be absolute (named volumes come later)"
-            )));
-        }
-        let src_path = std::path::Path::new(src);
-        if !src_path.exists() {
-            return Err(Error::InvalidArgument(format!("-v {v:?}: {src} does not exist")));
-        }
-        let mut opts = vec!["rbind", "rprivate"];
-        match mode {
-            "" | "rw" => {}
-            "ro" => opts.push("ro"),
-            m => return Err(Error::InvalidArgument(format!("-v {v:?}: unknown mode {m:?} (ro or rw)"))),
-        }
-        mounts.retain(|m| m["destination"] != dst);
-        mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": opts}));
-    }
-    for t in &o.tmpfs {
-        let (dst, extra) = t.split_once(':').unwrap_or((t.as_str(), ""));
-        if !dst.starts_with('/') {
-            return Err(Error::InvalidArgument(format!("--tmpfs {t:?}: the path must be absolute")));
-        }
-        let mut opts: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
-        opts.extend(extra.split(',').filter(|s| !s.is_empty()));
-        mounts.retain(|m| m["destination"] != dst);
-        mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+    for m in extra {
+        mounts.retain(|d| d["destination"] != m["destination"]);
+        mounts.push(m.clone());
     }
     Ok(())
 }

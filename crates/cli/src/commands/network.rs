@@ -92,7 +92,7 @@ fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
         Command::Create(a) => {
             anyhow::ensure!(a.driver == "bridge", "unknown driver {:?}: only bridge", a.driver);
             let o = CreateOptions { subnet: a.subnet, gateway: a.gateway, internal: a.internal, dns: a.dns };
-            println!("{}", nets.create(&a.name, &o)?.id);
+            crate::outln!("{}", nets.create(&a.name, &o)?.id)?;
         }
         Command::Ls(a) => ls(nets, &a)?,
         Command::Inspect(a) => {
@@ -101,13 +101,13 @@ fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
                 let net = nets.get(n)?;
                 out.push(inspect(nets, &net));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         }
         Command::Rm(a) => {
             let mut failed = None;
             for n in &a.names {
                 match nets.remove(n) {
-                    Ok(net) => println!("{}", net.name),
+                    Ok(net) => crate::outln!("{}", net.name)?,
                     Err(e) => {
                         eprintln!("wharf: {e}");
                         failed = Some(ExitCode::from(125));
@@ -120,9 +120,9 @@ fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
             let _ = a.force;
             let removed = nets.prune()?;
             if !removed.is_empty() {
-                println!("Deleted Networks:");
+                crate::outln!("Deleted Networks:")?;
                 for n in removed {
-                    println!("{n}");
+                    crate::outln!("{n}")?;
                 }
             }
         }
@@ -139,8 +139,12 @@ fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
 fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
     let list = nets.list()?;
     match a.format.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&list)?),
-        "table" if a.quiet => list.iter().for_each(|n| println!("{}", &n.id[..12])),
+        "json" => crate::outln!("{}", serde_json::to_string_pretty(&list)?)?,
+        "table" if a.quiet => {
+            for n in &list {
+                crate::outln!("{}", &n.id[..12])?;
+            }
+        }
         "table" => {
             let mut rows: Vec<Vec<String>> =
                 vec![["NETWORK ID", "NAME", "DRIVER", "SUBNET", "INTERNAL"].into_iter().map(String::from).collect()];
@@ -153,7 +157,7 @@ fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
                     n.internal.to_string(),
                 ]);
             }
-            output::table(&rows);
+            output::table(&rows)?;
         }
         other => anyhow::bail!("unknown --format {other:?}: use table or json"),
     }

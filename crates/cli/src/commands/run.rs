@@ -5,7 +5,7 @@ use wharf_pod::{NetworkMode, RunOptions};
 #[derive(clap::Args, Debug)]
 #[command(trailing_var_arg = true)]
 pub struct Args {
-    /// Remove the container when it exits (today every container is; kept containers come with `wharf ps`).
+    /// Remove the container and its anonymous volumes when it exits (today every container is removed; kept containers come with `wharf ps`).
     #[arg(long)]
     rm: bool,
     /// Set an environment variable (KEY=VALUE, or KEY to pass this one through).
@@ -59,9 +59,14 @@ pub struct Args {
     /// Publish every EXPOSEd port to a free host port.
     #[arg(short = 'P', long = "publish-all")]
     publish_all: bool,
-    /// Bind mount HOST:CONTAINER[:ro].
+    /// Mount a volume or host path: NAME:PATH, /HOST:PATH or PATH (anonymous), then
+    /// [:ro|rw|nocopy|z|Z|rprivate|private|rshared|shared|rslave|slave].
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+    /// [,volume-nocopy][,volume-opt=K=V][,tmpfs-size=…][,tmpfs-mode=…].
+    #[arg(long)]
+    mount: Vec<String>,
     /// Mount a tmpfs: PATH[:OPTIONS].
     #[arg(long)]
     tmpfs: Vec<String>,
@@ -138,12 +143,13 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         publish: a.publish,
         publish_all: a.publish_all,
         volumes: a.volume,
+        mounts: a.mount,
         tmpfs: a.tmpfs,
+        rm: a.rm,
         tty: a.tty,
         interactive: a.interactive,
         pull_missing,
     };
-    let _ = a.rm;
     let store = g.store()?;
     match wharf_pod::run_foreground(&store, &g.run_root, &opts) {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
