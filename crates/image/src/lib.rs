@@ -45,7 +45,7 @@ pub use gc::{GcReport, Removed};
 pub use images::{host_arch, Image, ImageSummary, REF_NAME};
 pub use import::ImportOptions;
 pub use layout::Store;
-pub use lock::FileLock;
+pub use lock::{dead_dirs, leftovers, FileLock, Leftover, OwnedDir, OWNER_LOCK};
 pub use oci_spec::image as spec;
 pub use reference::Reference;
 pub use rootfs::Rootfs;

@@ -10,7 +10,7 @@ use crate::error::{IoContext, Result};
 use rustix::fs::{flock, FlockOperation};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A held flock; released when dropped (the fd closes).
 #[derive(Debug)]
@@ -47,7 +47,155 @@ impl FileLock {
     }
 }
 
+/// A writer's lock on its temp file or dir: waits (a moment) if a cleaner
+/// is looking at it, so the writer always ends up holding it.
+pub(crate) fn hold(fd: impl AsFd) {
+    let _ = flock(fd.as_fd(), FlockOperation::LockExclusive);
+}
+
+/// True when nobody holds a lock on the file or dir; takes none.
+pub(crate) fn is_free(fd: impl AsFd) -> bool {
+    let free = flock(fd.as_fd(), FlockOperation::NonBlockingLockShared).is_ok();
+    if free {
+        let _ = flock(fd.as_fd(), FlockOperation::Unlock);
+    }
+    free
+}
+
 /// Locks an already-open file or directory exclusively, without waiting.
 pub(crate) fn try_lock(fd: impl AsFd) -> bool {
     flock(fd.as_fd(), FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+/// The lock file inside an [`OwnedDir`].
+pub const OWNER_LOCK: &str = "lock";
+/// Prefix of an [`OwnedDir`] still being made (not yet renamed into place).
+const NEW_PREFIX: &str = ".new-";
+/// A `.new-` dir whose lock is free this long after it was made is dead:
+/// its maker died between `mkdir` and `flock` (a few syscalls).
+const NEW_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A directory whose owner holds `<dir>/lock` for as long as it works in it
+/// (a build's work dir, a foreground container's dir). The lock dies with
+/// its holder, so a later process that can take it knows the owner is dead
+/// (unlike a pid in the name, which the kernel reuses).
+#[derive(Debug)]
+pub struct OwnedDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl OwnedDir {
+    /// Makes `<parent>/<name>/` with its lock already held: it is made as
+    /// `.new-<name>`, locked, then renamed, so a dir under its own name has
+    /// a free lock only when its owner is dead. The fd is O_CLOEXEC, so
+    /// container processes forked and exec'd from the owner do not hold it.
+    pub fn create(parent: &Path, name: &str) -> Result<Self> {
+        std::fs::create_dir_all(parent).ctx("create", parent)?;
+        let tmp = parent.join(format!("{NEW_PREFIX}{name}"));
+        let path = parent.join(name);
+        std::fs::create_dir(&tmp).ctx("create", &tmp)?;
+        let made = (|| {
+            let lock = tmp.join(OWNER_LOCK);
+            let file = OpenOptions::new().create_new(true).write(true).open(&lock).ctx("create", &lock)?;
+            flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).ctx("lock", &lock)?;
+            std::fs::rename(&tmp, &path).ctx("rename into", &path)?;
+            Ok(file)
+        })();
+        match made {
+            Ok(file) => Ok(OwnedDir { path, _lock: file }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A directory under a parent of [`OwnedDir`]s whose owner is dead, locked
+/// by us while we clean it up.
+#[derive(Debug)]
+pub struct Leftover {
+    pub path: PathBuf,
+    /// The dir's name (for a `.new-` dir, without the prefix).
+    pub name: String,
+    _lock: File,
+}
+
+impl Leftover {
+    /// Removes the directory (the caller has undone its mounts).
+    pub fn remove(&self) -> Result<()> {
+        crate::unpack::remove_tree(&self.path)
+    }
+}
+
+/// Every dir under `parent` whose owner died, each locked by us (a
+/// concurrent sweeper skips it). With nothing to find this is one readdir
+/// plus one `flock` per live dir.
+pub fn leftovers(parent: &Path) -> Result<Vec<Leftover>> {
+    let rd = match std::fs::read_dir(parent) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(crate::Error::io("list", parent, e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd.flatten() {
+        if !ent.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let file_name = ent.file_name().to_string_lossy().into_owned();
+        let path = ent.path();
+        let fresh = file_name.starts_with(NEW_PREFIX);
+        let name = file_name.strip_prefix(NEW_PREFIX).unwrap_or(&file_name).to_string();
+        if fresh && !is_old(&path) {
+            continue; // its maker may not have locked it yet
+        }
+        // Created if missing (a dir made before locks), so that two
+        // sweepers still take turns.
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(path.join(OWNER_LOCK));
+        let lock = match lock {
+            Ok(f) if try_lock(&f) => f,
+            _ => continue, // its owner lives (or the dir is not ours to judge)
+        };
+        out.push(Leftover { path, name, _lock: lock });
+    }
+    Ok(out)
+}
+
+/// The dirs [`leftovers`] would return, without locking or changing
+/// anything (for `system check`).
+pub fn dead_dirs(parent: &Path) -> Result<Vec<PathBuf>> {
+    let rd = match std::fs::read_dir(parent) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(crate::Error::io("list", parent, e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd.flatten() {
+        let path = ent.path();
+        if !ent.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if ent.file_name().to_string_lossy().starts_with(NEW_PREFIX) && !is_old(&path) {
+            continue;
+        }
+        let free = match File::open(path.join(OWNER_LOCK)) {
+            // Taken and released at once: a shared lock would do as well.
+            Ok(f) => flock(f.as_fd(), FlockOperation::NonBlockingLockShared).is_ok(),
+            Err(_) => true,
+        };
+        if free {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+fn is_old(path: &Path) -> bool {
+    let young = std::time::SystemTime::now() - NEW_GRACE;
+    std::fs::symlink_metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t < young)
 }

@@ -8,6 +8,8 @@
 //! - [`run`]: `wharf run` in the foreground: image → overlay rootfs → OCI
 //!   spec (the runtime's spec helper + image config + flags) → the runtime
 //!   library in-process → exit status → everything removed.
+//! - [`leftover`]: containers whose `wharf run` was killed (the owner lock
+//!   of their dir is free), killed and removed by the next command.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
 //! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
 //! - `console`: `-t`: the pty master received over a console socket, relayed
@@ -19,6 +21,7 @@
 
 mod console;
 mod error;
+pub mod leftover;
 mod net;
 pub mod run;
 mod spec;

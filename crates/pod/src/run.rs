@@ -44,8 +44,11 @@ pub struct RunOptions {
 }
 
 /// A container's directory and the cleanup it needs, whatever happens.
+/// Its lock is held until then: a later command that can take it knows
+/// this process was killed (see `leftover`).
 struct ContainerDir {
     dir: PathBuf,
+    _owner: wharf_image::OwnedDir,
 }
 
 impl Drop for ContainerDir {
@@ -101,11 +104,18 @@ fn write_spec(img: &wharf_image::Image, o: &RunOptions, bundle: &Path, merged: &
 /// Runs `o.image` in the foreground with the caller's stdio; returns the
 /// container's exit code (128+N when killed by signal N).
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
+    if let Err(e) = crate::leftover::remove_leftovers(store.root(), run_root) {
+        tracing::warn!("removing containers of killed runs: {e}");
+    }
     let img = image(store, o)?;
     let id = new_id();
-    let dir = store.root().join("containers").join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    let guard = ContainerDir { dir: dir.clone() };
+    let owner = wharf_image::OwnedDir::create(&crate::leftover::containers_dir(store.root()), &id)?;
+    let dir = owner.path().to_path_buf();
+    let guard = ContainerDir { dir: dir.clone(), _owner: owner };
+    // `image prune -a` keeps the images of containers.
+    let image_file = dir.join(crate::leftover::IMAGE_FILE);
+    std::fs::write(&image_file, img.target.digest().to_string())
+        .map_err(|e| Error::io(format!("write {}", image_file.display()), e))?;
     let rootfs = store.mount_rootfs(&img, &dir)?;
     write_spec(&img, o, &dir, &rootfs.merged, &id)?;
     let state = run_root.join("runtime");

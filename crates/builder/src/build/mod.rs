@@ -6,6 +6,7 @@
 mod cache;
 mod copy_step;
 mod error;
+mod leftover;
 mod output;
 pub mod progress;
 mod run_step;
@@ -15,6 +16,7 @@ mod state;
 
 pub use cache::BuildCache;
 pub use error::{BuildError, BuildResult};
+pub use leftover::{find_leftovers, remove_leftovers};
 pub use output::Output;
 
 use crate::layer::{LayerCompression, TarOptions};
@@ -147,8 +149,12 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
             p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {}", w.lines, w.message)));
         }
     }
-    let work_dir = opts.run_root.join("build").join(unique());
-    std::fs::create_dir_all(&work_dir).map_err(|e| BuildError::io(format!("create {}", work_dir.display()), e))?;
+    if let Err(e) = remove_leftovers(&opts.run_root) {
+        tracing::warn!("removing what killed builds left: {e}");
+    }
+    // Held until the build ends: a build that finds it free knows we died.
+    let owned = wharf_image::OwnedDir::create(&leftover::build_dirs(&opts.run_root), &unique())?;
+    let work_dir = owned.path().to_path_buf();
     let ctx = Ctx {
         store,
         opts,
@@ -162,6 +168,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     let _content = store.content_lock()?;
     let res = stage::build_target(&ctx, &df);
     let _ = std::fs::remove_dir_all(&work_dir);
+    drop(owned);
     let state = res?;
     let manifest = state.commit(store)?;
     for t in &opts.tags {

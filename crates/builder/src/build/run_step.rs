@@ -29,6 +29,10 @@ fn mount_targets(spec: &Value, rootfs: &Path) -> Vec<String> {
     out
 }
 
+/// RUN containers are named this and their workspace dir is named after
+/// them, so the leftovers of a killed build lead to its containers.
+pub(crate) const CONTAINER_PREFIX: &str = "wharf-build-";
+
 /// A mounted overlay of a stage's layers with a fresh upper dir.
 pub(crate) struct Workspace {
     pub dir: PathBuf,
@@ -99,7 +103,7 @@ pub(crate) fn run_step(
     shell: &[String],
     roots: &HashMap<String, PathBuf>,
 ) -> BuildResult<super::NewLayer> {
-    let id = format!("wharf-build-{}", super::unique());
+    let id = format!("{CONTAINER_PREFIX}{}", super::unique());
     let ws = Workspace::mount(ctx, state, &id)?;
     // WORKDIR exists, root-owned 0755, as Docker makes it (the runtime would
     // make it with the container's umask).

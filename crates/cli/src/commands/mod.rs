@@ -14,4 +14,5 @@ pub mod registry_args;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod system_prune;
 pub mod tag;

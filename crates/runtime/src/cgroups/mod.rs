@@ -199,6 +199,34 @@ fn read_procs(dir: &Path) -> Result<Vec<i32>> {
     Ok(read_file(dir, "cgroup.procs")?.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
+/// Kills what is left in a container's cgroups and removes them (and their
+/// parents, when empty), knowing only its `cgroupsPath`: for a container
+/// whose creator was killed before its state was written.
+pub fn remove_leftover(cgroups_path: Option<&Path>, id: &str) -> Result<()> {
+    let mode = detect();
+    let rel = relative_path(cgroups_path, id, mode)?;
+    let mut bases: Vec<PathBuf> = match mode {
+        Mode::V2 => vec![PathBuf::from(CGROUP_ROOT)],
+        Mode::V1 | Mode::Hybrid => v1::hierarchies()?.into_iter().map(|(_, m)| m).collect(),
+    };
+    if mode == Mode::Hybrid {
+        bases.push(Path::new(CGROUP_ROOT).join("unified"));
+    }
+    let leaves: Vec<PathBuf> = bases.iter().map(|b| b.join(&rel)).filter(|d| d.is_dir()).collect();
+    let mut levels = Vec::new();
+    for b in &bases {
+        let mut cur = b.clone();
+        for c in rel.components() {
+            cur.push(c);
+            if cur.is_dir() {
+                levels.push(cur.clone());
+            }
+        }
+    }
+    let leaves: Vec<&Path> = leaves.iter().map(PathBuf::as_path).collect();
+    kill_and_remove(&leaves, &levels)
+}
+
 /// mkdir -p that records which directories it made.
 fn mkdir_recorded(base: &Path, rel: &Path, created: &mut Vec<PathBuf>) -> Result<PathBuf> {
     let mut cur = base.to_path_buf();

@@ -1,0 +1,56 @@
+//! `wharf system prune`: what killed commands left (containers, mounts,
+//! runtime state of `run` and `build`), dangling (with `-a`: unused) images,
+//! unreferenced blobs and layers, temp files, and the build cache.
+
+use crate::{output, Globals};
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Remove every image no container uses, not just dangling ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+const WARNING: &str = "WARNING! This will remove:
+  - all containers whose wharf run was killed, and what killed builds left
+  - all dangling images
+  - unused build cache";
+
+pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
+    if !a.force && !confirmed(a.all)? {
+        eprintln!("wharf: nothing removed (confirm with y, or pass -f)");
+        return Ok(ExitCode::FAILURE);
+    }
+    let l = super::prune::remove_leftovers(g)?;
+    super::prune::print_leftovers(&l);
+    let r = super::prune::prune_images(g, a.all)?;
+    super::prune::print_images(&r, a.all);
+    let n = wharf_builder::build::BuildCache::prune(&g.root)?;
+    println!("Deleted {n} build cache entr{}", if n == 1 { "y" } else { "ies" });
+    println!("Total reclaimed space: {}", output::size(r.bytes));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's prompt: on stdin, whatever it is (`echo y | wharf system prune`
+/// works); end of input or anything but y/yes is a no.
+fn confirmed(all: bool) -> anyhow::Result<bool> {
+    let warning =
+        if all { WARNING.replace("all dangling images", "all images without a container") } else { WARNING.into() };
+    eprint!("{warning}\n\nAre you sure you want to continue? [y/N] ");
+    std::io::stderr().flush()?;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        tracing::debug!("stdin is not a terminal: reading the answer from it anyway, as docker does");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    if line.is_empty() {
+        eprintln!();
+    }
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
