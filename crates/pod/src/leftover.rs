@@ -40,10 +40,7 @@ pub fn remove_leftovers(root: &Path, run_root: &Path) -> Result<usize> {
         tracing::info!("removing container {} (its wharf run was killed)", dead.name);
         let res = wharf_runtime::leftover::remove(&state_root, &dead.name, &dead.path)
             .map_err(crate::Error::from)
-            .and_then(|()| {
-                crate::console::remove_socket(run_root, &dead.name);
-                Ok(wharf_image::Rootfs::remove(&dead.path)?)
-            });
+            .map(|()| crate::console::remove_socket(run_root, &dead.name));
         match res.and_then(|()| Ok(dead.remove()?)) {
             Ok(()) => n += 1,
             Err(e) => {

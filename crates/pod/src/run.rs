@@ -5,7 +5,7 @@
 use crate::console::Console;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
-use wharf_image::{Rootfs, Store};
+use wharf_image::Store;
 use wharf_runtime::spec::ImageOverrides;
 use wharf_runtime::{Container, CreateOptions};
 
@@ -48,12 +48,13 @@ pub struct RunOptions {
 /// this process was killed (see `leftover`).
 struct ContainerDir {
     dir: PathBuf,
-    _owner: wharf_image::OwnedDir,
+    owner: Option<wharf_image::OwnedDir>,
 }
 
 impl Drop for ContainerDir {
     fn drop(&mut self) {
-        if let Err(e) = Rootfs::remove(&self.dir) {
+        let Some(owner) = self.owner.take() else { return };
+        if let Err(e) = owner.remove() {
             tracing::warn!("removing {}: {e}", self.dir.display());
         }
     }
@@ -111,7 +112,7 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
     let id = new_id();
     let owner = wharf_image::OwnedDir::create(&crate::leftover::containers_dir(store.root()), &id)?;
     let dir = owner.path().to_path_buf();
-    let guard = ContainerDir { dir: dir.clone(), _owner: owner };
+    let guard = ContainerDir { dir: dir.clone(), owner: Some(owner) };
     // `image prune -a` keeps the images of containers.
     let image_file = dir.join(crate::leftover::IMAGE_FILE);
     std::fs::write(&image_file, img.target.digest().to_string())

@@ -19,7 +19,10 @@ pub fn remove(state_root: &Path, id: &str, bundle: &Path) -> Result<()> {
     };
     let cgroups = crate::cgroups::remove_leftover(cgroups_path(bundle).as_deref(), id);
     let state = StateStore::new(state_root).remove(id);
-    deleted.and(cgroups).and(state)
+    // Whatever delete failed at (a shared parent cgroup, say), the two steps
+    // above redid from scratch: their errors are the ones that count.
+    drop(deleted);
+    cgroups.and(state)
 }
 
 /// The bundle's `linux.cgroupsPath`, if it has one.

@@ -167,8 +167,9 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     };
     let _content = store.content_lock()?;
     let res = stage::build_target(&ctx, &df);
-    let _ = std::fs::remove_dir_all(&work_dir);
-    drop(owned);
+    if let Err(e) = owned.remove() {
+        tracing::warn!("removing {}: {e}", work_dir.display());
+    }
     let state = res?;
     let manifest = state.commit(store)?;
     for t in &opts.tags {

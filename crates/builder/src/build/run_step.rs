@@ -111,7 +111,9 @@ pub(crate) fn run_step(
         wharf_image::unpack::ensure_dir_in_root(&ws.merged, wd)?;
     }
     // Cache-mount locks (sharing=locked|private) are held until the RUN ends.
-    let (spec, _locks) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
+    let (mut spec, _locks) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
+    // Named after the container, so what a killed build leaves is found.
+    spec["linux"]["cgroupsPath"] = json!(format!("/wharf-build/{id}"));
     let targets = mount_targets(&spec, &ws.merged);
     std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
         .map_err(|e| BuildError::io("write RUN bundle", e))?;
@@ -173,7 +175,6 @@ fn spec_for(
     v["root"] = json!({"path": rootfs, "readonly": false});
     v["process"]["terminal"] = json!(false);
     v["hostname"] = json!("buildkitsandbox");
-    v["linux"]["cgroupsPath"] = json!(format!("/wharf-build/{}", super::unique()));
     if run.network != Network::None {
         if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
             ns.retain(|n| n["type"] != "network");

@@ -213,18 +213,17 @@ pub fn remove_leftover(cgroups_path: Option<&Path>, id: &str) -> Result<()> {
         bases.push(Path::new(CGROUP_ROOT).join("unified"));
     }
     let leaves: Vec<PathBuf> = bases.iter().map(|b| b.join(&rel)).filter(|d| d.is_dir()).collect();
-    let mut levels = Vec::new();
-    for b in &bases {
-        let mut cur = b.clone();
-        for c in rel.components() {
-            cur.push(c);
-            if cur.is_dir() {
-                levels.push(cur.clone());
+    let dirs: Vec<&Path> = leaves.iter().map(PathBuf::as_path).collect();
+    kill_and_remove(&dirs, &leaves)?;
+    // Parents may be shared with live containers (EBUSY on v2, ENOTEMPTY on v1).
+    for leaf in &leaves {
+        for parent in leaf.ancestors().skip(1).take(rel.components().count().saturating_sub(1)) {
+            if fs::remove_dir(parent).is_err() {
+                break;
             }
         }
     }
-    let leaves: Vec<&Path> = leaves.iter().map(PathBuf::as_path).collect();
-    kill_and_remove(&leaves, &levels)
+    Ok(())
 }
 
 /// mkdir -p that records which directories it made.
@@ -272,6 +271,8 @@ fn rmdir_retry(d: &Path) -> Result<()> {
         match fs::remove_dir(d) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // cgroup2 says EBUSY, not ENOTEMPTY, for a parent with children.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && has_child_cgroup(d) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(5)),
             // A parent shared with another container.
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => return Ok(()),
@@ -279,6 +280,10 @@ fn rmdir_retry(d: &Path) -> Result<()> {
         }
     }
     Err(Error::cgroup(d, io::Error::from_raw_os_error(libc::EBUSY)))
+}
+
+fn has_child_cgroup(d: &Path) -> bool {
+    fs::read_dir(d).into_iter().flatten().flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
 }
 
 /// Device rules every container needs, as runc's default allow list.
