@@ -178,3 +178,24 @@ fn image_prune_removes_the_temp_file_of_a_just_killed_import() {
     let out = s.ok(["system", "check"]);
     assert!(!out.contains("temp file"), "{out}");
 }
+
+// `image prune -a` keeps the images of containers, drops every other one.
+#[test]
+fn image_prune_all_keeps_only_the_images_of_containers() {
+    if !privileged("image_prune_all_keeps_only_the_images_of_containers") {
+        return;
+    }
+    let (s, marker) = setup();
+    let tar = busybox_tar(s.dir.path());
+    s.ok(["import".as_ref(), tar.as_os_str(), "-m".as_ref(), "other".as_ref(), "other:1".as_ref()]);
+    let script = format!("echo ready-$((6*7)); sleep 600; : {marker}");
+    let child = spawn_until(&s, &["run", "--rm", "bb:1", "sh", "-c", &script].map(std::ffi::OsStr::new), "ready-42");
+    let out = s.ok(["image", "prune", "-a"]);
+    assert!(out.contains("Deleted 1 image(s)"), "{out}");
+    let images = s.ok(["images"]);
+    assert!(images.contains("bb") && !images.contains("other"), "{images}");
+    sigkill(child);
+    let ids = container_ids(&s);
+    s.ok(["system", "prune", "-f"]);
+    assert_nothing_left(&s, &marker, &ids);
+}

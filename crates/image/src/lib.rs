@@ -16,6 +16,9 @@
 //! - [`rootfs`]: overlay mounts of an image's snapshots.
 //! - `import`, [`archive`]: `import`, `save` and `load`.
 //! - `check`: `system check`.
+//! - `lock`: flock files, and [`OwnedDir`]: a dir whose owner holds its lock
+//!   for life, so that [`leftovers`] finds the dirs of killed processes
+//!   (used by the builder's work dirs and pod's container dirs).
 //!
 //! Locks: `index.lock` orders writers of `index.json`; `gc.lock` is shared
 //! by anything that adds content and exclusive for garbage collection, so a

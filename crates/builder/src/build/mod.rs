@@ -1,7 +1,9 @@
 //! Running a build: the stages the target needs, in order; each step
 //! looked up in the build cache by its key, else executed (RUN in a
 //! container, COPY/ADD as a layer tar, the rest as config changes); the
-//! result committed to the store and tagged.
+//! result committed to the store and tagged. The work dir under
+//! `<run-root>/build/` is owner-locked; `leftover` removes those of killed
+//! builds.
 
 mod cache;
 mod copy_step;
