@@ -280,3 +280,29 @@ impl Drop for BlobWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temp_file_is_abandoned_when_unlocked_and_its_writer_gone() {
+        let t = tempfile::tempdir().unwrap();
+        // pid 0 names no process (/proc/0 does not exist).
+        let dead = t.path().join("blob-0-1-0");
+        std::fs::write(&dead, b"x").unwrap();
+        assert!(abandoned(&dead, &File::open(&dead).unwrap()));
+        // Ours, fresh and not locked yet: a writer about to lock it.
+        let young = t.path().join(unique_name("blob-"));
+        std::fs::write(&young, b"x").unwrap();
+        assert!(!abandoned(&young, &File::open(&young).unwrap()));
+        // Locked: live, whatever its name says.
+        let held = File::open(&dead).unwrap();
+        lock::hold(&held);
+        assert!(!abandoned(&dead, &File::open(&dead).unwrap()));
+        assert_eq!(clean_abandoned(t.path()).unwrap(), 0);
+        drop(held);
+        assert_eq!(clean_abandoned(t.path()).unwrap(), 1);
+        assert!(!dead.exists() && young.exists());
+    }
+}
