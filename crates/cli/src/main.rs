@@ -106,6 +106,8 @@ enum BuilderCommand {
 enum SystemCommand {
     /// Verify every blob digest, every reference and every snapshot.
     Check(commands::check::Args),
+    /// Remove what killed commands left, dangling images, unused data and the build cache.
+    Prune(commands::system_prune::Args),
 }
 
 /// Global settings every command may need.
@@ -155,6 +157,7 @@ fn main() -> ExitCode {
         Command::Save(a) => commands::save::run(&g, a),
         Command::Load(a) => commands::load::run(&g, a),
         Command::System(SystemCommand::Check(a)) => commands::check::run(&g, a),
+        Command::System(SystemCommand::Prune(a)) => commands::system_prune::run(&g, a),
         Command::Pull(a) => commands::pull::run(&g, a),
         Command::Run(a) => commands::run::run(&g, a),
         Command::Network(c) => commands::network::run(&g, c),

@@ -88,7 +88,7 @@ impl Blobs {
         let file =
             OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).ctx("create temp blob", &tmp)?;
         // Held until commit or drop: tells a cleaner this file is live.
-        lock::try_lock(&file);
+        lock::hold(&file);
         Ok(BlobWriter {
             out: Some(HashingWriter::new(BufWriter::with_capacity(256 * 1024, file))),
             tmp,
@@ -166,10 +166,8 @@ impl Blobs {
     }
 }
 
-/// Removes every entry of `dir` whose flock nobody holds. Entries younger
-/// than a few seconds are left: their writer may not have locked them yet.
+/// Removes every entry of `dir` whose writer died (see [`abandoned`]).
 pub(crate) fn clean_abandoned(dir: &Path) -> Result<usize> {
-    let young = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -179,18 +177,38 @@ pub(crate) fn clean_abandoned(dir: &Path) -> Result<usize> {
     for ent in rd.flatten() {
         let p = ent.path();
         let Ok(f) = File::open(&p) else { continue };
-        if f.metadata().and_then(|m| m.modified()).is_ok_and(|t| t > young) {
+        if !abandoned(&p, &f) || !lock::try_lock(&f) {
             continue;
         }
-        if lock::try_lock(&f) {
-            let is_dir = f.metadata().map(|m| m.is_dir()).unwrap_or(false);
-            let r = if is_dir { crate::unpack::remove_tree(&p) } else { fs::remove_file(&p).ctx("remove", &p) };
-            if r.is_ok() {
-                n += 1;
-            }
+        let is_dir = f.metadata().map(|m| m.is_dir()).unwrap_or(false);
+        let r = if is_dir { crate::unpack::remove_tree(&p) } else { fs::remove_file(&p).ctx("remove", &p) };
+        if r.is_ok() {
+            n += 1;
         }
     }
     Ok(n)
+}
+
+/// Whether the temp entry `p` (open as `f`) was left by a dead writer.
+/// Its writer holds its flock from a moment after creating it to the end;
+/// in that moment the lock is free, so a free lock means dead only when
+/// the pid in the name (see [`unique_name`]) is gone or the entry is more
+/// than a few seconds old. (A reused pid only delays the verdict.)
+/// Takes no lock.
+pub(crate) fn abandoned(p: &Path, f: &File) -> bool {
+    if !lock::is_free(f) {
+        return false;
+    }
+    let writer_gone = writer_pid(p).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+    let young = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+    writer_gone || f.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < young)
+}
+
+/// The writer's pid in a temp name `<prefix>-<pid>-<time>-<n>`.
+fn writer_pid(p: &Path) -> Option<u32> {
+    let name = p.file_name()?.to_str()?;
+    let (_, rest) = name.split_once('-')?;
+    rest.split('-').next()?.parse().ok()
 }
 
 pub struct BlobWriter {
@@ -260,5 +278,31 @@ impl Drop for BlobWriter {
         if !self.done {
             let _ = fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temp_file_is_abandoned_when_unlocked_and_its_writer_gone() {
+        let t = tempfile::tempdir().unwrap();
+        // pid 0 names no process (/proc/0 does not exist).
+        let dead = t.path().join("blob-0-1-0");
+        std::fs::write(&dead, b"x").unwrap();
+        assert!(abandoned(&dead, &File::open(&dead).unwrap()));
+        // Ours, fresh and not locked yet: a writer about to lock it.
+        let young = t.path().join(unique_name("blob-"));
+        std::fs::write(&young, b"x").unwrap();
+        assert!(!abandoned(&young, &File::open(&young).unwrap()));
+        // Locked: live, whatever its name says.
+        let held = File::open(&dead).unwrap();
+        lock::hold(&held);
+        assert!(!abandoned(&dead, &File::open(&dead).unwrap()));
+        assert_eq!(clean_abandoned(t.path()).unwrap(), 0);
+        drop(held);
+        assert_eq!(clean_abandoned(t.path()).unwrap(), 1);
+        assert!(!dead.exists() && young.exists());
     }
 }

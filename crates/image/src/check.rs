@@ -31,13 +31,30 @@ impl Store {
         self.check_blobs(&mut rep)?;
         let needed = self.check_references(&mut rep)?;
         self.check_snapshots(&mut rep, &needed)?;
-        let temps = std::fs::read_dir(self.blobs().ingest_dir()).map(|rd| rd.count()).unwrap_or(0);
-        if temps > 0 {
-            rep.notes.push(format!(
-                "{temps} temp file(s) in ingest/ (in use, or left by a killed process; prune removes those)"
-            ));
+        let (live, dead) = self.temp_files();
+        if live > 0 {
+            rep.notes.push(format!("{live} temp file(s) in ingest/ in use by running commands"));
+        }
+        if dead > 0 {
+            rep.notes
+                .push(format!("{dead} temp file(s) in ingest/ left by killed processes (image prune removes them)"));
         }
         Ok(rep)
+    }
+
+    /// Temp files in `ingest/`: (in use, left by dead writers).
+    fn temp_files(&self) -> (usize, usize) {
+        let dir = self.blobs().ingest_dir();
+        let (mut live, mut dead) = (0, 0);
+        for ent in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = ent.path();
+            match std::fs::File::open(&p) {
+                Ok(f) if crate::blobs::abandoned(&p, &f) => dead += 1,
+                Ok(_) => live += 1,
+                Err(_) => {} // gone meanwhile
+            }
+        }
+        (live, dead)
     }
 
     fn check_blobs(&self, rep: &mut CheckReport) -> Result<()> {

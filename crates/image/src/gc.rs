@@ -24,6 +24,13 @@ pub struct GcReport {
     pub temp_files: usize,
 }
 
+/// Which images a garbage collection drops before collecting.
+enum Images<'a> {
+    Keep,
+    DropDangling,
+    DropAllBut(&'a HashSet<Digest>),
+}
+
 /// What the store's index keeps alive.
 #[derive(Debug, Default)]
 pub(crate) struct Reachable {
@@ -39,7 +46,7 @@ impl Store {
         for name in names {
             out.extend(self.remove_one(name, force)?);
         }
-        self.collect_garbage(false)?;
+        self.collect_garbage(Images::Keep)?;
         Ok(out)
     }
 
@@ -83,22 +90,31 @@ impl Store {
     /// `wharf image prune`: drops dangling images, then every blob and
     /// snapshot no image references, and temp files of dead writers.
     pub fn prune(&self) -> Result<GcReport> {
-        self.collect_garbage(true)
+        self.collect_garbage(Images::DropDangling)
     }
 
-    fn collect_garbage(&self, drop_dangling: bool) -> Result<GcReport> {
+    /// `wharf image prune -a`: drops every image but those in `in_use`
+    /// (manifest digests of containers), then collects as [`Store::prune`].
+    pub fn prune_unused(&self, in_use: &HashSet<Digest>) -> Result<GcReport> {
+        self.collect_garbage(Images::DropAllBut(in_use))
+    }
+
+    fn collect_garbage(&self, images: Images) -> Result<GcReport> {
         let _gc = self.gc_lock()?;
         let mut report = GcReport::default();
-        if drop_dangling {
+        if !matches!(images, Images::Keep) {
             report.images = self.update_index(|idx| {
-                let before = idx.manifests().len();
+                let before: HashSet<Digest> = idx.manifests().iter().map(|d| d.digest().clone()).collect();
                 let tagged: HashSet<Digest> =
                     idx.manifests().iter().filter(|d| ref_name(d).is_some()).map(|d| d.digest().clone()).collect();
                 let mut list = idx.manifests().clone();
-                list.retain(|d| ref_name(d).is_some() || tagged.contains(d.digest()));
-                let n = before - list.len();
+                match images {
+                    Images::DropAllBut(keep) => list.retain(|d| keep.contains(d.digest())),
+                    _ => list.retain(|d| ref_name(d).is_some() || tagged.contains(d.digest())),
+                }
+                let after: HashSet<Digest> = list.iter().map(|d| d.digest().clone()).collect();
                 idx.set_manifests(list);
-                Ok(n)
+                Ok(before.difference(&after).count())
             })?;
         }
         let live = self.reachable()?;

@@ -127,7 +127,7 @@ pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<
     let tmp = tmp_dir.join(unique_name("file-"));
     let res = (|| {
         let mut f = fs::File::create(&tmp).ctx("create", &tmp)?;
-        crate::lock::try_lock(&f);
+        crate::lock::hold(&f);
         f.write_all(bytes).ctx("write", &tmp)?;
         f.sync_all().ctx("fsync", &tmp)?;
         fs::rename(&tmp, dest).ctx("rename into", dest)

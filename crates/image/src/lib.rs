@@ -16,6 +16,9 @@
 //! - [`rootfs`]: overlay mounts of an image's snapshots.
 //! - `import`, [`archive`]: `import`, `save` and `load`.
 //! - `check`: `system check`.
+//! - `lock`: flock files, and [`OwnedDir`]: a dir whose owner holds its lock
+//!   for life, so that [`leftovers`] finds the dirs of killed processes
+//!   (used by the builder's work dirs and pod's container dirs).
 //!
 //! Locks: `index.lock` orders writers of `index.json`; `gc.lock` is shared
 //! by anything that adds content and exclusive for garbage collection, so a
@@ -45,7 +48,7 @@ pub use gc::{GcReport, Removed};
 pub use images::{host_arch, Image, ImageSummary, REF_NAME};
 pub use import::ImportOptions;
 pub use layout::Store;
-pub use lock::FileLock;
+pub use lock::{dead_dirs, leftovers, FileLock, Leftover, OwnedDir, OWNER_LOCK};
 pub use oci_spec::image as spec;
 pub use reference::Reference;
 pub use rootfs::Rootfs;

@@ -60,7 +60,7 @@ impl Snapshots {
         let path = self.ingest.join(unique_name("layer-"));
         fs::DirBuilder::new().mode(0o700).create(&path).ctx("create", &path)?;
         let lock = File::open(&path).ctx("open", &path)?;
-        lock::try_lock(&lock);
+        lock::hold(&lock);
         Ok(TempSnapshot { path, _lock: lock, keep: false })
     }
 

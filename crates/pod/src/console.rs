@@ -17,10 +17,10 @@ pub(crate) struct Console {
 
 impl Console {
     pub(crate) fn listen(run_root: &Path, id: &str) -> Result<Self> {
-        let dir = run_root.join("console");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        // sun_path holds 108 bytes: keep the name short.
-        let path = dir.join(format!("{}.sock", &id[..12]));
+        let path = socket_path(run_root, id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        }
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(|e| Error::io(format!("listen on {}", path.display()), e))?;
         Ok(Console { path, listener })
@@ -123,4 +123,15 @@ pub(crate) fn forward_signals(state: &Path, id: &str) {
             }
         }
     });
+}
+
+/// Where container `id`'s console socket is made.
+fn socket_path(run_root: &Path, id: &str) -> std::path::PathBuf {
+    // sun_path holds 108 bytes: keep the name short.
+    run_root.join("console").join(format!("{}.sock", id.get(..12).unwrap_or(id)))
+}
+
+/// Removes the socket a killed `wharf run -t` left.
+pub(crate) fn remove_socket(run_root: &Path, id: &str) {
+    let _ = std::fs::remove_file(socket_path(run_root, id));
 }

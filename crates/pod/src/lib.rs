@@ -8,6 +8,8 @@
 //! - [`run`]: `wharf run` in the foreground: image → overlay rootfs → OCI
 //!   spec (the runtime's spec helper + image config + flags) → the runtime
 //!   library in-process → exit status → everything removed.
+//! - [`leftover`]: containers whose `wharf run` was killed (the owner lock
+//!   of their dir is free), killed and removed by the next command.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
 //! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
 //! - [`network`](crate::network): networks (CNI bridge, IPAM, port mapping, isolation, DNS)
@@ -23,6 +25,7 @@
 
 mod console;
 mod error;
+pub mod leftover;
 mod net;
 pub mod network;
 pub mod run;

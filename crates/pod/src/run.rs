@@ -6,7 +6,7 @@ use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::network::{self, AttachRequest, Attachment};
 use std::path::{Path, PathBuf};
-use wharf_image::{Rootfs, Store};
+use wharf_image::Store;
 use wharf_runtime::spec::ImageOverrides;
 use wharf_runtime::{Container, CreateOptions};
 
@@ -64,13 +64,17 @@ pub struct RunOptions {
 }
 
 /// A container's directory and the cleanup it needs, whatever happens.
+/// Its lock is held until then: a later command that can take it knows
+/// this process was killed (see `leftover`).
 struct ContainerDir {
     dir: PathBuf,
+    owner: Option<wharf_image::OwnedDir>,
 }
 
 impl Drop for ContainerDir {
     fn drop(&mut self) {
-        if let Err(e) = Rootfs::remove(&self.dir) {
+        let Some(owner) = self.owner.take() else { return };
+        if let Err(e) = owner.remove() {
             tracing::warn!("removing {}: {e}", self.dir.display());
         }
     }
@@ -135,13 +139,20 @@ fn write_spec(
 /// Runs `o.image` in the foreground with the caller's stdio; returns the
 /// container's exit code (128+N when killed by signal N).
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
+    if let Err(e) = crate::leftover::remove_leftovers(store.root(), run_root) {
+        tracing::warn!("removing containers of killed runs: {e}");
+    }
     let specs = crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
     let img = image(store, o)?;
     let plan = crate::volume::attach::plan(&specs, &crate::volume::attach::image_volumes(&img))?;
     let id = new_id();
-    let dir = store.root().join("containers").join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    let guard = ContainerDir { dir: dir.clone() };
+    let owner = wharf_image::OwnedDir::create(&crate::leftover::containers_dir(store.root()), &id)?;
+    let dir = owner.path().to_path_buf();
+    let guard = ContainerDir { dir: dir.clone(), owner: Some(owner) };
+    // `image prune -a` keeps the images of containers.
+    let image_file = dir.join(crate::leftover::IMAGE_FILE);
+    std::fs::write(&image_file, img.target.digest().to_string())
+        .map_err(|e| Error::io(format!("write {}", image_file.display()), e))?;
     let rootfs = store.mount_rootfs(&img, &dir)?;
     let volumes = crate::volume::Volumes::new(store.root());
     // Dropped on an error path: its anonymous volumes go with it.

@@ -11,6 +11,7 @@
 //!   step by step. Init is cloned straight from a single-threaded runtime
 //!   when nothing has to happen in between; otherwise a forked intermediate
 //!   joins namespaces by path and makes the user/time namespaces first.
+//! - [`leftover`]: removing a container whose creator was killed.
 //! - [`exec`]: a new process joining a running container's namespaces and cgroup.
 //! - `rootfs`: mounts (resolved inside the rootfs with openat2), devices,
 //!   pivot_root, read-only/masked paths. `namespaces`: new vs join-by-path.
@@ -35,6 +36,7 @@ pub mod exec;
 pub mod features;
 mod hooks;
 mod init;
+pub mod leftover;
 pub mod log;
 mod namespaces;
 mod process;

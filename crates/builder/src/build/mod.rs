@@ -1,11 +1,14 @@
 //! Running a build: the stages the target needs, in order; each step
 //! looked up in the build cache by its key, else executed (RUN in a
 //! container, COPY/ADD as a layer tar, the rest as config changes); the
-//! result committed to the store and tagged.
+//! result committed to the store and tagged. The work dir under
+//! `<run-root>/build/` is owner-locked; `leftover` removes those of killed
+//! builds.
 
 mod cache;
 mod copy_step;
 mod error;
+mod leftover;
 mod output;
 pub mod progress;
 mod run_step;
@@ -15,6 +18,7 @@ mod state;
 
 pub use cache::BuildCache;
 pub use error::{BuildError, BuildResult};
+pub use leftover::{find_leftovers, remove_leftovers};
 pub use output::Output;
 
 use crate::layer::{LayerCompression, TarOptions};
@@ -147,8 +151,12 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
             p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {}", w.lines, w.message)));
         }
     }
-    let work_dir = opts.run_root.join("build").join(unique());
-    std::fs::create_dir_all(&work_dir).map_err(|e| BuildError::io(format!("create {}", work_dir.display()), e))?;
+    if let Err(e) = remove_leftovers(&opts.run_root) {
+        tracing::warn!("removing what killed builds left: {e}");
+    }
+    // Held until the build ends: a build that finds it free knows we died.
+    let owned = wharf_image::OwnedDir::create(&leftover::build_dirs(&opts.run_root), &unique())?;
+    let work_dir = owned.path().to_path_buf();
     let ctx = Ctx {
         store,
         opts,
@@ -161,7 +169,9 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     };
     let _content = store.content_lock()?;
     let res = stage::build_target(&ctx, &df);
-    let _ = std::fs::remove_dir_all(&work_dir);
+    if let Err(e) = owned.remove() {
+        tracing::warn!("removing {}: {e}", work_dir.display());
+    }
     let state = res?;
     let manifest = state.commit(store)?;
     for t in &opts.tags {

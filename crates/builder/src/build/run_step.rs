@@ -80,6 +80,9 @@ fn drop_runtime_stubs(upper: &Path, targets: &[String], parents: &[(String, DirM
         }
     }
 }
+/// RUN containers are named this and their workspace dir is named after
+/// them, so the leftovers of a killed build lead to its containers.
+pub(crate) const CONTAINER_PREFIX: &str = "wharf-build-";
 
 /// A mounted overlay of a stage's layers with a fresh upper dir.
 pub(crate) struct Workspace {
@@ -151,7 +154,7 @@ pub(crate) fn run_step(
     shell: &[String],
     roots: &HashMap<String, PathBuf>,
 ) -> BuildResult<super::NewLayer> {
-    let id = format!("wharf-build-{}", super::unique());
+    let id = format!("{CONTAINER_PREFIX}{}", super::unique());
     let ws = Workspace::mount(ctx, state, &id)?;
     // WORKDIR exists, root-owned 0755, as Docker makes it (the runtime would
     // make it with the container's umask).
@@ -159,7 +162,9 @@ pub(crate) fn run_step(
         wharf_image::unpack::ensure_dir_in_root(&ws.merged, wd)?;
     }
     // Cache-mount locks (sharing=locked|private) are held until the RUN ends.
-    let (spec, _locks) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
+    let (mut spec, _locks) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
+    // Named after the container, so what a killed build leaves is found.
+    spec["linux"]["cgroupsPath"] = json!(format!("/wharf-build/{id}"));
     let targets = mount_targets(&spec, &ws.merged);
     let parents = target_parents(&targets, &ws.merged);
     std::fs::write(ws.dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default())
@@ -218,7 +223,6 @@ fn spec_for(
     v["root"] = json!({"path": rootfs, "readonly": false});
     v["process"]["terminal"] = json!(false);
     v["hostname"] = json!("buildkitsandbox");
-    v["linux"]["cgroupsPath"] = json!(format!("/wharf-build/{}", super::unique()));
     if run.network != Network::None {
         if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
             ns.retain(|n| n["type"] != "network");

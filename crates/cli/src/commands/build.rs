@@ -169,6 +169,10 @@ pub struct PruneArgs {
 }
 
 pub fn prune(g: &Globals, _a: PruneArgs) -> anyhow::Result<ExitCode> {
+    let dead = wharf_builder::build::remove_leftovers(&g.run_root)?;
+    if dead > 0 {
+        crate::outln!("Deleted what {dead} killed build(s) left")?;
+    }
     let n = BuildCache::prune(&g.root)?;
     crate::outln!("Deleted {n} build cache entr{}", if n == 1 { "y" } else { "ies" })?;
     Ok(ExitCode::SUCCESS)

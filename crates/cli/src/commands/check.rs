@@ -9,7 +9,15 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
-    let r = g.store()?.check()?;
+    let mut r = g.store()?.check()?;
+    // What killed commands left pins layers and holds mounts: a problem
+    // `system prune` fixes. Reported only; nothing is changed.
+    for d in wharf_pod::leftover::find_leftovers(&g.root)? {
+        r.problems.push(format!("{}: container of a killed wharf run (system prune removes it)", d.display()));
+    }
+    for d in wharf_builder::build::find_leftovers(&g.run_root)? {
+        r.problems.push(format!("{}: left by a killed build (system prune removes it)", d.display()));
+    }
     if a.format == "json" {
         crate::outln!("{}", serde_json::to_string_pretty(&r)?)?;
     } else {

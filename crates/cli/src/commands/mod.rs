@@ -17,5 +17,6 @@ pub mod registry_args;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod system_prune;
 pub mod tag;
 pub mod volume;

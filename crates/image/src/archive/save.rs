@@ -156,7 +156,7 @@ impl Drop for TempFile {
 fn tempfile_in(dir: &std::path::Path) -> Result<TempFile> {
     let p = dir.join(crate::blobs::unique_name("inflate-"));
     let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&p).ctx("create", &p)?;
-    crate::lock::try_lock(&f);
+    crate::lock::hold(&f);
     Ok(TempFile(f, p))
 }
 

@@ -199,6 +199,33 @@ fn read_procs(dir: &Path) -> Result<Vec<i32>> {
     Ok(read_file(dir, "cgroup.procs")?.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
+/// Kills what is left in a container's cgroups and removes them (and their
+/// parents, when empty), knowing only its `cgroupsPath`: for a container
+/// whose creator was killed before its state was written.
+pub fn remove_leftover(cgroups_path: Option<&Path>, id: &str) -> Result<()> {
+    let mode = detect();
+    let rel = relative_path(cgroups_path, id, mode)?;
+    let mut bases: Vec<PathBuf> = match mode {
+        Mode::V2 => vec![PathBuf::from(CGROUP_ROOT)],
+        Mode::V1 | Mode::Hybrid => v1::hierarchies()?.into_iter().map(|(_, m)| m).collect(),
+    };
+    if mode == Mode::Hybrid {
+        bases.push(Path::new(CGROUP_ROOT).join("unified"));
+    }
+    let leaves: Vec<PathBuf> = bases.iter().map(|b| b.join(&rel)).filter(|d| d.is_dir()).collect();
+    let dirs: Vec<&Path> = leaves.iter().map(PathBuf::as_path).collect();
+    kill_and_remove(&dirs, &leaves)?;
+    // Parents may be shared with live containers (EBUSY on v2, ENOTEMPTY on v1).
+    for leaf in &leaves {
+        for parent in leaf.ancestors().skip(1).take(rel.components().count().saturating_sub(1)) {
+            if fs::remove_dir(parent).is_err() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// mkdir -p that records which directories it made.
 fn mkdir_recorded(base: &Path, rel: &Path, created: &mut Vec<PathBuf>) -> Result<PathBuf> {
     let mut cur = base.to_path_buf();
@@ -244,6 +271,8 @@ fn rmdir_retry(d: &Path) -> Result<()> {
         match fs::remove_dir(d) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // cgroup2 says EBUSY, not ENOTEMPTY, for a parent with children.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && has_child_cgroup(d) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(5)),
             // A parent shared with another container.
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => return Ok(()),
@@ -251,6 +280,10 @@ fn rmdir_retry(d: &Path) -> Result<()> {
         }
     }
     Err(Error::cgroup(d, io::Error::from_raw_os_error(libc::EBUSY)))
+}
+
+fn has_child_cgroup(d: &Path) -> bool {
+    fs::read_dir(d).into_iter().flatten().flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
 }
 
 /// Device rules every container needs, as runc's default allow list.

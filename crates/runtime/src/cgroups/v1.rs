@@ -30,7 +30,7 @@ pub(super) struct V1 {
 }
 
 /// v1 hierarchies mounted on this host: (controllers joined by ',', mount point).
-fn hierarchies() -> Result<Vec<(String, PathBuf)>> {
+pub(super) fn hierarchies() -> Result<Vec<(String, PathBuf)>> {
     let mut out: Vec<(String, PathBuf)> = Vec::new();
     let mi = crate::sys::mountinfo().map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
     for m in mi.iter().filter(|m| m.fs_type == "cgroup") {
