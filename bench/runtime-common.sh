@@ -1,6 +1,6 @@
 #!/bin/bash
 # runtime-common.sh — sourced by runtime-lifecycle.sh and runtime-parallel.sh:
-# builds wharf-runtime (static as shipped, and dynamic), makes the busybox
+# builds wharf-runtime as the README does, makes the busybox
 # bundle ($B, runc spec, /bin/true, read-only root) and the same bundle with
 # Docker's default capabilities and seccomp profile ($D), and works around
 # crun's refusal of hybrid cgroup hosts (see runtime-lifecycle.sh).
@@ -12,16 +12,25 @@ for t in runc crun jq hyperfine busybox; do
 done
 [ -x /usr/bin/time ] || apt-get install -y time
 
+# The binary users get: the README's `cargo build --release` (static and
+# non-PIE in release builds, see crates/runtime/build.rs), in the default
+# target dir. WHARF=/path/to/binary measures another one instead.
 WHARF=${WHARF:-}
-WHARF_DYN=
 if [ -z "$WHARF" ]; then
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target-runtime}
-  T=$(rustc -vV | sed -n 's/^host: //p')
-  (cd "$HERE" && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
-     cargo build --release -q -p wharf-runtime --target "$T")
   (cd "$HERE" && cargo build --release -q -p wharf-runtime)
-  WHARF=$CARGO_TARGET_DIR/$T/release/wharf-runtime
-  WHARF_DYN=$CARGO_TARGET_DIR/release/wharf-runtime
+  WHARF=$HERE/target/release/wharf-runtime
+fi
+# Peak RSS follows the page cache: the kernel maps a whole large folio per
+# text fault, and a file just written by cp or a linker is cached otherwise
+# than one read from disk (same binary: 2960 vs 3236 kB). So every runtime's
+# binary is dropped from the cache first and read back as from disk.
+evict_binaries() {
+  for f in "$WHARF" "$(command -v crun || true)" "$(command -v runc)"; do
+    [ -n "$f" ] && dd if="$f" iflag=nocache count=0 status=none || true
+  done
+}
+if readelf -lW "$WHARF" | grep -q INTERP; then
+  echo "NOTE: $WHARF is dynamically linked (no libc.a, or WHARF_RUNTIME_DYNAMIC=1)"
 fi
 
 mkdir -p "$LAB"
@@ -59,7 +68,8 @@ if [ "${FIX_HYBRID:-1}" = 1 ] && [ -n "$(cat "$U/cgroup.controllers" 2>/dev/null
       # Refused while a cgroup2 group still uses the controller (e.g. a
       # container someone left running): then crun is skipped below.
       mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
-        { echo "NOTE: could not move cgroup controller $c off cgroup2 (in use)"; continue; }
+        { rmdir "/sys/fs/cgroup/$c" 2>/dev/null || true
+          echo "NOTE: could not move cgroup controller $c off cgroup2 (in use)"; continue; }
       MOVED+=("$c")
       echo "NOTE: moved cgroup controller $c from cgroup2 to a v1 mount (crun's hybrid-mode workaround; undone at exit)"
     fi

@@ -16,10 +16,9 @@
 # is undone when the script exits, and SAYS SO. wharf-runtime and runc run
 # either way.
 #
-# wharf-runtime is measured twice: as shipped — a static, non-PIE binary
-# (RUSTFLAGS crt-static + relocation-model=static, as runc ships static release
-# binaries) — and as plain `cargo build --release` makes it (dynamic glibc).
-# WHARF=/path/to/binary measures one given binary instead.
+# wharf-runtime is the binary the README's `cargo build --release` makes
+# (static, non-PIE: see crates/runtime/build.rs), target/release/wharf-runtime.
+# WHARF=/path/to/binary measures another binary instead.
 #
 # Usage: LAB=/tmp/wharf-rt-bench RUNS=10 bench/runtime-lifecycle.sh
 # Needs: runc crun busybox-static jq hyperfine time (apt-get install …).
@@ -27,7 +26,7 @@ set -euo pipefail
 source "$(dirname "$0")/runtime-common.sh"
 
 rm -rf "$LAB"/state-* "$LAB"/errors-*.log
-mkdir -p "$LAB/state-wharf" "$LAB/state-wharf-dyn" "$LAB/state-crun" "$LAB/state-runc"
+mkdir -p "$LAB/state-wharf" "$LAB/state-crun" "$LAB/state-runc"
 RUNTIMES="wharf crun runc"
 if ! crun --root "$LAB/state-crun" run --bundle "$B" crun-probe >/dev/null 2>"$LAB/crun-probe.log"; then
   echo "NOTE: crun refuses to run on this host now ($(head -1 "$LAB/crun-probe.log")); skipped"
@@ -42,12 +41,9 @@ echo "== versions"; $WHARF --version | head -1; crun --version | head -1; runc -
 CRUN=(); CRUN_D=()
 has crun && CRUN=(-n "crun" "sh -c '$(loop "crun --root $LAB/state-crun" cr)'") &&
   CRUN_D=(-n "crun+docker" "sh -c '$(loop "crun --root $LAB/state-crun" crD $D)'")
-DYN=()
-[ -n "$WHARF_DYN" ] && DYN=(-n "wharf-dynamic" "sh -c '$(loop "$WHARF_DYN --root $LAB/state-wharf-dyn" wd)'")
 hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$LAB/lifecycle.json" \
   -n "loop-only"     "sh -c 'for i in \$(seq $N); do /bin/true; done'" \
   -n "wharf-runtime" "sh -c '$(loop "$WHARF --root $LAB/state-wharf" w)'" \
-  "${DYN[@]}" \
   "${CRUN[@]}" \
   -n "runc"          "sh -c '$(loop "runc --root $LAB/state-runc" rc)'" \
   -n "wharf-runtime+docker" "sh -c '$(loop "$WHARF --root $LAB/state-wharf" wD $D)'" \
@@ -83,13 +79,14 @@ for rt in $RUNTIMES; do
     '{a[NR]=$1} END {printf "| %-14s | %8.2f | rounds (us): %s\n", rt, a[int((NR+1)/2)]/1000, all}'
 done
 
-echo "== peak RSS of one run (kB; /usr/bin/time -v, 5 tries, median)"
+evict_binaries
+echo "== peak RSS of one run (kB; /usr/bin/time -v, 5 tries, median; binaries read back from disk)"
 printf '| %-14s | %8s |\n' runtime "RSS kB"
 printf '|%s|%s|\n' ---------------- ----------
-for rt in wharf wharf-dyn crun runc wharf+docker crun+docker runc+docker; do
+for rt in wharf crun runc wharf+docker crun+docker runc+docker; do
   bundle=$B; [ "${rt%+docker}" != "$rt" ] && bundle=$D
   [ "${rt%+docker}" = crun ] && ! has crun && continue
-  case ${rt%+docker} in wharf) cmd=$WHARF;; wharf-dyn) cmd=$WHARF_DYN; [ -n "$cmd" ] || continue;; *) cmd=${rt%+docker};; esac
+  case ${rt%+docker} in wharf) cmd=$WHARF;; *) cmd=${rt%+docker};; esac
   for k in 1 2 3 4 5; do
     /usr/bin/time -v $cmd --root "$LAB/state-${rt%+docker}" run --bundle "$bundle" rss-${rt/+/-}-$k 2>&1 >/dev/null | awk '/Maximum resident/ {print $NF}'
   done | sort -n | sed -n 3p | xargs printf "| %-14s | %8s |\n" "$rt"

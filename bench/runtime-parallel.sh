@@ -62,6 +62,7 @@ round() {
 }
 
 declare -A R
+evict_binaries
 for r in $(seq "$ROUNDS"); do
   for rt in $RUNTIMES; do R[$rt]+="$(round "$rt")"$'\n'; done
 done

@@ -193,3 +193,61 @@ fn a_build_that_repeats_a_layer_builds_and_runs() {
     assert!(mounts_under(s.dir.path()).is_empty(), "mounts leaked: {:?}", mounts_under(s.dir.path()));
     s.assert_consistent();
 }
+
+/// Lower dirs top first: A, B, A, where A writes /f, whites out /g and
+/// makes /d opaque; B writes /f, /g and /d/x. The top A decides everything.
+fn check_mount(legacy: bool) {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [a.join("d"), b.join("d")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(a.join("f"), "a").unwrap();
+    std::fs::write(a.join("d/y"), "y").unwrap();
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: plain syscalls on paths this test made.
+    unsafe {
+        assert_eq!(libc::mknod(c(&a.join("g")).as_ptr(), libc::S_IFCHR, 0), 0, "whiteout");
+        let rc =
+            libc::setxattr(c(&a.join("d")).as_ptr(), c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0);
+        assert_eq!(rc, 0, "opaque xattr");
+    }
+    std::fs::write(b.join("f"), "b").unwrap();
+    std::fs::write(b.join("g"), "gee").unwrap();
+    std::fs::write(b.join("d/x"), "x").unwrap();
+    let (upper, work, merged) = (dir.path().join("u"), dir.path().join("w"), dir.path().join("m"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let lowers = vec![a.clone(), b, a];
+    let links = dir.path().join("l");
+    // Broke: overlayfs refused the repeated lower dir ("conflicting lowerdir path").
+    if legacy {
+        wharf_image::rootfs::mount_overlay_legacy(&lowers, &upper, &work, &merged, &links).unwrap();
+    } else {
+        wharf_image::rootfs::mount_overlay(&lowers, &upper, &work, &merged, &links).unwrap();
+    }
+    let f = std::fs::read_to_string(merged.join("f"));
+    let g = merged.join("g").exists();
+    let d: Vec<_> = std::fs::read_dir(merged.join("d")).unwrap().flatten().map(|e| e.file_name()).collect();
+    rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::empty()).unwrap();
+    assert_eq!(f.unwrap(), "a");
+    assert!(!g, "the top layer's whiteout hides /g");
+    assert_eq!(d, vec![std::ffi::OsString::from("y")], "the top layer's opaque /d hides /d/x");
+    assert!(mounts_under(dir.path()).is_empty());
+}
+
+#[test]
+fn a_repeated_lower_dir_mounts_once_new_mount_api() {
+    if privileged("a_repeated_lower_dir_mounts_once_new_mount_api") {
+        check_mount(false);
+    }
+}
+
+#[test]
+fn a_repeated_lower_dir_mounts_once_legacy_mount() {
+    if privileged("a_repeated_lower_dir_mounts_once_legacy_mount") {
+        check_mount(true);
+    }
+}
