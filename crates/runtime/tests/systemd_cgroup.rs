@@ -55,7 +55,7 @@ printf '[Unit]\nDescription=wharf test target\nDefaultDependencies=no\n' > "$R/r
 cd "$R"
 pivot_root . .
 umount -l .
-exec env -i container=wharf SYSTEMD_UNIT_PATH=/run/wharf-units:/lib/systemd/system \
+exec env -i container=wharf SYSTEMD_UNIT_PATH=/run/wharf-units: \
   PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd --unit=wharf-test.target
 "#;
 
@@ -257,6 +257,15 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
     let mem = if v2 { "memory.max" } else { "memory.limit_in_bytes" };
     assert_eq!(sd.sh(&format!("cat {}/{mem}", scope("memory"))).0.trim(), (64u64 << 20).to_string());
     assert_eq!(sd.sh(&format!("cat {}/pids.max", scope("pids"))).0.trim(), "20");
+
+    // Regression: a daemon-reload wrote "a *:* rwm" over the device rules
+    // (systemd had not been told of them, so re-applied DevicePolicy=auto).
+    if !v2 {
+        let before = sd.sh(&format!("cat {}/devices.list", scope("devices"))).0;
+        assert!(sd.sh("systemctl daemon-reload").2);
+        let after = sd.sh(&format!("cat {}/devices.list", scope("devices"))).0;
+        assert_eq!(before, after, "daemon-reload keeps the device rules");
+    }
 
     // What containerd's shim does with SystemdCgroup = true: the flag on every verb.
     let (out, err, ok) = sd.rt(&["list"]);

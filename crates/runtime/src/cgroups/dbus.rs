@@ -47,6 +47,8 @@ pub(crate) enum Value {
     U64(u64),
     Bytes(Vec<u8>),
     U32s(Vec<u32>),
+    /// `a(ss)`: e.g. DeviceAllow's (device, access) pairs.
+    Pairs(Vec<(String, String)>),
     /// `a(sv)`: systemd's property lists.
     Props(Vec<(String, Value)>),
     /// `a(sa(sv))`: StartTransientUnit's auxiliary units (always empty here).
@@ -63,6 +65,7 @@ impl Value {
             Value::U64(_) => "t",
             Value::Bytes(_) => "ay",
             Value::U32s(_) => "au",
+            Value::Pairs(_) => "a(ss)",
             Value::Props(_) => "a(sv)",
             Value::AuxUnits => "a(sa(sv))",
         }
@@ -122,6 +125,13 @@ impl Writer {
             }
             Value::Bytes(b) => self.array(1, |w| w.buf.extend_from_slice(b)),
             Value::U32s(list) => self.array(4, |w| list.iter().for_each(|n| w.u32(*n))),
+            Value::Pairs(pairs) => self.array(8, |w| {
+                for (a, b) in pairs {
+                    w.pad(8);
+                    w.str(a);
+                    w.str(b);
+                }
+            }),
             Value::Props(props) => self.array(8, |w| {
                 for (name, v) in props {
                     w.pad(8);

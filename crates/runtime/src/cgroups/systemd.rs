@@ -12,7 +12,10 @@
 //! `CPUShares`, `CPUQuotaPerSecUSec`, `TasksMax`, set with
 //! `SetUnitProperties`), so a `daemon-reload` does not undo them; everything
 //! is then also written through the cgroupfs driver (v1, hybrid or v2) on the
-//! scope's directories, as runc does. v1 hierarchies systemd does not manage
+//! scope's directories, as runc does. Device rules go to systemd as
+//! `DevicePolicy=strict` + `DeviceAllow` when they are an allow list (the
+//! OCI default): without that, systemd re-realizing the unit (a
+//! `daemon-reload`) writes "a *:* rwm" over them on v1. v1 hierarchies systemd does not manage
 //! (cpuset, freezer, net_cls, hugetlb, …) get the same path made by us.
 //! Nothing here touches D-Bus except `create`, `update` and `delete`.
 
@@ -200,6 +203,68 @@ fn cpu_mask(list: &str) -> Option<Vec<u8>> {
     Some(mask)
 }
 
+/// Device rules in systemd's terms: `DevicePolicy=strict` and one
+/// `DeviceAllow` per allowed device; `None` when they are not an allow list
+/// on a deny-all default (systemd cannot say "all but these").
+fn device_props(rules: &[super::devfilter::Rule]) -> Option<Vec<(String, Value)>> {
+    // Replay the rules as v1 does: a rule on everything resets the default.
+    let (mut default_allow, mut allowed): (bool, Vec<String>) = (true, vec![]);
+    for r in rules {
+        let line = r.v1_line();
+        let (dev, _) = line.rsplit_once(' ')?;
+        if dev == "a *:*" && r.access == 7 {
+            default_allow = r.allow;
+            allowed.clear();
+        } else if r.allow && !default_allow {
+            allowed.push(line);
+        } else if !r.allow && !default_allow {
+            // Withdrawing an earlier allow of exactly this device is fine.
+            allowed.retain(|l| !l.starts_with(&format!("{dev} ")));
+        } else {
+            return None;
+        }
+    }
+    if default_allow {
+        return None;
+    }
+    let names = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    let mut allow = vec![];
+    for line in allowed {
+        let mut it = line.split([' ', ':']);
+        let (typ, major, minor, acc) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        let kind = match typ {
+            "c" => "char",
+            "b" => "block",
+            _ => return None,
+        };
+        let dev = match (major, minor) {
+            ("*", _) => format!("{kind}-*"),
+            (m, "*") => match device_group(&names, kind, m) {
+                Some(name) => format!("{kind}-{name}"),
+                // No name for the major: systemd cannot allow it; the
+                // cgroupfs rule still does until systemd re-applies its own.
+                None => continue,
+            },
+            (m, n) => format!("/dev/{kind}/{m}:{n}"),
+        };
+        allow.push((dev, acc.to_string()));
+    }
+    Some(vec![
+        ("DevicePolicy".to_string(), Value::Str("strict".into())),
+        ("DeviceAllow".to_string(), Value::Pairs(allow)),
+    ])
+}
+
+/// The /proc/devices name of a major number ("136" → "pts").
+fn device_group(proc_devices: &str, kind: &str, major: &str) -> Option<String> {
+    let header = if kind == "char" { "Character devices:" } else { "Block devices:" };
+    let section = proc_devices.split(header).nth(1)?.split("\n\n").next()?;
+    section.lines().find_map(|l| {
+        let (m, name) = l.trim().split_once(' ')?;
+        (m == major).then(|| name.trim().to_string())
+    })
+}
+
 impl Systemd {
     pub(super) fn from_record(rec: CgroupRecord) -> Self {
         let unit = rec.systemd.clone().expect("a systemd record");
@@ -300,7 +365,18 @@ impl CgroupManager for Systemd {
     }
 
     fn apply(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
-        let props = resource_props(self.rec.mode, r);
+        let mut props = resource_props(self.rec.mode, r);
+        let rules = super::devfilter::rules(r, devices)?;
+        if !rules.is_empty() {
+            match device_props(&rules) {
+                Some(p) => props.extend(p),
+                None => crate::log::warn(&format!(
+                    "{}: device rules are not an allow list; systemd is not told of them, and re-applying \
+                     its own policy (daemon-reload) would lift them",
+                    self.unit.unit
+                )),
+            }
+        }
         if !props.is_empty() {
             let unit = &self.unit.unit;
             let args = [Value::Str(unit.clone()), Value::Bool(true), Value::Props(props)];
@@ -374,6 +450,21 @@ mod tests {
     }
 
     #[test]
+    fn device_allow_list_becomes_strict_policy() {
+        let r: LinuxResources = serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+        let props = device_props(&crate::cgroups::devfilter::rules(&r, &[]).unwrap()).unwrap();
+        assert_eq!(props[0], ("DevicePolicy".into(), Value::Str("strict".into())));
+        let Value::Pairs(allow) = &props[1].1 else { panic!("{props:?}") };
+        assert!(allow.contains(&("char-*".into(), "m".into())), "{allow:?}");
+        assert!(allow.contains(&("/dev/char/1:3".into(), "rwm".into())), "{allow:?}");
+        // Default allow with exceptions cannot be said to systemd.
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#)
+                .unwrap();
+        assert!(device_props(&crate::cgroups::devfilter::rules(&r, &[]).unwrap()).is_none());
+    }
+
+    #[test]
     fn translates_limits_per_cgroup_version() {
         let r: LinuxResources = serde_json::from_str(
             r#"{"memory":{"limit":67108864},"cpu":{"shares":1024,"quota":12345,"period":100000},"pids":{"limit":20}}"#,
@@ -385,6 +476,11 @@ mod tests {
         assert!(v2.contains(&("CPUQuotaPerSecUSec".into(), Value::U64(130_000))));
         assert!(v2.contains(&("TasksMax".into(), Value::U64(20))));
         assert_eq!(cpu_mask("0-2,9"), Some(vec![0b111, 0b10]));
+        assert_eq!(
+            device_group("Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  7 loop\n", "char", "136")
+                .as_deref(),
+            Some("pts")
+        );
         assert_eq!(cpu_mask("x"), None);
         let v1 = resource_props(Mode::Hybrid, &r);
         assert!(v1.contains(&("MemoryLimit".into(), Value::U64(64 << 20))));
