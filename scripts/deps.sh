@@ -11,7 +11,7 @@ pkgs=(
   docker-registry buildah podman containerd conmon
   libseccomp-dev pkg-config gcc libc6-dev
   iproute2 util-linux hyperfine time
-  systemd  # booted as PID 1 in a test container by crates/runtime/tests/systemd_cgroup.rs
+  systemd dbus  # systemd as PID 1 (and its system bus) in crates/runtime/tests/systemd_cgroup.rs
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -63,6 +63,17 @@ exec env -i container=wharf SYSTEMD_UNIT_PATH=/run/wharf-units: \
 /// (else the command would sit outside the namespace's tree).
 const ENTER: &str = r#"for f in /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/cgroup.procs; do [ -f "$f" ] && echo $$ > "$f"; done; exec "$@""#;
 
+/// The system bus in the box: dbus-daemon as systemd's dbus.service, without
+/// the default dependencies (they would pull in all of sysinit.target).
+const DBUS_UP: &str = r#"set -e
+printf '[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n' > /run/wharf-units/dbus.socket
+printf '[Unit]\nDefaultDependencies=no\nRequires=dbus.socket\n[Service]\nType=notify\nNotifyAccess=main\nExecStart=/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only\n' > /run/wharf-units/dbus.service
+systemctl daemon-reload
+systemctl start dbus.socket dbus.service
+for i in $(seq 100); do busctl --system status org.freedesktop.systemd1 >/dev/null 2>&1 && exit 0; sleep 0.05; done
+echo 'systemd did not join the system bus' >&2; exit 1
+"#;
+
 /// systemd as PID 1 of a container of our own.
 struct SystemdBox {
     child: Child,
@@ -325,6 +336,23 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
     assert!(ids.is_empty(), "state left: {ids:?}");
     let units = sd.sh("systemctl list-units --all --no-legend 'wharf-*.scope'").0;
     assert!(units.trim().is_empty(), "units left: {units}");
+
+    // Not root's private socket but the system bus (dbus-daemon, started
+    // by this systemd): Hello, a match rule for JobRemoved, destinations.
+    let (_, err, ok) = sd.sh(DBUS_UP);
+    assert!(ok, "dbus-daemon in the box: {err}");
+    let id3 = format!("{id}-bus");
+    let mut cfg = lab.config(&["sleep", "1000"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("system.slice:wharf:{id3}"));
+    let b = bundle(&lab, "bus", &cfg);
+    let rt = format!("{BIN} --systemd-cgroup --root /run/wharf-test/state");
+    let line = format!(
+        "unshare -m sh -c 'mount --bind /dev/null /run/systemd/private && {rt} run -d --bundle {b} {id3} && \
+         systemctl show -p ActiveState --value wharf-{id3}.scope && {rt} delete -f {id3}'"
+    );
+    let (out, err, ok) = sd.sh(&line);
+    assert!(ok && out.trim() == "active", "over the system bus: {out} {err}");
+    assert!(matches!(sd.unit_prop(&format!("wharf-{id3}.scope"), "LoadState").as_str(), "not-found" | ""));
 
     let cgroup = sd.cgroup.clone();
     drop(sd);
