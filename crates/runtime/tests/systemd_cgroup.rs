@@ -15,7 +15,8 @@ use common::*;
 use serde_json::json;
 
 /// Makes the subtree, moves itself in, then unshares: the cgroup namespace's
-/// root is that subtree. $1: subtree name, $2: the script below, $3: work dir.
+/// root is that subtree. $1: subtree name, $2: the script below, $3: work
+/// dir, $4: "host" (the host's hierarchies) or "unified" (cgroup2 only).
 const OUTER: &str = r#"
 set -eu
 for d in /sys/fs/cgroup/*/; do
@@ -24,7 +25,7 @@ for d in /sys/fs/cgroup/*/; do
   if [ -f "$d/cpuset.cpus" ]; then cat "$d/cpuset.cpus" > "$d/$1/cpuset.cpus"; cat "$d/cpuset.mems" > "$d/$1/cpuset.mems"; fi
   echo $$ > "$d/$1/cgroup.procs"
 done
-exec unshare --pid --mount --cgroup --fork --kill-child /bin/bash -c "$2" inner "$3"
+exec unshare --pid --mount --cgroup --fork --kill-child /bin/bash -c "$2" inner "$3" "$4"
 "#;
 
 /// PID 1 of the new pid namespace: builds the root and execs systemd.
@@ -42,6 +43,9 @@ mount --bind "$work" "$R/run/wharf-test"
 umount -l "$R/proc"
 mount -t proc proc "$R/proc"
 umount -l "$R/sys/fs/cgroup"
+if [ "$2" = unified ]; then
+  mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
+else
 mount -t tmpfs -o mode=755 cgroup "$R/sys/fs/cgroup"
 # The same hierarchies as the host's, seen from our cgroup namespace.
 awk '$3=="cgroup2"{print $2, "-"} $3=="cgroup"{n=split($4,o,","); c=""; for(i=1;i<=n;i++) if(o[i]!="rw"&&o[i]!="relatime") c=c (c?",":"") o[i]; print $2, c}' /proc/self/mounts |
@@ -50,6 +54,7 @@ while read -r mp opts; do
   mkdir -p "$R$mp"
   if [ "$opts" = - ]; then mount -t cgroup2 cgroup2 "$R$mp"; else mount -t cgroup -o "$opts" cgroup "$R$mp"; fi
 done
+fi
 mkdir "$R/run/wharf-units"
 printf '[Unit]\nDescription=wharf test target\nDefaultDependencies=no\n' > "$R/run/wharf-units/wharf-test.target"
 cd "$R"
@@ -87,12 +92,13 @@ struct SystemdBox {
 }
 
 impl SystemdBox {
-    fn boot(work: &Path) -> SystemdBox {
-        let cgroup = format!("wharf-sdtest-{}", std::process::id());
+    fn boot(work: &Path, layout: &str) -> SystemdBox {
+        let cgroup = format!("wharf-sdtest-{}-{layout}", std::process::id());
         let log = std::fs::File::create(work.join("systemd.log")).unwrap();
         let mut cmd = Command::new("/bin/bash");
         cmd.args(["-c", OUTER, "outer", &cgroup, INNER])
             .arg(work)
+            .arg(layout)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -231,7 +237,7 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
         "this test boots Debian's systemd: apt-get install systemd (scripts/deps.sh)"
     );
     let lab = Lab::new("systemd");
-    let sd = SystemdBox::boot(lab.dir.path());
+    let sd = SystemdBox::boot(lab.dir.path(), "host");
     let id = format!("sd{}", std::process::id());
     let unit = format!("wharf-{id}.scope");
     let mut cfg = lab.config(&["sleep", "1000"]);
@@ -359,6 +365,40 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
     assert!(remove_tree(&cgroup).is_empty(), "the box's cgroups are removed");
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mi.contains(lab.dir.path().to_str().unwrap()), "mounts leaked");
+}
+
+/// systemd on a pure cgroup2 hierarchy (this host's v2 mount, which holds
+/// only hugetlb: the scope, placement, leaving and removal are what is
+/// checked, not limits).
+#[test]
+fn systemd_driver_on_a_unified_hierarchy() {
+    if !privileged("systemd_driver_on_a_unified_hierarchy") {
+        return;
+    }
+    let lab = Lab::new("systemd-v2");
+    let sd = SystemdBox::boot(lab.dir.path(), "unified");
+    assert!(sd.sh("test -f /sys/fs/cgroup/cgroup.controllers").2, "the box has a unified hierarchy");
+    let id = format!("sd{}-v2", std::process::id());
+    let unit = format!("wharf-{id}.scope");
+    let mut cfg = lab.config(&["sleep", "1000"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("machine.slice:wharf:{id}"));
+    let b = bundle(&lab, "v2", &cfg);
+    let (_, err, ok) = sd.rt(&["run", "-d", "--bundle", &b, &id]);
+    assert!(ok, "run -d: {err}");
+    assert_eq!(sd.unit_prop(&unit, "ControlGroup"), format!("/machine.slice/{unit}"));
+    let state: serde_json::Value = serde_json::from_str(&sd.rt(&["state", &id]).0).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let procs = sd.sh(&format!("cat /sys/fs/cgroup/machine.slice/{unit}/cgroup.procs")).0;
+    assert_eq!(procs.trim(), pid.to_string(), "only the container in the scope");
+    let (_, err, ok) = sd.rt(&["pause", &id]);
+    assert!(ok && sd.rt(&["state", &id]).0.contains("\"paused\""), "pause (cgroup.freeze): {err}");
+    let (_, err, ok) = sd.rt(&["delete", "-f", &id]);
+    assert!(ok, "delete -f: {err}");
+    assert!(matches!(sd.unit_prop(&unit, "LoadState").as_str(), "not-found" | ""));
+    assert!(!sd.sh(&format!("test -e /sys/fs/cgroup/machine.slice/{unit}")).2, "scope directory removed");
+    let cgroup = sd.cgroup.clone();
+    drop(sd);
+    assert!(remove_tree(&cgroup).is_empty(), "the box's cgroups are removed");
 }
 
 #[test]
