@@ -287,6 +287,11 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
     // What containerd's shim does with SystemdCgroup = true: the flag on every verb.
     let (out, err, ok) = sd.rt(&["list"]);
     assert!(ok && out.contains(&id), "list: {out} {err}");
+    // Regression: exec stayed out of the scope in name=systemd (systemd's own).
+    // exec joins the scope in every hierarchy, systemd's own included: the
+    // container's cgroup namespace root is the scope, so each path is "/".
+    let (out, err, ok) = sd.rt(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert!(ok && out.lines().all(|l| l.ends_with(":/")), "exec in the scope: {out} {err}");
     let (out, err, ok) = sd.rt(&["ps", &id]);
     assert!(ok && out.contains("sleep"), "ps: {out} {err}");
     let upd = lab.dir.path().join("update.json");

@@ -420,8 +420,18 @@ impl CgroupManager for Systemd {
         &self.rec
     }
 
+    /// The cgroupfs placement, plus systemd's own v1 hierarchy on v1 and
+    /// hybrid hosts, which it tracks the scope's processes by (init is born
+    /// there; `exec` must join it).
     fn placement(&self) -> Result<super::Placement> {
-        self.inner.placement()
+        let mut p = self.inner.placement()?;
+        if let Some(mnt) = mount_of("name=systemd") {
+            let dir = mnt.join(self.scope_rel());
+            if dir.is_dir() {
+                p.v1_tasks.push(dir.join("tasks"));
+            }
+        }
+        Ok(p)
     }
 
     fn leave(&self) -> Result<()> {
