@@ -284,6 +284,13 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
         assert_eq!(before, after, "daemon-reload keeps the device rules");
     }
 
+    // A second container asking for the same unit: refused, and the first
+    // one's scope untouched (a failed create must not stop a unit it did not make).
+    let (_, err, ok) = sd.rt(&["run", "-d", "--bundle", &b, &format!("{id}-dup")]);
+    assert!(!ok && err.contains("UnitExists"), "same cgroupsPath twice: {err}");
+    assert_eq!(sd.unit_prop(&unit, "ActiveState"), "active", "the first scope survives");
+    assert!(!lab.dir.path().join("state").join(format!("{id}-dup")).exists());
+
     // What containerd's shim does with SystemdCgroup = true: the flag on every verb.
     let (out, err, ok) = sd.rt(&["list"]);
     assert!(ok && out.contains(&id), "list: {out} {err}");

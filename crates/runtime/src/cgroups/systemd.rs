@@ -15,8 +15,9 @@
 //! scope's directories, as runc does. Device rules go to systemd as
 //! `DevicePolicy=strict` + `DeviceAllow` when they are an allow list (the
 //! OCI default): without that, systemd re-realizing the unit (a
-//! `daemon-reload`) writes "a *:* rwm" over them on v1. v1 hierarchies systemd does not manage
-//! (cpuset, freezer, net_cls, hugetlb, …) get the same path made by us.
+//! `daemon-reload`) writes "a *:* rwm" over them on v1. v1 hierarchies
+//! systemd does not manage (cpuset, freezer, net_cls, hugetlb, …) get the
+//! same path made by us.
 //! Nothing here touches D-Bus except `create`, `update` and `delete`.
 
 use std::cell::RefCell;
@@ -124,14 +125,13 @@ fn mount_of(ctrls: &str) -> Option<PathBuf> {
     Some(m.mount_point.clone())
 }
 
-fn start_unit(conn: &mut Conn, unit: &str, props: Vec<(String, Value)>) -> Result<()> {
+/// Starts the unit; `Err` when systemd refused (nothing was made), else
+/// the job's result ("done" when the scope runs).
+fn start_unit(conn: &mut Conn, unit: &str, props: Vec<(String, Value)>) -> Result<String> {
     let args = [Value::Str(unit.into()), Value::Str("replace".into()), Value::Props(props), Value::AuxUnits];
     let reply = conn.call(SYSTEMD, "StartTransientUnit", &args)?;
     let job = reply.first_str().ok_or_else(|| Error::Systemd("StartTransientUnit: no job in the reply".into()))?;
-    match conn.wait_job(&job)?.as_str() {
-        "done" => Ok(()),
-        r => Err(Error::Systemd(format!("starting {unit}: job {r}"))),
-    }
+    conn.wait_job(&job)
 }
 
 /// Stops the unit and forgets a failed state; a unit already gone is fine.
@@ -293,9 +293,17 @@ impl Systemd {
         for a in ["MemoryAccounting", "CPUAccounting", "TasksAccounting", io] {
             props.push((a.to_string(), Value::Bool(true)));
         }
-        start_unit(&mut conn, &unit, props)?;
+        // Refused (say, a unit of that name exists): nothing to undo.
+        let result = start_unit(&mut conn, &unit, props)?;
         let unit = SystemdUnit { unit, slice, home };
         let mut rec = CgroupRecord { mode, paths: vec![], created: vec![], systemd: Some(unit.clone()) };
+        if result != "done" {
+            // The job may have failed after systemd moved us in.
+            let s = Systemd::from_record(rec);
+            let _ = s.go_home();
+            let _ = stop_unit(&mut conn, &unit.unit);
+            return Err(Error::Systemd(format!("starting {}: job {result}", unit.unit)));
+        }
         let made = scope_dirs(mode, &rel, &mut rec);
         let s = Systemd::from_record(rec);
         *s.conn.borrow_mut() = Some(conn);
