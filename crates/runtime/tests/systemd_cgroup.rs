@@ -16,7 +16,8 @@ use serde_json::json;
 
 /// Makes the subtree, moves itself in, then unshares: the cgroup namespace's
 /// root is that subtree. $1: subtree name, $2: the script below, $3: work
-/// dir, $4: "host" (the host's hierarchies) or "unified" (cgroup2 only).
+/// dir, $4: "host" (the host's hierarchies), "legacy" (its v1 ones alone)
+/// or "unified" (cgroup2 alone).
 const OUTER: &str = r#"
 set -eu
 for d in /sys/fs/cgroup/*/; do
@@ -51,6 +52,7 @@ mount -t tmpfs -o mode=755 cgroup "$R/sys/fs/cgroup"
 awk '$3=="cgroup2"{print $2, "-"} $3=="cgroup"{n=split($4,o,","); c=""; for(i=1;i<=n;i++) if(o[i]!="rw"&&o[i]!="relatime") c=c (c?",":"") o[i]; print $2, c}' /proc/self/mounts |
 while read -r mp opts; do
   case $mp in /sys/fs/cgroup/*) ;; *) continue ;; esac
+  if [ "$opts" = - ] && [ "$2" = legacy ]; then continue; fi
   mkdir -p "$R$mp"
   if [ "$opts" = - ]; then mount -t cgroup2 cgroup2 "$R$mp"; else mount -t cgroup -o "$opts" cgroup "$R$mp"; fi
 done
@@ -60,7 +62,10 @@ printf '[Unit]\nDescription=wharf test target\nDefaultDependencies=no\n' > "$R/r
 cd "$R"
 pivot_root . .
 umount -l .
-exec env -i container=wharf SYSTEMD_UNIT_PATH=/run/wharf-units: \
+# Legacy: else systemd mounts a cgroup2 on /sys/fs/cgroup/unified itself.
+cmdline=
+if [ "$2" = legacy ]; then cmdline="systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1"; fi
+exec env -i container=wharf SYSTEMD_UNIT_PATH=/run/wharf-units: SYSTEMD_PROC_CMDLINE="$cmdline" \
   PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd --unit=wharf-test.target
 "#;
 
@@ -384,30 +389,47 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
 /// checked, not limits).
 #[test]
 fn systemd_driver_on_a_unified_hierarchy() {
-    if !privileged("systemd_driver_on_a_unified_hierarchy") {
-        return;
+    if privileged("systemd_driver_on_a_unified_hierarchy") {
+        scope_cycle("unified", "/sys/fs/cgroup", "cgroup.freeze");
     }
-    let lab = Lab::new("systemd-v2");
-    let sd = SystemdBox::boot(lab.dir.path(), "unified");
-    assert!(sd.sh("test -f /sys/fs/cgroup/cgroup.controllers").2, "the box has a unified hierarchy");
-    let id = format!("sd{}-v2", std::process::id());
+}
+
+/// systemd on v1 hierarchies alone (its legacy mode).
+#[test]
+fn systemd_driver_on_v1_hierarchies_alone() {
+    if privileged("systemd_driver_on_v1_hierarchies_alone") {
+        scope_cycle("legacy", "/sys/fs/cgroup/pids", "freezer");
+    }
+}
+
+/// One container through create, pause and delete in a box whose cgroups
+/// are laid out as `layout`; `procs_root` is where the scope's process
+/// list is looked for.
+fn scope_cycle(layout: &str, procs_root: &str, freezer: &str) {
+    let lab = Lab::new(&format!("systemd-{layout}"));
+    let sd = SystemdBox::boot(lab.dir.path(), layout);
+    let v2 = sd.sh("test -f /sys/fs/cgroup/cgroup.controllers").2;
+    let unified = sd.sh("test -e /sys/fs/cgroup/unified").2;
+    assert_eq!((v2, unified), (layout == "unified", false), "the box's cgroup layout is {layout}");
+    let id = format!("sd{}-{layout}", std::process::id());
     let unit = format!("wharf-{id}.scope");
     let mut cfg = lab.config(&["sleep", "1000"]);
     cfg["linux"]["cgroupsPath"] = json!(format!("machine.slice:wharf:{id}"));
-    let b = bundle(&lab, "v2", &cfg);
+    let b = bundle(&lab, layout, &cfg);
     let (_, err, ok) = sd.rt(&["run", "-d", "--bundle", &b, &id]);
     assert!(ok, "run -d: {err}");
     assert_eq!(sd.unit_prop(&unit, "ControlGroup"), format!("/machine.slice/{unit}"));
     let state: serde_json::Value = serde_json::from_str(&sd.rt(&["state", &id]).0).unwrap();
     let pid = state["pid"].as_i64().unwrap();
-    let procs = sd.sh(&format!("cat /sys/fs/cgroup/machine.slice/{unit}/cgroup.procs")).0;
+    let procs = sd.sh(&format!("cat {procs_root}/machine.slice/{unit}/cgroup.procs")).0;
     assert_eq!(procs.trim(), pid.to_string(), "only the container in the scope");
     let (_, err, ok) = sd.rt(&["pause", &id]);
-    assert!(ok && sd.rt(&["state", &id]).0.contains("\"paused\""), "pause (cgroup.freeze): {err}");
+    assert!(ok && sd.rt(&["state", &id]).0.contains("\"paused\""), "pause ({freezer}): {err}");
     let (_, err, ok) = sd.rt(&["delete", "-f", &id]);
     assert!(ok, "delete -f: {err}");
     assert!(matches!(sd.unit_prop(&unit, "LoadState").as_str(), "not-found" | ""));
-    assert!(!sd.sh(&format!("test -e /sys/fs/cgroup/machine.slice/{unit}")).2, "scope directory removed");
+    let left = sd.sh(&format!("find /sys/fs/cgroup -name {unit}")).0;
+    assert!(left.trim().is_empty(), "scope directories left: {left}");
     let cgroup = sd.cgroup.clone();
     drop(sd);
     assert!(remove_tree(&cgroup).is_empty(), "the box's cgroups are removed");
