@@ -36,8 +36,8 @@ cleanup() {
   [ -n "$SDPID" ] && kill -9 "$SDPID" 2>/dev/null || true
   sleep 0.5
   for _ in 1 2 3 4 5; do
-    find /sys/fs/cgroup/*/"$CG" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    ls -d /sys/fs/cgroup/*/"$CG" >/dev/null 2>&1 || break
+    find /sys/fs/cgroup/*/"$CG" /sys/fs/cgroup/"$CG" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    ls -d /sys/fs/cgroup/*/"$CG" /sys/fs/cgroup/"$CG" >/dev/null 2>&1 || break
     sleep 0.3
   done
 }
@@ -51,13 +51,17 @@ mkdir -p "$R"; mount --rbind / "$R"; mount -o remount,bind,ro "$R"
 for t in run tmp var/tmp var/lib/systemd var/log; do mount -t tmpfs -o mode=755 tmpfs "$R/$t"; done
 mkdir "$R/run/wharf-test"; mount --bind "$work/share" "$R/run/wharf-test"
 umount -l "$R/proc"; mount -t proc proc "$R/proc"
-umount -l "$R/sys/fs/cgroup"; mount -t tmpfs -o mode=755 cgroup "$R/sys/fs/cgroup"
+v2=; [ -f /sys/fs/cgroup/cgroup.controllers ] && v2=1
+umount -l "$R/sys/fs/cgroup"
+if [ -n "$v2" ]; then mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"; else
+mount -t tmpfs -o mode=755 cgroup "$R/sys/fs/cgroup"
 awk '$3=="cgroup2"{print $2, "-"} $3=="cgroup"{n=split($4,o,","); c=""; for(i=1;i<=n;i++) if(o[i]!="rw"&&o[i]!="relatime") c=c (c?",":"") o[i]; print $2, c}' /proc/self/mounts |
 while read -r mp opts; do
   case $mp in /sys/fs/cgroup/*) ;; *) continue ;; esac
   mkdir -p "$R$mp"
   if [ "$opts" = - ]; then mount -t cgroup2 cgroup2 "$R$mp"; else mount -t cgroup -o "$opts" cgroup "$R$mp"; fi
 done
+fi
 U=$R/run/wharf-units; mkdir "$U"
 printf '[Unit]\nDefaultDependencies=no\nWants=dbus.socket dbus.service\n' > "$U/wharf-bench.target"
 printf '[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n' > "$U/dbus.socket"
@@ -68,7 +72,9 @@ exec env -i container=wharf SYSTEMD_UNIT_PATH=/run/wharf-units: PATH=/usr/sbin:/
 EOF
 # Into our subtree first, so that it becomes the cgroup namespace's root.
 setsid bash -c '
-  for d in /sys/fs/cgroup/*/; do
+  dirs=/sys/fs/cgroup/*/
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then dirs=/sys/fs/cgroup/; fi
+  for d in $dirs; do
     d=${d%/}; mkdir "$d/$1"
     if [ -f "$d/cpuset.cpus" ]; then cat "$d/cpuset.cpus" > "$d/$1/cpuset.cpus"; cat "$d/cpuset.mems" > "$d/$1/cpuset.mems"; fi
     echo $$ > "$d/$1/cgroup.procs"
