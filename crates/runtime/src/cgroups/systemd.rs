@@ -6,7 +6,7 @@
 //! scope must hold a process from its start, and the container's does not
 //! exist yet; so the runtime puts *itself* in (`PIDs=[our pid]`), forks the
 //! container's processes there (they are born in the scope: no cgroup move),
-//! and then [`Systemd::leave`]s back to where it was.
+//! and then leaves (`CgroupManager::leave`) back to where it was.
 //!
 //! systemd knows the limits too (`MemoryMax`/`MemoryLimit`, `CPUWeight`/
 //! `CPUShares`, `CPUQuotaPerSecUSec`, `TasksMax`, set with
