@@ -299,6 +299,18 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
     assert_eq!(sd.unit_prop(&unit, "ActiveState"), "active", "the first scope survives");
     assert!(!lab.dir.path().join("state").join(format!("{id}-dup")).exists());
 
+    // `run` in the foreground: the container sees its pids limit; run's
+    // own delete removes the unit too.
+    let id2 = format!("{id}-fg");
+    let mut cfg =
+        lab.config(&["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!(":wharf:{id2}"));
+    cfg["linux"]["resources"]["pids"] = json!({"limit": 7});
+    let b = bundle(&lab, "fg", &cfg);
+    let (out, err, ok) = sd.rt(&["run", "--bundle", &b, &id2]);
+    assert!(ok && out.trim() == "7", "foreground run: {out} {err}");
+    assert!(matches!(sd.unit_prop(&format!("wharf-{id2}.scope"), "LoadState").as_str(), "not-found" | ""));
+
     // What containerd's shim does with SystemdCgroup = true: the flag on every verb.
     let (out, err, ok) = sd.rt(&["list"]);
     assert!(ok && out.contains(&id), "list: {out} {err}");
@@ -322,6 +334,13 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
     assert!(ok, "resume: {err}");
     let (out, err, ok) = sd.rt(&["events", "--stats", &id]);
     assert!(ok && out.contains("\"pids_limit\":10"), "events --stats: {out} {err}");
+    // A neighbour in the same slice, alive while the first one is deleted.
+    let id2 = format!("{id}-nb");
+    let mut cfg2 = lab.config(&["sleep", "1000"]);
+    cfg2["linux"]["cgroupsPath"] = json!(format!("system.slice:wharf:{id2}"));
+    let b2 = bundle(&lab, "neighbour", &cfg2);
+    let (_, err, ok) = sd.rt(&["run", "-d", "--bundle", &b2, &id2]);
+    assert!(ok, "neighbour: {err}");
     let (_, err, ok) = sd.rt(&["kill", "--all", &id, "KILL"]);
     assert!(ok, "kill --all: {err}");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -329,27 +348,19 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
         assert!(Instant::now() < deadline, "container did not stop after kill --all");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Regression: this failed (EBUSY) on the system.slice directories it made
+    // in cpuset/freezer/cpuacct, which still held the neighbour's scope.
     let (_, err, ok) = sd.rt(&["delete", &id]);
     assert!(ok, "delete: {err}");
+    let (_, err, ok) = sd.rt(&["delete", "-f", &id2]);
+    assert!(ok, "delete the neighbour: {err}");
     assert!(
         matches!(sd.unit_prop(&unit, "LoadState").as_str(), "not-found" | ""),
         "the unit is gone: {}",
         sd.sh(&format!("systemctl status {unit}")).0
     );
-    let left = sd.sh(&format!("find /sys/fs/cgroup -name {unit}")).0;
+    let left = sd.sh(&format!("find /sys/fs/cgroup -name {unit} -o -name wharf-{id2}.scope")).0;
     assert!(left.trim().is_empty(), "scope directories left: {left}");
-
-    // `run` in the foreground: the container sees its pids limit; run's
-    // own delete removes the unit too.
-    let id2 = format!("{id}-fg");
-    let mut cfg =
-        lab.config(&["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"]);
-    cfg["linux"]["cgroupsPath"] = json!(format!(":wharf:{id2}"));
-    cfg["linux"]["resources"]["pids"] = json!({"limit": 7});
-    let b = bundle(&lab, "fg", &cfg);
-    let (out, err, ok) = sd.rt(&["run", "--bundle", &b, &id2]);
-    assert!(ok && out.trim() == "7", "foreground run: {out} {err}");
-    assert!(matches!(sd.unit_prop(&format!("wharf-{id2}.scope"), "LoadState").as_str(), "not-found" | ""));
 
     // cgroupsPath not in systemd's form: a clear error, nothing left.
     let mut cfg = lab.config(&["true"]);

@@ -255,12 +255,14 @@ fn kill_and_remove(procs_dirs: &[&Path], created: &[PathBuf]) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     for d in created.iter().rev() {
-        rmdir_retry(d)?;
+        // A parent (not one of the container's own directories) may be
+        // shared with another container.
+        rmdir_retry(d, !procs_dirs.contains(&d.as_path()))?;
     }
     Ok(())
 }
 
-fn rmdir_retry(d: &Path) -> Result<()> {
+fn rmdir_retry(d: &Path, shared: bool) -> Result<()> {
     // Exiting tasks can keep a cgroup busy for a moment after they are reaped.
     for _ in 0..100 {
         match fs::remove_dir(d) {
@@ -268,7 +270,7 @@ fn rmdir_retry(d: &Path) -> Result<()> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             // cgroupfs says EBUSY, not ENOTEMPTY, for a parent that still
             // has children (another container's, in a shared slice).
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && has_child_dir(d) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && shared && has_child_dir(d) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(5)),
             // A parent shared with another container.
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => return Ok(()),

@@ -419,7 +419,7 @@ impl CgroupManager for Systemd {
             crate::log::warn(&format!("stop {}: {e}", self.unit.unit));
         }
         for (_, dir) in &self.rec.paths {
-            super::rmdir_retry(dir)?;
+            super::rmdir_retry(dir, false)?;
         }
         killed
     }
