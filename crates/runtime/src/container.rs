@@ -35,6 +35,8 @@ pub struct CreateOptions {
     /// Descriptors for the process's stdin, stdout and stderr; `None`: it
     /// inherits the caller's (as `runc run` does). Ignored with a terminal.
     pub stdio: Option<[std::os::fd::RawFd; 3]>,
+    /// Make the cgroup a systemd scope unit (`--systemd-cgroup`).
+    pub systemd_cgroup: bool,
 }
 
 impl Default for CreateOptions {
@@ -48,6 +50,7 @@ impl Default for CreateOptions {
             exec_fifo: true,
             hold_until_start: true,
             stdio: None,
+            systemd_cgroup: false,
         }
     }
 }

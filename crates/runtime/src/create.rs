@@ -77,7 +77,7 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     let (seccomp, caps) = privileges(store, &b)?;
     let dir = store.claim(id)?;
     let mut cleanup = Cleanup { store, id, cgroup: None, pids: vec![], armed: true };
-    let cg = cgroups::create(linux.cgroups_path().as_deref(), id)?;
+    let cg = cgroups::create(linux.cgroups_path().as_deref(), id, opts.systemd_cgroup)?;
     cleanup.cgroup = Some(cg.record().clone());
     if let Some(r) = linux.resources() {
         cg.apply(r, linux.devices().as_deref().unwrap_or_default())?;
@@ -123,6 +123,7 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     drop(child_end);
     drop(console);
     cleanup.pids.push(mid.max(init_pid));
+    cg.leave()?;
     let mut rec = new_record(id, &b, init_pid, cg.record(), &ns, opts);
     drop(placement);
     drive_setup(store, &b, &linux, &parent_end, mid, &mut rec, &mut cleanup.pids)?;

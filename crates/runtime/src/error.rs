@@ -44,6 +44,8 @@ pub enum Error {
     Init(String),
     #[error("{0} is not supported")]
     Unsupported(String),
+    #[error("systemd cgroup driver: {0}")]
+    Systemd(String),
 }
 
 /// Broad classes of [`Error`] a caller can match on without caring about details.

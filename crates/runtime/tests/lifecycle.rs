@@ -270,9 +270,9 @@ fn features_and_spec_commands() {
     assert!(!lab.rt(&["spec", "--bundle", d.to_str().unwrap()]).status.success(), "spec must not overwrite");
     std::fs::remove_file(d.join("config.json")).unwrap();
     assert!(lab.rt(&["spec", "--rootless", "-b", d.to_str().unwrap()]).status.success());
+    // Accepted by every verb, as containerd's shim passes it (tests/systemd_cgroup.rs).
     let out = lab.rt(&["--systemd-cgroup", "list"]);
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("systemd"), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -1,11 +1,17 @@
-//! cgroup drivers behind one trait: v1 (also used on hybrid hosts) and v2.
+//! cgroup drivers behind one trait: v1 (also used on hybrid hosts), v2, and
+//! systemd (`--systemd-cgroup`: a transient scope whose directories the v1/v2
+//! code then fills in).
 //!
 //! Detection happens at run time from the filesystem type of /sys/fs/cgroup
 //! and /proc/self/mountinfo; nothing about the host is assumed.
 
+mod dbus;
 mod devfilter;
+mod systemd;
 mod v1;
 mod v2;
+
+pub use systemd::SystemdUnit;
 
 use std::fs;
 use std::io;
@@ -77,6 +83,11 @@ pub trait CgroupManager {
     fn record(&self) -> &CgroupRecord;
     /// How a forked process puts itself and its children into the cgroup.
     fn placement(&self) -> Result<Placement>;
+    /// Called once the container's first process exists: a driver that had
+    /// to put the runtime itself into the cgroup (systemd) takes it out.
+    fn leave(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Joining a cgroup cheaply. Moving *another* process into a cgroup takes the
@@ -130,18 +141,29 @@ pub struct CgroupRecord {
     pub paths: Vec<(String, PathBuf)>,
     /// Directories created by us, parents first; removed in reverse on delete.
     pub created: Vec<PathBuf>,
+    /// Set when the systemd driver made the cgroup (a scope unit); absent
+    /// in records of the cgroupfs drivers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdUnit>,
 }
 
 /// Opens the manager for a stored record.
 pub fn from_record(rec: CgroupRecord) -> Box<dyn CgroupManager> {
+    if rec.systemd.is_some() {
+        return Box::new(systemd::Systemd::from_record(rec));
+    }
     match rec.mode {
         Mode::V2 => Box::new(v2::V2::from_record(rec)),
         Mode::V1 | Mode::Hybrid => Box::new(v1::V1::from_record(rec)),
     }
 }
 
-/// Creates the cgroup directories for a new container.
-pub fn create(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn CgroupManager>> {
+/// Creates the cgroup directories for a new container; with `systemd`, as a
+/// transient scope unit of the running systemd.
+pub fn create(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Box<dyn CgroupManager>> {
+    if systemd {
+        return Ok(Box::new(systemd::Systemd::create(cgroups_path, id)?));
+    }
     let mode = detect();
     let rel = relative_path(cgroups_path, id, mode)?;
     match mode {
@@ -260,19 +282,22 @@ fn kill_and_remove(procs_dirs: &[&Path], created: &[PathBuf]) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     for d in created.iter().rev() {
-        rmdir_retry(d)?;
+        // A parent (not one of the container's own directories) may be
+        // shared with another container.
+        rmdir_retry(d, !procs_dirs.contains(&d.as_path()))?;
     }
     Ok(())
 }
 
-fn rmdir_retry(d: &Path) -> Result<()> {
+fn rmdir_retry(d: &Path, shared: bool) -> Result<()> {
     // Exiting tasks can keep a cgroup busy for a moment after they are reaped.
     for _ in 0..100 {
         match fs::remove_dir(d) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            // cgroup2 says EBUSY, not ENOTEMPTY, for a parent with children.
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && has_child_cgroup(d) => return Ok(()),
+            // cgroupfs says EBUSY, not ENOTEMPTY, for a parent that still
+            // has children (another container's, in a shared slice).
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && shared && has_child_dir(d) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(5)),
             // A parent shared with another container.
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => return Ok(()),
@@ -282,8 +307,8 @@ fn rmdir_retry(d: &Path) -> Result<()> {
     Err(Error::cgroup(d, io::Error::from_raw_os_error(libc::EBUSY)))
 }
 
-fn has_child_cgroup(d: &Path) -> bool {
-    fs::read_dir(d).into_iter().flatten().flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+fn has_child_dir(d: &Path) -> bool {
+    fs::read_dir(d).is_ok_and(|rd| rd.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
 }
 
 /// Device rules every container needs, as runc's default allow list.

@@ -52,7 +52,7 @@ impl V1 {
     }
 
     pub(super) fn create(mode: Mode, rel: &Path) -> Result<Self> {
-        let mut rec = CgroupRecord { mode, paths: vec![], created: vec![] };
+        let mut rec = CgroupRecord { mode, paths: vec![], created: vec![], systemd: None };
         let result = (|| {
             for (ctrl, mnt) in hierarchies()? {
                 let dir = super::mkdir_recorded(&mnt, rel, &mut rec.created)?;
@@ -87,7 +87,7 @@ impl V1 {
 
 /// A new v1 cpuset cgroup starts with empty cpus/mems and refuses tasks;
 /// copy the parent's values down every level we created.
-fn init_cpuset(mnt: &Path, rel: &Path) -> Result<()> {
+pub(super) fn init_cpuset(mnt: &Path, rel: &Path) -> Result<()> {
     let mut cur = mnt.to_path_buf();
     for c in rel.components() {
         let parent = cur.clone();

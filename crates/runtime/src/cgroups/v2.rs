@@ -43,7 +43,9 @@ impl V2 {
     pub(super) fn create(root: &Path, rel: &Path) -> Result<Self> {
         let mut created = vec![];
         let dir = super::mkdir_recorded(root, rel, &mut created)?;
-        let v = V2 { rec: CgroupRecord { mode: Mode::V2, paths: vec![(String::new(), dir.clone())], created } };
+        let v = V2 {
+            rec: CgroupRecord { mode: Mode::V2, paths: vec![(String::new(), dir.clone())], created, systemd: None },
+        };
         if let Err(e) = enable_controllers(root, &dir, &[]) {
             let _ = v.destroy();
             return Err(e);

@@ -26,6 +26,10 @@ use wharf_runtime::{Error, Result};
 #[derive(Debug, Clone)]
 pub(crate) struct Global {
     pub root: PathBuf,
+    /// `--systemd-cgroup`: accepted by every verb (as runc, and as
+    /// containerd's shim passes it); only create/run act on it, later verbs
+    /// follow what state.json recorded.
+    pub systemd_cgroup: bool,
 }
 
 pub(crate) type Args = lexopt::Parser;
@@ -62,7 +66,7 @@ commands: create start state kill delete run exec ps list pause resume update ev
 pub(crate) fn main() -> Result<i32> {
     let mut p = lexopt::Parser::from_env();
     let mut root = PathBuf::from(wharf_runtime::state::DEFAULT_ROOT);
-    let (mut log, mut json, mut debug) = (None, false, false);
+    let (mut log, mut json, mut debug, mut systemd_cgroup) = (None, false, false, false);
     let verb = loop {
         match p.next().map_err(bad)? {
             Some(Long("root")) => root = PathBuf::from(value(&mut p)?),
@@ -75,7 +79,7 @@ pub(crate) fn main() -> Result<i32> {
                 }
             }
             Some(Long("debug")) => debug = true,
-            Some(Long("systemd-cgroup")) => systemd_cgroup()?,
+            Some(Long("systemd-cgroup")) => systemd_cgroup = true,
             Some(Long("rootless")) => {
                 let _ = value(&mut p)?;
             }
@@ -106,7 +110,7 @@ pub(crate) fn main() -> Result<i32> {
         crate::sigpipe(libc::SIG_IGN);
     }
     wharf_runtime::log::init(log, json, debug);
-    let g = Global { root };
+    let g = Global { root, systemd_cgroup };
     match verb.as_str() {
         "create" => create::run(&g, &mut p),
         "start" => start::run(&g, &mut p),
@@ -125,21 +129,6 @@ pub(crate) fn main() -> Result<i32> {
         "spec" => spec::run(&g, &mut p),
         other => Err(bad(format!("unknown command {other:?}\n{USAGE}"))),
     }
-}
-
-/// The systemd cgroup driver needs a running systemd; say so plainly when
-/// there is none, and that only the cgroupfs driver exists so far.
-fn systemd_cgroup() -> Result<()> {
-    if !std::path::Path::new("/run/systemd/system").exists() {
-        return Err(Error::Unsupported(
-            "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); \
-             drop the flag to use the cgroupfs driver"
-                .into(),
-        ));
-    }
-    Err(Error::Unsupported(
-        "--systemd-cgroup: the systemd cgroup driver is not implemented yet; drop the flag to use cgroupfs".into(),
-    ))
 }
 
 /// Flags shared by `create` and `run`.

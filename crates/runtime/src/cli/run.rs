@@ -28,6 +28,7 @@ fn forward_signals(pid: i32) {
 
 pub(crate) fn run(g: &Global, p: &mut Args) -> Result<i32> {
     let mut f = parse_create(p, true)?;
+    f.opts.systemd_cgroup = g.systemd_cgroup;
     let id = need_id(std::mem::take(&mut f.ids))?;
     let bundle = f.bundle.take().unwrap_or_else(|| PathBuf::from("."));
     // No other process will `start` it: skip the exec fifo.
