@@ -168,7 +168,12 @@ impl Volumes {
 
     /// The store-wide lock under which volumes appear and disappear.
     fn lock(&self) -> Result<wharf_image::FileLock> {
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
+        if !self.dir.exists() {
+            // 0701 as Docker's: other users may reach a volume they know, not list them.
+            use std::os::unix::fs::DirBuilderExt;
+            let made = fs::DirBuilder::new().recursive(true).mode(0o701).create(&self.dir);
+            made.map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
+        }
         Ok(wharf_image::FileLock::exclusive(&self.dir.join(".lock"))?)
     }
 
@@ -232,9 +237,14 @@ impl Volumes {
         }
         let p = self.path(name).join("volume.json");
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display()))),
+            Ok(b) => {
+                let mut v: Volume =
+                    serde_json::from_slice(&b).map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?;
+                // Where the volume is, not where the record says (a moved store, an edited file).
+                v.name = name.to_string();
+                v.mountpoint = self.path(name).join("_data");
+                Ok(Some(v))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("read {}", p.display()), e)),
         }
