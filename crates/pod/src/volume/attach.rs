@@ -216,3 +216,24 @@ fn copy_up_if_empty(vols: &Volumes, u: &VolumeUse, rootfs: &Path, target: &str) 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::mounts::parse_volume_flag;
+
+    #[test]
+    fn image_volumes_fill_gaps_parents_first() {
+        let specs = vec![parse_volume_flag("/tmp:/data/sub").unwrap(), parse_volume_flag("named:/cache/").unwrap()];
+        let p = plan(&specs, &["/data".into(), "/cache".into(), "/".into(), "rel".into()]).unwrap();
+        let targets: Vec<&str> = p.iter().map(|m| m.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            ["/cache", "/data", "/data/sub"],
+            "a mount covers /cache; /data is anonymous; / is never one"
+        );
+        assert!(matches!(p[1].kind, MountKind::Volume { name: None, .. }));
+        let dup = vec![parse_volume_flag("a1:/x").unwrap(), parse_volume_flag("/tmp:/x/").unwrap()];
+        assert!(plan(&dup, &[]).unwrap_err().to_string().contains("Duplicate mount point: /x"));
+    }
+}
