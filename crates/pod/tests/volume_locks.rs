@@ -1,5 +1,5 @@
 //! Volume in-use locks against real processes: a holder killed with -9
-//! lets its volume go (and a tmpfs volume it left mounted starts afresh for
+//! lets its volume go once its container is cleaned up (and a tmpfs volume it left mounted starts afresh for
 //! the next user), and lock fds never reach child processes.
 
 use std::io::{BufRead, BufReader};
@@ -74,8 +74,14 @@ fn kill_9_releases_the_volume() {
         other => panic!("a held volume must not be removable: {other:?}"),
     }
     assert!(vols.prune(true).unwrap().removed.is_empty());
+    // Killed, but its container is not cleaned up (it may still run): still a user.
+    let ctr_dir = dir.path().join("containers/holder");
+    std::fs::create_dir_all(&ctr_dir).unwrap();
     kill9(&mut child);
-    assert!(vols.users("held").unwrap().is_empty(), "a killed holder is no user");
+    assert_eq!(vols.users("held").unwrap(), ["holder"]);
+    assert!(matches!(vols.remove("held"), Err(wharf_pod::Error::VolumeInUse { .. })));
+    std::fs::remove_dir(&ctr_dir).unwrap();
+    assert!(vols.users("held").unwrap().is_empty(), "a killed holder whose container is gone is no user");
     vols.remove("held").unwrap();
     assert!(vols.list().unwrap().is_empty());
 }

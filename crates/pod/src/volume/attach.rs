@@ -3,7 +3,7 @@
 //! use, image content copied up, and the OCI `mounts[]` entries.
 
 use super::mounts::{MountKind, MountSpec};
-use super::{copyup, usage, CreateVolume, VolumeUse, Volumes, ANONYMOUS_LABEL};
+use super::{copyup, CreateVolume, VolumeUse, Volumes, ANONYMOUS_LABEL};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -202,7 +202,7 @@ fn copy_up_if_empty(vols: &Volumes, u: &VolumeUse, rootfs: &Path, target: &str) 
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io(format!("remove {}", staging.display()), e))?;
     }
-    let alone = u.volume.options.is_empty() && usage::live_users(data.parent().unwrap_or(data))?.len() == 1;
+    let alone = u.volume.options.is_empty() && vols.users_locked(&u.volume.name)?.len() == 1;
     let n = if alone {
         std::fs::create_dir(&staging).map_err(io)?;
         let n = copyup::copy_up(&src, &staging).map_err(io)?;

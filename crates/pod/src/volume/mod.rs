@@ -286,7 +286,17 @@ impl Volumes {
     /// The containers using `name` right now (empty: unused).
     pub fn users(&self, name: &str) -> Result<Vec<String>> {
         let _lock = self.lock()?;
-        usage::live_users(&self.path(name))
+        usage::users(&self.path(name), &self.containers_dir())
+    }
+
+    /// [`Volumes::users`] for a caller holding the store lock.
+    fn users_locked(&self, name: &str) -> Result<Vec<String>> {
+        usage::users(&self.path(name), &self.containers_dir())
+    }
+
+    /// `<root>/containers`: a user whose container dir remains is not gone.
+    fn containers_dir(&self) -> PathBuf {
+        self.dir.with_file_name("containers")
     }
 
     /// The one in-use check (`rm`, `prune`): nobody may use the volume until
@@ -294,10 +304,12 @@ impl Volumes {
     /// The engine will add its stopped containers that reference the volume here.
     fn claim_unused(&self, name: &str, _lock: &wharf_image::FileLock) -> Result<File> {
         let dir = self.path(name);
-        usage::try_exclusive(&dir)?.ok_or_else(|| Error::VolumeInUse {
-            name: name.to_string(),
-            containers: usage::live_users(&dir).unwrap_or_default(),
-        })
+        let excl = usage::try_exclusive(&dir)?;
+        let containers = usage::users(&dir, &self.containers_dir())?;
+        match excl {
+            Some(guard) if containers.is_empty() => Ok(guard),
+            _ => Err(Error::VolumeInUse { name: name.to_string(), containers }),
+        }
     }
 
     /// Removes a volume nobody uses; `volume is in use - [ID…]` otherwise.
