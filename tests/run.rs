@@ -134,6 +134,7 @@ fn mounts_and_read_only() {
     run(&s, &["bb", "sh", "-c", "echo x > /persist"]);
     let o = run(&s, &["bb", "sh", "-c", "cat /persist 2>/dev/null || echo gone"]);
     assert_eq!(stdout(&o).trim(), "gone");
+    // (`-v relative:/data` is a named volume now; a relative container path is the error.)
     let o = run(&s, &["-v", "/tmp:relative", "bb", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("absolute"));

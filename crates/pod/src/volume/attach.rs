@@ -3,7 +3,7 @@
 //! use, image content copied up, and the OCI `mounts[]` entries.
 
 use super::mounts::{MountKind, MountSpec};
-use super::{copyup, usage, CreateVolume, VolumeUse, Volumes, ANONYMOUS_LABEL};
+use super::{copyup, CreateVolume, VolumeUse, Volumes, ANONYMOUS_LABEL};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -202,7 +202,7 @@ fn copy_up_if_empty(vols: &Volumes, u: &VolumeUse, rootfs: &Path, target: &str) 
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io(format!("remove {}", staging.display()), e))?;
     }
-    let alone = u.volume.options.is_empty() && usage::live_users(data.parent().unwrap_or(data))?.len() == 1;
+    let alone = u.volume.options.is_empty() && vols.users_locked(&u.volume.name)?.len() == 1;
     let n = if alone {
         std::fs::create_dir(&staging).map_err(io)?;
         let n = copyup::copy_up(&src, &staging).map_err(io)?;
@@ -215,4 +215,25 @@ fn copy_up_if_empty(vols: &Volumes, u: &VolumeUse, rootfs: &Path, target: &str) 
         vols.set_populated(&u.volume.name)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::mounts::parse_volume_flag;
+
+    #[test]
+    fn image_volumes_fill_gaps_parents_first() {
+        let specs = vec![parse_volume_flag("/tmp:/data/sub").unwrap(), parse_volume_flag("named:/cache/").unwrap()];
+        let p = plan(&specs, &["/data".into(), "/cache".into(), "/".into(), "rel".into()]).unwrap();
+        let targets: Vec<&str> = p.iter().map(|m| m.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            ["/cache", "/data", "/data/sub"],
+            "a mount covers /cache; /data is anonymous; / is never one"
+        );
+        assert!(matches!(p[1].kind, MountKind::Volume { name: None, .. }));
+        let dup = vec![parse_volume_flag("a1:/x").unwrap(), parse_volume_flag("/tmp:/x/").unwrap()];
+        assert!(plan(&dup, &[]).unwrap_err().to_string().contains("Duplicate mount point: /x"));
+    }
 }

@@ -168,7 +168,12 @@ impl Volumes {
 
     /// The store-wide lock under which volumes appear and disappear.
     fn lock(&self) -> Result<wharf_image::FileLock> {
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
+        if !self.dir.exists() {
+            // 0701 as Docker's: other users may reach a volume they know, not list them.
+            use std::os::unix::fs::DirBuilderExt;
+            let made = fs::DirBuilder::new().recursive(true).mode(0o701).create(&self.dir);
+            made.map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
+        }
         Ok(wharf_image::FileLock::exclusive(&self.dir.join(".lock"))?)
     }
 
@@ -232,9 +237,14 @@ impl Volumes {
         }
         let p = self.path(name).join("volume.json");
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display()))),
+            Ok(b) => {
+                let mut v: Volume =
+                    serde_json::from_slice(&b).map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?;
+                // Where the volume is, not where the record says (a moved store, an edited file).
+                v.name = name.to_string();
+                v.mountpoint = self.path(name).join("_data");
+                Ok(Some(v))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("read {}", p.display()), e)),
         }
@@ -276,7 +286,17 @@ impl Volumes {
     /// The containers using `name` right now (empty: unused).
     pub fn users(&self, name: &str) -> Result<Vec<String>> {
         let _lock = self.lock()?;
-        usage::live_users(&self.path(name))
+        usage::users(&self.path(name), &self.containers_dir())
+    }
+
+    /// [`Volumes::users`] for a caller holding the store lock.
+    fn users_locked(&self, name: &str) -> Result<Vec<String>> {
+        usage::users(&self.path(name), &self.containers_dir())
+    }
+
+    /// `<root>/containers`: a user whose container dir remains is not gone.
+    fn containers_dir(&self) -> PathBuf {
+        self.dir.with_file_name("containers")
     }
 
     /// The one in-use check (`rm`, `prune`): nobody may use the volume until
@@ -284,10 +304,12 @@ impl Volumes {
     /// The engine will add its stopped containers that reference the volume here.
     fn claim_unused(&self, name: &str, _lock: &wharf_image::FileLock) -> Result<File> {
         let dir = self.path(name);
-        usage::try_exclusive(&dir)?.ok_or_else(|| Error::VolumeInUse {
-            name: name.to_string(),
-            containers: usage::live_users(&dir).unwrap_or_default(),
-        })
+        let excl = usage::try_exclusive(&dir)?;
+        let containers = usage::users(&dir, &self.containers_dir())?;
+        match excl {
+            Some(guard) if containers.is_empty() => Ok(guard),
+            _ => Err(Error::VolumeInUse { name: name.to_string(), containers }),
+        }
     }
 
     /// Removes a volume nobody uses; `volume is in use - [ID…]` otherwise.

@@ -57,9 +57,11 @@ pub(super) fn try_exclusive(vol_dir: &Path) -> Result<Option<File>> {
     Ok(lock(&f, FlockOperation::NonBlockingLockExclusive, &p)?.then_some(f))
 }
 
-/// The ids of live users (their `users/<id>` lock is held); stale entries
-/// of killed users are removed.
-pub(super) fn live_users(vol_dir: &Path) -> Result<Vec<String>> {
+/// The ids of the volume's users: those holding their `users/<id>` lock,
+/// and those whose holder was killed but whose container is not cleaned up
+/// yet (`<root>/containers/<id>` still there: the container may still run,
+/// so its data must not go). Entries of users gone for good are removed.
+pub(super) fn users(vol_dir: &Path, containers: &Path) -> Result<Vec<String>> {
     let dir = vol_dir.join("users");
     let rd = match fs::read_dir(&dir) {
         Ok(rd) => rd,
@@ -69,11 +71,13 @@ pub(super) fn live_users(vol_dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for e in rd.flatten() {
         let p = e.path();
+        let id = e.file_name().to_string_lossy().into_owned();
         let Ok(f) = File::open(&p) else { continue };
-        if lock(&f, FlockOperation::NonBlockingLockExclusive, &p)? {
-            let _ = fs::remove_file(&p);
+        let held = !lock(&f, FlockOperation::NonBlockingLockExclusive, &p)?;
+        if held || containers.join(&id).exists() {
+            out.push(id);
         } else {
-            out.push(e.file_name().to_string_lossy().into_owned());
+            let _ = fs::remove_file(&p);
         }
     }
     out.sort();
