@@ -210,6 +210,8 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         (&["run", "--rm", "--network", "nosuchnet", "bb", "true"], "network nosuchnet not found"),
         (&["run", "--rm", "-p", "99999:80", "bb", "true"], "invalid publish spec"),
         (&["run", "--rm", "--add-host", "nohost", "bb", "true"], "invalid --add-host"),
+        (&["run", "--rm", "--dns", "resolver.example", "bb", "true"], "invalid --dns"),
+        (&["run", "--rm", "--name", "bad name", "bb", "true"], "invalid container name"),
         (&["run", "--rm", "--network", "container:other", "bb", "true"], "container:other"),
     ];
     for (args, msg) in cases {
@@ -338,6 +340,11 @@ fn published_ports_are_reachable_from_the_host() {
             "for i in 1 2; do echo hello$i | nc -l -p 8080; done",
         ],
     );
+    wait_for_ip(&s, &n, "");
+    // Another container cannot publish the same host port meanwhile.
+    let o = run(&s, &["--network", &n, "-p", &m2, "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already allocated"), "{}", stderr(&o));
     assert_eq!(read_from(p1).trim(), "hello1", "-p 127.0.0.1:HOST:CTR");
     assert_eq!(read_from(p2).trim(), "hello2", "-p HOST:CTR is reachable at 127.0.0.1 too");
     server.finish();

@@ -92,6 +92,13 @@ impl Attachment {
         for n in req.name.iter().chain(&req.aliases) {
             check_dns_name(n)?;
         }
+        for h in &req.add_hosts {
+            hosts::parse_add_host(h)?;
+        }
+        // A bad line would stop aardvark-dns from loading the whole network.
+        if let Some(d) = req.dns.iter().find(|d| d.parse::<std::net::IpAddr>().is_err()) {
+            return Err(Error::InvalidArgument(format!("invalid --dns {d:?}: not an IP address")));
+        }
         let mut maps = req.publish.clone();
         maps.extend(ports::exposed(&req.expose)?);
         let held_ports = ports::reserve(&mut maps)?;

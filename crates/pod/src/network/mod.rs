@@ -167,12 +167,15 @@ impl Networks {
                 .collect::<Result<_>>()?,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         };
-        link::create_bridge(&net.bridge, net.gateway, &subnet)?;
-        let written = self.write_record(&net);
-        if written.is_err() {
-            let _ = link::delete(&net.bridge);
+        // Record first: a kill -9 after it leaves a network whose bridge is
+        // made again on first use, never a bridge no record names.
+        self.write_record(&net)?;
+        if let Err(e) = link::create_bridge(&net.bridge, net.gateway, &subnet) {
+            let _ = remove_file(&self.dir().join(format!("{}.conflist", net.name)));
+            let _ = remove_file(&self.record_path(&net.name));
+            return Err(e);
         }
-        written.map(|()| net)
+        Ok(net)
     }
 
     fn write_record(&self, net: &Network) -> Result<()> {
