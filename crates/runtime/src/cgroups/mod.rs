@@ -4,6 +4,7 @@
 //! and /proc/self/mountinfo; nothing about the host is assumed.
 
 mod devfilter;
+pub mod runc_stats;
 mod v1;
 mod v2;
 
