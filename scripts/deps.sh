@@ -11,6 +11,7 @@ pkgs=(
   docker-registry buildah podman containerd conmon
   libseccomp-dev pkg-config gcc libc6-dev
   iproute2 util-linux hyperfine time
+  containernetworking-plugins iptables curl
 )
 missing=()
 for p in "${pkgs[@]}"; do
