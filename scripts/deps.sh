@@ -14,6 +14,7 @@ pkgs=(
   groff-base man-db zsh fish   # man pages and completion scripts (tests/cli_docs.rs)
   containernetworking-plugins iptables aardvark-dns
   systemd dbus  # systemd as PID 1 (and its system bus) in crates/runtime/tests/systemd_cgroup.rs
+  curl
 )
 missing=()
 for p in "${pkgs[@]}"; do

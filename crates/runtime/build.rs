@@ -58,6 +58,28 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WHARF_RUNTIME_DYNAMIC");
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-changed=build.rs");
+    commit();
+}
+
+/// The `commit:` line of `--version`, as runc and crun print: the git
+/// revision the binary was built from (`WHARF_COMMIT` overrides it).
+fn commit() {
+    println!("cargo:rerun-if-env-changed=WHARF_COMMIT");
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success())?;
+        Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = std::env::var("WHARF_COMMIT").ok().or_else(|| git(&["rev-parse", "HEAD"]));
+    // Rebuild the line when the checked-out commit moves.
+    for p in [git(&["rev-parse", "--git-path", "HEAD"]), git(&["rev-parse", "--symbolic-full-name", "HEAD"])] {
+        let Some(p) = p else { continue };
+        let path = if p.starts_with("refs/") { git(&["rev-parse", "--git-path", &p]) } else { Some(p) };
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+            let abs = std::fs::canonicalize(&path).unwrap_or_else(|_| path.into());
+            println!("cargo:rerun-if-changed={}", abs.display());
+        }
+    }
+    println!("cargo:rustc-env=WHARF_COMMIT={}", commit.as_deref().unwrap_or("unknown"));
 }
 
 /// A dir whose `libc.so`, `libm.so` and `libgcc_s.so` are linker scripts

@@ -124,7 +124,21 @@ impl CapSets {
 
     /// Sets effective/permitted/inheritable exactly, then raises ambient.
     pub(crate) fn apply(&self) -> Result<()> {
-        capset(self.effective, self.permitted, self.inheritable)?;
+        if let Err(e) = capset(self.effective, self.permitted, self.inheritable) {
+            // Name the usual cause: a capability this process may not hold.
+            let wanted = self.effective | self.permitted | self.inheritable;
+            // SAFETY: prctl with integer arguments only.
+            let held = |n: u32| unsafe { libc::prctl(libc::PR_CAPBSET_READ, n as libc::c_ulong, 0, 0, 0) } == 1;
+            let missing: Vec<String> =
+                (0..=self.last).filter(|&n| wanted & 1 << n != 0 && !held(n)).map(|n| format!("{n}")).collect();
+            if missing.is_empty() {
+                return Err(e);
+            }
+            return Err(Error::InvalidArgument(format!(
+                "{e}: capabilities number {} are not in the bounding set (the runtime's own, or process.capabilities.bounding)",
+                missing.join(", ")
+            )));
+        }
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
         // The kernel refuses an ambient cap not both permitted and inheritable;

@@ -232,14 +232,57 @@ impl Container {
 
     /// Sends `sig` to init, or with `all` to every process in the cgroup.
     pub fn kill(&self, sig: Signal, all: bool) -> Result<()> {
-        self.require(&[Status::Created, Status::Running, Status::Paused, Status::Creating], "kill")?;
+        self.signal(sig as i32, all)
+    }
+
+    /// Sends signal number `signo` (0 only checks) as runc's `kill`: to
+    /// init while it lives, else "container not running"; with `all` to
+    /// every process in the cgroup, even after init exited (children of a
+    /// container sharing the host's pid namespace outlive it).
+    pub fn signal(&self, signo: i32, all: bool) -> Result<()> {
+        let status = self.status();
         if all {
-            for p in self.cgroup.as_ref().map(|c| c.pids()).transpose()?.unwrap_or_default() {
-                let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
+            let Some(cg) = self.cgroup.as_ref() else {
+                return if status == Status::Stopped { Err(self.not_running()) } else { self.signal_init(signo) };
+            };
+            // A frozen cgroup would hold the signal until thawed: SIGKILL
+            // must act at once (runc freezes, signals, thaws the same way).
+            let frozen = cg.is_frozen();
+            let pids = match cg.pids() {
+                Ok(p) => p,
+                // Nothing left to signal once the cgroup itself is gone.
+                Err(_) if status == Status::Stopped => vec![],
+                Err(e) => return Err(e),
+            };
+            for p in pids {
+                // SAFETY: plain kill(2) on a pid read from the container's cgroup.
+                unsafe { libc::kill(p, signo) };
+            }
+            if frozen && signo == libc::SIGKILL {
+                let _ = cg.set_frozen(false);
             }
             return Ok(());
         }
-        nix::sys::signal::kill(Pid::from_raw(self.rec.pid), sig).ctx(|| format!("kill {}", self.rec.pid))
+        if status == Status::Stopped {
+            return Err(self.not_running());
+        }
+        self.signal_init(signo)
+    }
+
+    fn signal_init(&self, signo: i32) -> Result<()> {
+        // SAFETY: plain kill(2); `alive()` checked the pid is still our init.
+        if unsafe { libc::kill(self.rec.pid, signo) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                return Err(self.not_running());
+            }
+            return Err(Error::io(format!("kill {}", self.rec.pid), e));
+        }
+        Ok(())
+    }
+
+    fn not_running(&self) -> Error {
+        Error::NotRunning { id: self.rec.id.clone() }
     }
 
     /// Waits for init to exit. The exit code is known only to the process
@@ -289,6 +332,25 @@ impl Container {
         self.store.remove(&self.rec.id)
     }
 
+    /// `delete [--force] ID` as runc: a directory left without a readable
+    /// state (a `create` killed half-way, a corrupt state.json) is removed;
+    /// with `force` an absent or half-made container is not an error.
+    pub fn delete_by_id(root: &Path, id: &str, force: bool) -> Result<()> {
+        let store = StateStore::new(root);
+        match Container::load(root, id) {
+            Ok(c) => c.delete(force),
+            Err(e @ (Error::NotFound { .. } | Error::Spec { .. })) => {
+                store.remove(id)?;
+                if force {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Collects init if it is our child; otherwise waits for it to vanish.
     fn reap_init(&self) {
         if self.rec.pid <= 0 {
@@ -325,6 +387,15 @@ impl Container {
     /// Memory, CPU and pids usage.
     pub fn stats(&self) -> Result<Stats> {
         self.cgroup()?.stats()
+    }
+
+    /// `events --stats`: usage in runc's JSON schema; like runc, an error
+    /// once the container has stopped.
+    pub fn runc_stats(&self) -> Result<cgroups::runc_stats::RuncStats> {
+        if self.status() == Status::Stopped {
+            return Err(self.not_running());
+        }
+        Ok(cgroups::runc_stats::collect(self.cgroup()?.record()))
     }
 
     /// Pids of every process in the container.

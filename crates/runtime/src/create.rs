@@ -74,6 +74,9 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     let b = load_bundle(bundle)?;
     let linux = b.spec.linux().clone().unwrap_or_default();
     let ns = NsPlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    if !ns.has(oci_spec::runtime::LinuxNamespaceType::Mount) {
+        crate::rootfs::check_without_mount_ns(&b.spec)?;
+    }
     let (seccomp, caps) = privileges(store, &b)?;
     let dir = store.claim(id)?;
     let mut cleanup = Cleanup { store, id, cgroup: None, pids: vec![], armed: true };
@@ -82,6 +85,10 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     if let Some(r) = linux.resources() {
         cg.apply(r, linux.devices().as_deref().unwrap_or_default())?;
     }
+    // A state written now lets `delete --force` find the cgroup (and init,
+    // once known) should this process be killed half-way.
+    let mut rec = new_record(id, &b, cg.record(), &ns, opts);
+    store.save(&rec)?;
     let fifo = if opts.exec_fifo { Some(make_fifo(&dir)?) } else { None };
     let placement = cg.placement()?;
     let (parent_end, child_end) = Channel::pair().ctx(|| "socketpair")?;
@@ -124,7 +131,11 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     drop(console);
     cleanup.pids.push(mid.max(init_pid));
     cg.leave()?;
-    let mut rec = new_record(id, &b, init_pid, cg.record(), &ns, opts);
+    if init_pid > 0 {
+        rec.pid = init_pid;
+        rec.pid_start = crate::sys::process_start_time(init_pid).unwrap_or(0);
+        store.save(&rec)?;
+    }
     drop(placement);
     drive_setup(store, &b, &linux, &parent_end, mid, &mut rec, &mut cleanup.pids)?;
     rec.phase = Phase::Created;
@@ -138,18 +149,11 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
 }
 
 /// The state record of a container being created.
-fn new_record(
-    id: &str,
-    b: &Bundle,
-    init_pid: i32,
-    cg: &cgroups::CgroupRecord,
-    ns: &NsPlan,
-    opts: &CreateOptions,
-) -> Record {
+fn new_record(id: &str, b: &Bundle, cg: &cgroups::CgroupRecord, ns: &NsPlan, opts: &CreateOptions) -> Record {
     let mut rec = Record {
         id: id.to_string(),
-        pid: init_pid,
-        pid_start: if init_pid > 0 { crate::sys::process_start_time(init_pid).unwrap_or(0) } else { 0 },
+        pid: 0,
+        pid_start: 0,
         bundle: b.dir.clone(),
         rootfs: b.rootfs.clone(),
         created: crate::sys::rfc3339_now(),
@@ -239,6 +243,7 @@ fn drive_setup(
                 rec.pid = p;
                 rec.pid_start = crate::sys::process_start_time(p).unwrap_or(0);
                 pids.insert(0, p);
+                store.save(rec)?;
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(mid), None);
                 pids.retain(|&x| x != mid);
             }

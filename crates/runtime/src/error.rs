@@ -15,6 +15,9 @@ pub enum Error {
     InvalidId { id: String, reason: &'static str },
     #[error("container {id} is {state}: cannot {op}")]
     InvalidState { id: String, state: String, op: &'static str },
+    /// runc's wording: containerd maps "container not running" to NotFound.
+    #[error("container not running: {id} is stopped")]
+    NotRunning { id: String },
     #[error("invalid spec {path}: {reason}")]
     Spec { path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
@@ -65,7 +68,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
-            Error::InvalidState { .. } => ErrorKind::InvalidState,
+            Error::InvalidState { .. } | Error::NotRunning { .. } => ErrorKind::InvalidState,
             Error::InvalidId { .. } | Error::Spec { .. } | Error::InvalidArgument(_) => ErrorKind::InvalidInput,
             _ => ErrorKind::Other,
         }

@@ -100,6 +100,7 @@ impl Container {
             console: console.as_ref().map(|c| c.as_raw_fd()),
             preserve_fds: opts.preserve_fds,
             in_userns: self.record().namespaces.iter().any(|n| n == "user"),
+            chroot: (!self.record().namespaces.iter().any(|n| n == "mnt")).then(|| self.record().rootfs.clone()),
             placement,
             caps,
             seccomp,
@@ -151,6 +152,8 @@ struct ExecArgs<'a> {
     console: Option<RawFd>,
     preserve_fds: u32,
     in_userns: bool,
+    /// A container without a mount namespace lives chrooted in its rootfs.
+    chroot: Option<PathBuf>,
     placement: crate::cgroups::Placement,
     caps: Option<crate::caps::CapSets>,
     seccomp: Option<crate::seccomp::Filter>,
@@ -225,6 +228,9 @@ fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
     crate::process::set_rlimits(p)?;
     crate::security::set_io_priority(p)?;
     crate::security::set_scheduler(p)?;
+    if let Some(root) = &a.chroot {
+        nix::unistd::chroot(root.as_path()).ctx(|| format!("chroot into {}", root.display()))?;
+    }
     nix::unistd::chdir(p.cwd().as_path()).ctx(|| format!("chdir to {}", p.cwd().display()))?;
     crate::process::set_umask(p);
     let exe = crate::process::resolve_exe(p)?;

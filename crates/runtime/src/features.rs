@@ -48,42 +48,7 @@ const CAPABILITIES: &[&str] = &[
 
 /// What this runtime supports, in the runtime-spec features.md format.
 pub fn features() -> Value {
-    let mount_options: Vec<&str> = vec![
-        "async",
-        "atime",
-        "bind",
-        "defaults",
-        "dev",
-        "diratime",
-        "dirsync",
-        "exec",
-        "mand",
-        "noatime",
-        "nodev",
-        "nodiratime",
-        "noexec",
-        "nomand",
-        "norelatime",
-        "nostrictatime",
-        "nosuid",
-        "private",
-        "rbind",
-        "relatime",
-        "remount",
-        "ro",
-        "rprivate",
-        "rshared",
-        "rslave",
-        "runbindable",
-        "rw",
-        "shared",
-        "slave",
-        "strictatime",
-        "suid",
-        "sync",
-        "tmpcopyup",
-        "unbindable",
-    ];
+    let mount_options = crate::rootfs::mounts::known_options();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -114,7 +79,7 @@ pub fn features() -> Value {
         "annotations": {
             "org.opencontainers.runtime-spec.features": "wharf-runtime",
             "io.github.wharf.runtime.version": env!("CARGO_PKG_VERSION"),
-            "io.github.wharf.runtime.note": "SCMP_ACT_NOTIFY and linux.mountLabel are refused"
+            "io.github.wharf.runtime.note": "SCMP_ACT_NOTIFY and the idmap mount options are refused"
         }
     })
 }

@@ -244,7 +244,11 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
         in_userns: a.ns.has(LinuxNamespaceType::User),
         no_pivot: a.no_pivot,
     };
-    if a.ns.new.contains(CloneFlags::CLONE_NEWNS) {
+    // A mount namespace joined by path gets the same rootfs and pivot as a
+    // new one (runc does the same); without any, the container shares the
+    // runtime's mounts and only chroots into the rootfs.
+    let mount_ns = a.ns.has(LinuxNamespaceType::Mount);
+    if mount_ns {
         rootfs::prepare(&plan)?;
     }
     if a.runtime_hooks {
@@ -254,11 +258,13 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
     let hooks = a.spec.hooks().clone().unwrap_or_default();
     let state = container_state_for_hooks(a)?;
     crate::hooks::run_all("createContainer", hooks.create_container().as_deref().unwrap_or_default(), &state)?;
-    if a.ns.new.contains(CloneFlags::CLONE_NEWNS) {
+    if mount_ns {
         rootfs::enter(&plan)?;
+    } else {
+        rootfs::chroot_only(&plan)?;
     }
     set_sysctls(a.spec, a.ns)?;
-    if a.ns.new.contains(CloneFlags::CLONE_NEWNS) {
+    if mount_ns {
         rootfs::finish(&plan)?;
     }
     let process =
@@ -268,18 +274,20 @@ fn init_steps(a: &InitArgs) -> Result<Never> {
     if in_userns {
         crate::sys::set_non_dumpable().ctx(|| "prctl PR_SET_DUMPABLE")?;
     }
-    a.chan.send(&Msg::Ready).ctx(|| "sync")?;
-    if a.hold {
-        wait_for_start(a)?;
-    }
-    crate::hooks::run_all("startContainer", hooks.start_container().as_deref().unwrap_or_default(), &state)?;
     let v = crate::process::Privileges {
         caps: a.caps,
         seccomp: a.seccomp,
         setgroups: !a.ns.has(LinuxNamespaceType::User) || a.ns.new_user,
         preserve_fds: a.preserve_fds,
     };
-    Err(crate::process::drop_privileges_and_exec(&exe, process, &v))
+    // Before Ready: a failure here (capset, setuid) fails `create`.
+    crate::process::drop_privileges(process, &v)?;
+    a.chan.send(&Msg::Ready).ctx(|| "sync")?;
+    if a.hold {
+        wait_for_start(a)?;
+    }
+    crate::hooks::run_all("startContainer", hooks.start_container().as_deref().unwrap_or_default(), &state)?;
+    Err(crate::process::seccomp_and_exec(&exe, process, &v))
 }
 
 /// The state the createContainer/startContainer hooks see: pid is ours.

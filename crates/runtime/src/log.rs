@@ -14,8 +14,14 @@ struct Sink {
 
 static SINK: OnceLock<Sink> = OnceLock::new();
 
-/// Sets where log lines go; call once at start-up.
+/// Sets where log lines go; call once at start-up. The file is created
+/// now, as runc and crun do: a caller may read it even when nothing is logged.
 pub fn init(path: Option<PathBuf>, json: bool, debug: bool) {
+    if let Some(p) = &path {
+        if let Err(e) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            eprintln!("wharf-runtime: warning: open log file {}: {e}", p.display());
+        }
+    }
     let _ = SINK.set(Sink { path, json, debug });
 }
 

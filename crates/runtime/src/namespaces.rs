@@ -71,11 +71,6 @@ impl NsPlan {
                 },
             }
         }
-        if !plan.has(LinuxNamespaceType::Mount) {
-            return Err(Error::InvalidArgument(
-                "linux.namespaces must include a mount namespace: the rootfs is set up in it".into(),
-            ));
-        }
         Ok(plan)
     }
 

@@ -137,17 +137,54 @@ pub(crate) struct Privileges<'a> {
     pub preserve_fds: u32,
 }
 
-/// Drops to the spec's user and capabilities, loads seccomp and execs, in
-/// runc's order: bounding set while still privileged, keep caps across the
-/// uid switch, then the exact sets (ambient last). The filter goes on last
-/// so that as few of our own syscalls as possible run under it; without
-/// no_new_privs loading it needs CAP_SYS_ADMIN, so then it goes on just
-/// before the final capset. Returns only on failure.
+/// Drops privileges and execs `exe`; returns only on failure.
 pub(crate) fn drop_privileges_and_exec(exe: &Path, p: &Process, v: &Privileges) -> Error {
-    match finalize(p, v) {
-        Ok(()) => exec(exe, p),
+    match drop_privileges(p, v) {
+        Ok(()) => seccomp_and_exec(exe, p, v),
         Err(e) => e,
     }
+}
+
+/// Every fallible step before the exec (labels, user, capabilities, the
+/// seccomp filter when it cannot wait for no_new_privs), so that `create`
+/// can report a failure (a capability the bounding set lacks) instead of an
+/// init dying silently after `start` — runc's order.
+pub(crate) fn drop_privileges(p: &Process, v: &Privileges) -> Result<()> {
+    reset_signals();
+    crate::security::set_exec_labels(p)?;
+    if let Some(c) = &v.caps {
+        c.apply_bounding()?;
+        crate::caps::set_keep_caps(true)?;
+    }
+    set_user(p, v.setgroups)?;
+    let nnp = p.no_new_privileges() == Some(true);
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
+    }
+    crate::sys::cloexec_from(3 + v.preserve_fds);
+    if let (Some(f), false) = (v.seccomp, nnp) {
+        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it
+        // before the capabilities are cut down.
+        if v.caps.is_some() {
+            crate::caps::raise_all_permitted()?;
+        }
+        load_seccomp(f, nnp)?;
+    }
+    match &v.caps {
+        Some(c) => c.apply(),
+        None => Ok(()),
+    }
+}
+
+/// The last steps after [`drop_privileges`]: a seccomp filter under
+/// no_new_privs goes on as late as possible, then the exec.
+pub(crate) fn seccomp_and_exec(exe: &Path, p: &Process, v: &Privileges) -> Error {
+    if let (Some(f), Some(true)) = (v.seccomp, p.no_new_privileges()) {
+        if let Err(e) = load_seccomp(f, true) {
+            return e;
+        }
+    }
+    exec(exe, p)
 }
 
 /// The process starts as a freshly started program would: no signal ignored
@@ -176,36 +213,6 @@ fn reset_signals() {
     let none: u64 = 0;
     // SAFETY: rt_sigprocmask with a valid 8-byte set.
     unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &none as *const u64, 0usize, 8usize) };
-}
-
-fn finalize(p: &Process, v: &Privileges) -> Result<()> {
-    reset_signals();
-    crate::security::set_exec_labels(p)?;
-    if let Some(c) = &v.caps {
-        c.apply_bounding()?;
-        crate::caps::set_keep_caps(true)?;
-    }
-    set_user(p, v.setgroups)?;
-    let nnp = p.no_new_privileges() == Some(true);
-    if nnp {
-        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
-    }
-    crate::sys::cloexec_from(3 + v.preserve_fds);
-    match (v.seccomp, &v.caps) {
-        (Some(f), Some(c)) if !nnp => {
-            crate::caps::raise_all_permitted()?;
-            load_seccomp(f, nnp)?;
-            c.apply()
-        }
-        (Some(f), caps) => {
-            if let Some(c) = caps {
-                c.apply()?;
-            }
-            load_seccomp(f, nnp)
-        }
-        (None, Some(c)) => c.apply(),
-        (None, None) => Ok(()),
-    }
 }
 
 fn load_seccomp(f: &crate::seccomp::Filter, nnp: bool) -> Result<()> {

@@ -31,7 +31,9 @@ pub(crate) fn check_lsm(spec: &Spec, p: &Process) -> Result<()> {
             p.selinux_label().as_deref().unwrap_or_default()
         )));
     }
-    if set(&spec.linux().as_ref().and_then(|l| l.mount_label().clone())) {
+    // Without SELinux a mount label means nothing: ignored, as the label
+    // libraries of runc and crun do.
+    if set(&spec.linux().as_ref().and_then(|l| l.mount_label().clone())) && selinux_enabled() {
         // Labelling mounts needs context= options on every mount; not done yet.
         return Err(Error::Unsupported("linux.mountLabel (SELinux mount labels)".into()));
     }

@@ -4,6 +4,15 @@ use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
 
+/// Parses a signal number as `kill` takes it: a name (see [`parse`]) or a
+/// number, 0 included (it only checks the target exists, as kill(2)).
+pub fn parse_number(s: &str) -> Result<i32> {
+    match s.parse::<i32>() {
+        Ok(0) => Ok(0),
+        _ => parse(s).map(|sig| sig as i32),
+    }
+}
+
 /// Parses "TERM", "SIGTERM", "sigterm" or "15".
 pub fn parse(s: &str) -> Result<Signal> {
     let bad = || Error::InvalidArgument(format!("unknown signal {s:?}"));
@@ -26,5 +35,7 @@ mod tests {
         assert_eq!(parse("9").unwrap(), Signal::SIGKILL);
         assert!(parse("NOPE").is_err());
         assert!(parse("999").is_err());
+        assert_eq!(parse_number("0").unwrap(), 0);
+        assert_eq!(parse_number("KILL").unwrap(), 9);
     }
 }

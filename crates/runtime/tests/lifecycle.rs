@@ -215,10 +215,11 @@ fn pause_resume_update_and_stats() {
     let out = lab.rt(&["events", "--stats", &id]);
     let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ev["type"], "stats");
-    assert_eq!(ev["data"]["memory_limit"], 67108864);
-    assert_eq!(ev["data"]["pids_limit"], 42);
-    assert_eq!(ev["data"]["pids_current"], 1);
-    assert!(ev["data"]["memory_usage"].as_u64().unwrap() > 0);
+    // runc's schema (types/events.go), as go-runc decodes it.
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 67108864);
+    assert_eq!(ev["data"]["pids"]["limit"], 42);
+    assert_eq!(ev["data"]["pids"]["current"], 1);
+    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
     // A paused container is thawed and killed by delete --force.
     assert!(lab.rt(&["pause", &id]).status.success());
     assert!(lab.rt(&["delete", "--force", &id]).status.success());

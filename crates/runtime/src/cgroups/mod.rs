@@ -8,6 +8,7 @@
 mod dbus;
 mod devfilter;
 mod systemd;
+pub mod runc_stats;
 mod v1;
 mod v2;
 

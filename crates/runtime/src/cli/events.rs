@@ -1,4 +1,5 @@
-//! `events [--stats] [--interval SECS] ID`: resource usage (and OOM kills) as JSON lines.
+//! `events [--stats] [--interval SECS] ID`: resource usage (and OOM kills) as
+//! JSON lines in runc's schema; an error once the container has stopped.
 
 use std::time::Duration;
 
@@ -23,17 +24,21 @@ pub(crate) fn run(g: &Global, p: &mut Args) -> Result<i32> {
     let c = Container::load(&g.root, &id)?;
     let mut ooms = None;
     loop {
+        let data = c.runc_stats()?;
         let stats = c.stats()?;
         // Like runc, an OOM kill since the last look is its own event.
         if ooms.is_some_and(|n| stats.oom_kills > n) {
             println!("{}", serde_json::json!({"type": "oom", "id": id}));
         }
         ooms = Some(stats.oom_kills);
-        let ev = serde_json::json!({"type": "stats", "id": id, "data": stats});
+        let ev = serde_json::json!({"type": "stats", "id": id, "data": data});
         println!("{ev}");
         if once || c.status() == Status::Stopped {
             return Ok(0);
         }
         std::thread::sleep(Duration::from_secs(interval.max(1)));
+        if c.status() == Status::Stopped {
+            return Ok(0);
+        }
     }
 }

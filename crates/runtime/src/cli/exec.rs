@@ -100,7 +100,21 @@ fn build_process(c: &Container, f: &mut Flags, args: Vec<String>) -> Result<Proc
     Ok(proc)
 }
 
+/// Any failure to start the process exits 255, as runc's `exec` (a missing
+/// binary, a stopped container): callers tell it from the process's own code.
 pub(crate) fn run(g: &Global, p: &mut Args) -> Result<i32> {
+    match exec(g, p) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let msg = format!("exec failed: {e}");
+            wharf_runtime::log::error(&msg);
+            eprintln!("wharf-runtime: {msg}");
+            Ok(255)
+        }
+    }
+}
+
+fn exec(g: &Global, p: &mut Args) -> Result<i32> {
     let mut f = parse(p)?;
     let mut rest = std::mem::take(&mut f.rest);
     if rest.is_empty() {

@@ -10,7 +10,7 @@ pub(crate) fn run(g: &Global, p: &mut Args) -> Result<i32> {
         [id, s] => (id, s.as_str()),
         _ => return Err(bad("usage: kill [--all] ID [SIGNAL]")),
     };
-    let sig = signal::parse(sig)?;
-    Container::load(&g.root, id)?.kill(sig, !flags.is_empty())?;
+    let sig = signal::parse_number(sig)?;
+    Container::load(&g.root, id)?.signal(sig, !flags.is_empty())?;
     Ok(0)
 }

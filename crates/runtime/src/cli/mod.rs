@@ -87,7 +87,11 @@ pub(crate) fn main() -> Result<i32> {
                 let _ = value(&mut p)?;
             }
             Some(Long("version") | Short('v')) => {
-                println!("wharf-runtime version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+                println!(
+                    "wharf-runtime version {}\ncommit: {}\nspec: 1.2.0",
+                    env!("CARGO_PKG_VERSION"),
+                    env!("WHARF_COMMIT")
+                );
                 return Ok(0);
             }
             Some(Long("help") | Short('h')) => {

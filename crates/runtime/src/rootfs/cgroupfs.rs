@@ -19,7 +19,7 @@ fn mount_one(ctx: &MountCtx, dest: &Path, ctrl: &str, host: &Path, flags: MsFlag
     let fd =
         ctx.root.mkdir_all(dest, 0o755).map_err(|e| Error::io(format!("create mount point {}", dest.display()), e))?;
     let t = crate::sys::fd_path(&fd);
-    let base = flags & !MsFlags::MS_RDONLY;
+    let base = flags.difference(MsFlags::MS_RDONLY);
     let bind = || mount(Some(host), &t, None::<&str>, MsFlags::MS_BIND, None::<&str>);
     let mut bound = !ctx.new_cgroupns;
     let r = if ctx.new_cgroupns && ctrl.is_empty() {
@@ -47,7 +47,7 @@ fn mount_one(ctx: &MountCtx, dest: &Path, ctrl: &str, host: &Path, flags: MsFlag
 }
 
 pub(crate) fn mount_cgroup(ctx: &MountCtx, dest: &Path, typ: &str, opts: &Options) -> Result<()> {
-    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let flags = opts.flags.difference(MsFlags::MS_REMOUNT);
     let pure_v2 = ctx.cgroup_paths.len() == 1 && ctx.cgroup_paths[0].0.is_empty();
     if pure_v2 || typ == "cgroup2" {
         let host = ctx

@@ -50,8 +50,11 @@ pub(crate) fn prepare(plan: &RootfsPlan) -> Result<()> {
     // (runc applies them to "/" alone, so a rootfs in a shared mount ends up
     // private under "slave", and one in a slave mount still receives host
     // mounts under "private").
+    // "unbindable" waits for finish(): an unbindable "/" (or rootfs parent)
+    // could not be bound as the rootfs.
     let flag = match prop {
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(f) if f.contains(MsFlags::MS_UNBINDABLE) => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some(f) if f.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE) => f | MsFlags::MS_REC,
         Some(f) => f,
     };
@@ -130,6 +133,34 @@ pub(crate) fn enter(plan: &RootfsPlan) -> Result<()> {
         .map_err(|e| Error::sys("make old root rslave", e))?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
     let _ = new.as_raw_fd();
+    nix::unistd::chdir("/").ctx(|| "chdir /")
+}
+
+/// What a container without a mount namespace cannot have: every mount
+/// would land in the runtime's own namespace (runc refuses masked and
+/// read-only paths there too). Its `mounts` are not made, as with runc.
+pub(crate) fn check_without_mount_ns(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let any = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    if any(linux.and_then(|l| l.masked_paths().as_ref())) || any(linux.and_then(|l| l.readonly_paths().as_ref())) {
+        return Err(Error::InvalidArgument("linux.maskedPaths and linux.readonlyPaths need a mount namespace".into()));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        return Err(Error::InvalidArgument("root.readonly needs a mount namespace".into()));
+    }
+    if linux.and_then(|l| l.rootfs_propagation().as_ref()).is_some_and(|p| !p.is_empty()) {
+        return Err(Error::InvalidArgument("linux.rootfsPropagation needs a mount namespace".into()));
+    }
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        crate::log::debug("no mount namespace: the spec's mounts are not made");
+    }
+    Ok(())
+}
+
+/// The root of a container without a mount namespace: chroot into the
+/// rootfs (the runtime's mounts stay visible below it, as with runc).
+pub(crate) fn chroot_only(plan: &RootfsPlan) -> Result<()> {
+    nix::unistd::chroot(plan.rootfs).ctx(|| format!("chroot into {}", plan.rootfs.display()))?;
     nix::unistd::chdir("/").ctx(|| "chdir /")
 }
 

@@ -19,6 +19,96 @@ pub(crate) struct Options {
     pub data: Vec<String>,
     pub bind: bool,
     pub recursive_bind: bool,
+    /// `rro`, `rnosuid`, …: MOUNT_ATTR_* to set and clear on the whole tree
+    /// with mount_setattr(AT_RECURSIVE) once the mount is in place.
+    pub rec_set: u64,
+    pub rec_clr: u64,
+}
+
+/// Not in nix's MsFlags (Linux 5.10+).
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
+/// Options that set (`false`) or clear (`true`) an MS_* flag.
+const FLAG_OPTIONS: &[(&str, bool, MsFlags)] = &[
+    ("acl", false, MsFlags::MS_POSIXACL),
+    ("async", true, MsFlags::MS_SYNCHRONOUS),
+    ("atime", true, MsFlags::MS_NOATIME),
+    ("dev", true, MsFlags::MS_NODEV),
+    ("diratime", true, MsFlags::MS_NODIRATIME),
+    ("dirsync", false, MsFlags::MS_DIRSYNC),
+    ("exec", true, MsFlags::MS_NOEXEC),
+    ("iversion", false, MsFlags::MS_I_VERSION),
+    ("lazytime", false, MsFlags::MS_LAZYTIME),
+    ("loud", true, MsFlags::MS_SILENT),
+    ("mand", false, MsFlags::MS_MANDLOCK),
+    ("noacl", true, MsFlags::MS_POSIXACL),
+    ("noatime", false, MsFlags::MS_NOATIME),
+    ("nodev", false, MsFlags::MS_NODEV),
+    ("nodiratime", false, MsFlags::MS_NODIRATIME),
+    ("noexec", false, MsFlags::MS_NOEXEC),
+    ("noiversion", true, MsFlags::MS_I_VERSION),
+    ("nolazytime", true, MsFlags::MS_LAZYTIME),
+    ("nomand", true, MsFlags::MS_MANDLOCK),
+    ("norelatime", true, MsFlags::MS_RELATIME),
+    ("nostrictatime", true, MsFlags::MS_STRICTATIME),
+    ("nosuid", false, MsFlags::MS_NOSUID),
+    ("nosymfollow", false, MS_NOSYMFOLLOW),
+    ("relatime", false, MsFlags::MS_RELATIME),
+    ("remount", false, MsFlags::MS_REMOUNT),
+    ("ro", false, MsFlags::MS_RDONLY),
+    ("rw", true, MsFlags::MS_RDONLY),
+    ("silent", false, MsFlags::MS_SILENT),
+    ("strictatime", false, MsFlags::MS_STRICTATIME),
+    ("suid", true, MsFlags::MS_NOSUID),
+    ("symfollow", true, MS_NOSYMFOLLOW),
+    ("sync", false, MsFlags::MS_SYNCHRONOUS),
+];
+
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_ATIME: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// Recursive options (runc 1.1+): set (`false`) or clear (`true`) a
+/// MOUNT_ATTR_* on every mount of the tree.
+const RECURSIVE_OPTIONS: &[(&str, bool, u64)] = &[
+    ("ratime", true, MOUNT_ATTR_NOATIME),
+    ("rdev", true, MOUNT_ATTR_NODEV),
+    ("rdiratime", true, MOUNT_ATTR_NODIRATIME),
+    ("rexec", true, MOUNT_ATTR_NOEXEC),
+    ("rnoatime", false, MOUNT_ATTR_NOATIME),
+    ("rnodev", false, MOUNT_ATTR_NODEV),
+    ("rnodiratime", false, MOUNT_ATTR_NODIRATIME),
+    ("rnoexec", false, MOUNT_ATTR_NOEXEC),
+    ("rnorelatime", true, MOUNT_ATTR_RELATIME),
+    ("rnostrictatime", true, MOUNT_ATTR_STRICTATIME),
+    ("rnosuid", false, MOUNT_ATTR_NOSUID),
+    ("rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rrelatime", false, MOUNT_ATTR_RELATIME),
+    ("rro", false, MOUNT_ATTR_RDONLY),
+    ("rrw", true, MOUNT_ATTR_RDONLY),
+    ("rstrictatime", false, MOUNT_ATTR_STRICTATIME),
+    ("rsuid", true, MOUNT_ATTR_NOSUID),
+    ("rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+const PROPAGATION_OPTIONS: &[&str] =
+    &["private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"];
+
+/// Every mount option `mounts[].options` may carry, for `features`.
+pub(crate) fn known_options() -> Vec<&'static str> {
+    let mut v: Vec<&str> = FLAG_OPTIONS.iter().map(|o| o.0).collect();
+    v.extend(RECURSIVE_OPTIONS.iter().map(|o| o.0));
+    v.extend(PROPAGATION_OPTIONS);
+    v.extend(["bind", "rbind", "defaults", "tmpcopyup"]);
+    v.sort_unstable();
+    v
 }
 
 pub(crate) fn parse_options(opts: &[String]) -> Result<Options> {
@@ -28,58 +118,80 @@ pub(crate) fn parse_options(opts: &[String]) -> Result<Options> {
         data: vec![],
         bind: false,
         recursive_bind: false,
+        rec_set: 0,
+        rec_clr: 0,
     };
     for opt in opts {
-        let (set, clear) = match opt.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
-            "bind" => {
-                o.bind = true;
-                continue;
+        let opt = opt.as_str();
+        if let Some(&(_, clear, f)) = FLAG_OPTIONS.iter().find(|x| x.0 == opt) {
+            if clear {
+                o.flags.remove(f);
+            } else {
+                o.flags |= f;
             }
-            "rbind" => {
-                o.bind = true;
-                o.recursive_bind = true;
-                continue;
+        } else if let Some(&(_, clear, a)) = RECURSIVE_OPTIONS.iter().find(|x| x.0 == opt) {
+            if clear {
+                o.rec_clr |= a;
+                o.rec_set &= !a;
+            } else if a & MOUNT_ATTR_ATIME != 0 || opt == "rrelatime" {
+                // The atime mode is one field: the kernel wants it cleared to set a mode.
+                o.rec_set = (o.rec_set & !MOUNT_ATTR_ATIME) | a;
+                o.rec_clr |= MOUNT_ATTR_ATIME;
+            } else {
+                o.rec_set |= a;
+                o.rec_clr &= !a;
             }
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
-                o.propagation |= propagation_flag(opt).unwrap_or(MsFlags::empty());
-                continue;
+        } else if PROPAGATION_OPTIONS.contains(&opt) {
+            o.propagation |= propagation_flag(opt).unwrap_or(MsFlags::empty());
+        } else {
+            match opt {
+                "bind" => o.bind = true,
+                "rbind" => (o.bind, o.recursive_bind) = (true, true),
+                // Docker's tmpfs copy-up and SELinux relabel hints: nothing to do here.
+                "defaults" | "tmpcopyup" | "z" | "Z" => {}
+                "idmap" | "ridmap" => return Err(Error::Unsupported(format!("mount option {opt:?}"))),
+                _ => o.data.push(opt.to_string()),
             }
-            // Docker's tmpfs copy-up and SELinux relabel hints: nothing to do here.
-            "tmpcopyup" | "z" | "Z" => continue,
-            "idmap" | "ridmap" | "rro" | "rrw" | "rnosuid" | "rnodev" | "rnoexec" => {
-                return Err(Error::Unsupported(format!("mount option {opt:?}")))
-            }
-            _ => {
-                o.data.push(opt.clone());
-                continue;
-            }
-        };
-        o.flags |= set;
-        o.flags &= !clear;
+        }
     }
     Ok(o)
+}
+
+/// mount_setattr(2) with AT_RECURSIVE on the mount at `target`.
+pub(crate) fn set_recursive_attrs(target: &Path, set: u64, clr: u64, dest: &Path) -> Result<()> {
+    if set == 0 && clr == 0 {
+        return Ok(());
+    }
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("mount target {} has a NUL byte", dest.display())))?;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    // SAFETY: a valid C string and a properly sized attr struct that outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(Error::Mount {
+            what: "recursive mount attributes (mount_setattr)".into(),
+            target: dest.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 /// MS_* flag of a propagation keyword (also used for rootfsPropagation).
@@ -129,7 +241,7 @@ pub(crate) fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
     refuse_root(ctx, &target, &dest)?;
     let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data.join(",");
-    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let flags = opts.flags.difference(MsFlags::MS_REMOUNT);
     let tpath = crate::sys::fd_path(&target);
     let r = mount(Some(src.as_path()), &tpath, Some(typ), flags, (!data.is_empty()).then_some(data.as_str()));
     match r {
@@ -140,6 +252,12 @@ pub(crate) fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
             r.map_err(mount_err("/sys (rbind fallback)", &dest))?;
         }
         r => r.map_err(mount_err(format!("{typ} ({})", src.display()), &dest))?,
+    }
+    drop(target);
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        // Reopened: the descriptor from before mount(2) names what lies beneath.
+        let fd = ctx.root.resolve(&dest).map_err(|e| Error::io(format!("reopen mount {}", dest.display()), e))?;
+        set_recursive_attrs(&crate::sys::fd_path(&fd), opts.rec_set, opts.rec_clr, &dest)?;
     }
     apply_propagation(ctx, &dest, &opts)
 }
@@ -176,9 +294,13 @@ fn bind(ctx: &MountCtx, m: &Mount, dest: &Path, opts: &Options) -> Result<()> {
     mount(Some(src.as_path()), &tpath, None::<&str>, flags, None::<&str>)
         .map_err(mount_err(format!("bind {}", src.display()), dest))?;
     drop(target);
-    let extra = opts.flags & !MsFlags::MS_REMOUNT;
+    let extra = opts.flags.difference(MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         remount(ctx, dest, extra)?;
+    }
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let fd = ctx.root.resolve(dest).map_err(|e| Error::io(format!("reopen mount {}", dest.display()), e))?;
+        set_recursive_attrs(&crate::sys::fd_path(&fd), opts.rec_set, opts.rec_clr, dest)?;
     }
     apply_propagation(ctx, dest, opts)
 }
@@ -229,5 +351,11 @@ mod tests {
         assert!(o.propagation.contains(MsFlags::MS_SLAVE | MsFlags::MS_REC));
         let o = parse_options(&["ro".into(), "rw".into()]).unwrap();
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        let o = parse_options(&["rro".into(), "rnosuid".into(), "lazytime".into(), "nosymfollow".into()]).unwrap();
+        assert_eq!((o.rec_set, o.rec_clr), (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0));
+        assert!(o.flags.contains(MsFlags::MS_LAZYTIME | MS_NOSYMFOLLOW));
+        assert!(o.data.is_empty());
+        let o = parse_options(&["rnoatime".into()]).unwrap();
+        assert_eq!((o.rec_set, o.rec_clr), (MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME));
     }
 }
