@@ -268,6 +268,8 @@ fn features_and_spec_commands() {
     assert!(s["linux"]["seccomp"].is_null());
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert!(f["linux"]["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_NET_RAW"));
+    // The systemd cgroup driver exists (cgroups/systemd.rs): clients read this to pick it.
+    assert_eq!(f["linux"]["cgroup"]["systemd"], true);
     assert!(!lab.rt(&["spec", "--bundle", d.to_str().unwrap()]).status.success(), "spec must not overwrite");
     std::fs::remove_file(d.join("config.json")).unwrap();
     assert!(lab.rt(&["spec", "--rootless", "-b", d.to_str().unwrap()]).status.success());

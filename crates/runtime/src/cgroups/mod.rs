@@ -7,8 +7,8 @@
 
 mod dbus;
 mod devfilter;
-mod systemd;
 pub mod runc_stats;
+mod systemd;
 mod v1;
 mod v2;
 
