@@ -19,8 +19,8 @@
 //! - `console`: `-t`: the pty master received over a console socket, relayed
 //!   to the user's terminal.
 //!
-//! Detached containers with a per-container monitor process, logs, `ps`,
-//! networks and pods come with the pod issue; `run` is shaped for them (the
+//! Detached containers with a per-container monitor process, logs and `ps`
+//! come with the engine, pods after it; `run` is shaped for them (the
 //! container directory and state layout are the ones a monitor will use).
 
 mod console;

@@ -413,7 +413,10 @@ impl CgroupManager for Systemd {
     /// scope's directories if systemd is gone and left them (as runc does).
     fn destroy(&self) -> Result<()> {
         // A create that failed before forking still has the runtime inside.
-        self.go_home()?;
+        // Failing to leave must not stop the unit from being killed and stopped.
+        if let Err(e) = self.go_home() {
+            crate::log::warn(&format!("leave {}: {e}", self.unit.unit));
+        }
         let killed = self.inner.destroy();
         if let Err(e) = self.with_conn(|c| stop_unit(c, &self.unit.unit)) {
             crate::log::warn(&format!("stop {}: {e}", self.unit.unit));
