@@ -333,7 +333,9 @@ fn systemd_driver_makes_a_scope_unit_with_limits_and_removes_it() {
     let (_, err, ok) = sd.rt(&["resume", &id]);
     assert!(ok, "resume: {err}");
     let (out, err, ok) = sd.rt(&["events", "--stats", &id]);
-    assert!(ok && out.contains("\"pids_limit\":10"), "events --stats: {out} {err}");
+    // runc's schema (go-runc decodes it): data.pids.limit.
+    let stats: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+    assert!(ok && stats["data"]["pids"]["limit"] == 10, "events --stats: {out} {err}");
     // A neighbour in the same slice, alive while the first one is deleted.
     let id2 = format!("{id}-nb");
     let mut cfg2 = lab.config(&["sleep", "1000"]);
