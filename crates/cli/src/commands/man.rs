@@ -48,11 +48,26 @@ fn man_pages(cmd: &clap::Command, dir: &std::path::Path) -> std::io::Result<()> 
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         man_pages(sub, dir)?;
     }
-    clap_mangen::Man::new(cmd.clone())
+    let man = clap_mangen::Man::new(cmd.clone())
         .source(format!("wharf {}", env!("CARGO_PKG_VERSION")))
-        .manual("wharf manual")
-        .generate_to(dir)?;
-    Ok(())
+        .manual("wharf manual");
+    let mut roff = Vec::new();
+    man.render(&mut roff)?;
+    std::fs::write(dir.join(man.get_filename()), ascii_roff(&String::from_utf8_lossy(&roff)))
+}
+
+/// groff reads Latin-1 unless run through preconv: help text such as "…"
+/// becomes the escape `\[u2026]`, which every groff renders.
+fn ascii_roff(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\[u{:04X}]", c as u32);
+        }
+    }
+    out
 }
 
 /// The same output on every machine: a fixed width, and the names of
