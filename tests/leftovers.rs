@@ -199,3 +199,55 @@ fn image_prune_all_keeps_only_the_images_of_containers() {
     s.ok(["system", "prune", "-f"]);
     assert_nothing_left(&s, &marker, &ids);
 }
+
+// Broke: a SIGKILLed `wharf run --rm -v /path` left its anonymous volume
+// forever (the sweep did not know the container had one, nor about --rm).
+#[test]
+fn run_rm_killed_leaves_no_anonymous_volume() {
+    if !privileged("run_rm_killed_leaves_no_anonymous_volume") {
+        return;
+    }
+    let (s, marker) = setup();
+    let script = format!("echo ready-$((6*7)); sleep 600; : {marker}");
+    let volumes = || s.ok(["volume", "ls", "-q"]).lines().map(str::to_string).collect::<Vec<_>>();
+    let args = |rm: &[&'static str]| {
+        let mut a = vec!["run"];
+        a.extend_from_slice(rm);
+        a.extend_from_slice(&["-v", "/anon", "bb:1", "sh", "-c", &script]);
+        a.into_iter().map(std::ffi::OsStr::new).collect::<Vec<_>>()
+    };
+    // Without --rm the anonymous volume outlives the container, as Docker's
+    // (this run's container is swept by the next run).
+    sigkill(spawn_until(&s, &args(&[]), "ready-42"));
+    let kept = volumes();
+    sigkill(spawn_until(&s, &args(&["--rm"]), "ready-42"));
+    let ids = container_ids(&s);
+    assert_eq!((kept.len(), volumes().len(), ids.len()), (1, 2, 1), "the kills left no volumes: test is void");
+    s.ok(["system", "prune", "-f"]);
+    assert_nothing_left(&s, &marker, &ids);
+    assert_eq!(volumes(), kept, "only the --rm run's volume goes");
+}
+
+// Broke: `image prune -a` read the images of containers before taking the
+// gc lock, so the image of a `run` starting meanwhile was deleted.
+#[test]
+fn image_prune_all_keeps_the_image_of_a_starting_run() {
+    let (s, _) = setup();
+    let store = wharf_image::Store::open(&s.root).unwrap();
+    let digest = store.resolve("bb:1").unwrap().target.digest().to_string();
+    // A starting run: it holds the content lock, has resolved its image and
+    // not yet written its container dir's `image` file.
+    let content = store.content_lock().unwrap();
+    let prune = s.cmd().args(["image", "prune", "-a"]).stdout(Stdio::piped()).spawn().unwrap();
+    // Time for a prune that reads the in-use set before the gc lock to read it.
+    std::thread::sleep(Duration::from_secs(1));
+    let ctr = wharf_image::OwnedDir::create(&s.root.join("containers"), "starting").unwrap();
+    std::fs::write(ctr.path().join("image"), &digest).unwrap();
+    drop(content);
+    let out = prune.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let images = s.ok(["images"]);
+    assert!(images.contains("bb"), "the starting run's image was pruned: {images}");
+    ctr.remove().unwrap();
+    s.assert_consistent();
+}

@@ -99,8 +99,21 @@ impl Store {
         self.collect_garbage(Images::DropAllBut(in_use))
     }
 
+    /// [`Store::prune_unused`] with the in-use set computed under the gc
+    /// lock, so that no container that started before it is missed (a
+    /// starting container holds [`Store::content_lock`] until it is visible).
+    pub fn prune_unused_by(&self, in_use: impl FnOnce() -> HashSet<Digest>) -> Result<GcReport> {
+        let gc = self.gc_lock()?;
+        let keep = in_use();
+        self.collect_garbage_locked(Images::DropAllBut(&keep), &gc)
+    }
+
     fn collect_garbage(&self, images: Images) -> Result<GcReport> {
-        let _gc = self.gc_lock()?;
+        let gc = self.gc_lock()?;
+        self.collect_garbage_locked(images, &gc)
+    }
+
+    fn collect_garbage_locked(&self, images: Images, _gc: &crate::lock::FileLock) -> Result<GcReport> {
         let mut report = GcReport::default();
         if !matches!(images, Images::Keep) {
             report.images = self.update_index(|idx| {

@@ -41,8 +41,12 @@ pub fn remove_leftovers(root: &Path, run_root: &Path) -> Result<usize> {
         let res = wharf_runtime::leftover::remove(&state_root, &dead.name, &dead.path)
             .map_err(crate::Error::from)
             .map(|()| crate::console::remove_socket(run_root, &dead.name));
+        let anonymous = crate::volume::attach::recorded_for_removal(&dead.path);
         match res.and_then(|()| Ok(dead.remove()?)) {
-            Ok(()) => n += 1,
+            Ok(()) => {
+                n += 1;
+                remove_anonymous_volumes(root, &dead.name, &anonymous);
+            }
             Err(e) => {
                 tracing::warn!("container {}: {e}", dead.name);
                 first_err.get_or_insert(e);
@@ -55,5 +59,17 @@ pub fn remove_leftovers(root: &Path, run_root: &Path) -> Result<usize> {
     match first_err {
         Some(e) => Err(e),
         None => Ok(n),
+    }
+}
+
+/// A killed `run --rm`'s anonymous volumes, once its container dir is gone
+/// (until then the dir counts it as their user).
+fn remove_anonymous_volumes(root: &Path, container: &str, names: &[String]) {
+    let volumes = crate::volume::Volumes::new(root);
+    for name in names {
+        match volumes.remove(name) {
+            Ok(()) | Err(crate::Error::NoSuchVolume(_)) => {}
+            Err(e) => tracing::warn!("container {container}: removing its anonymous volume {name}: {e}"),
+        }
     }
 }

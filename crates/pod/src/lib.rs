@@ -10,6 +10,8 @@
 //!   library in-process → exit status → everything removed.
 //! - [`leftover`]: containers whose `wharf run` was killed (the owner lock
 //!   of their dir is free), killed and removed by the next command.
+//! - [`prune`]: `image prune` (`-a`: but the images of containers), after
+//!   the leftovers of killed runs.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
 //! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
 //! - [`network`](crate::network): networks (CNI bridge, IPAM, port mapping, isolation, DNS)
@@ -28,6 +30,7 @@ mod error;
 pub mod leftover;
 mod net;
 pub mod network;
+pub mod prune;
 pub mod run;
 mod spec;
 pub mod volume;

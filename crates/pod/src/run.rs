@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub interactive: bool,
     /// Pull the image when the store lacks it.
     pub pull_missing: bool,
+    /// Told what the user should know on the way (`Unable to find image …`).
+    pub notice: Option<fn(&str)>,
 }
 
 /// A container's directory and the cleanup it needs, whatever happens.
@@ -69,6 +71,13 @@ pub struct RunOptions {
 struct ContainerDir {
     dir: PathBuf,
     owner: Option<wharf_image::OwnedDir>,
+}
+
+impl ContainerDir {
+    /// Leaves the dir for the leftover sweep; its lock is held until exit.
+    fn abandon(mut self) {
+        std::mem::forget(self.owner.take());
+    }
 }
 
 impl Drop for ContainerDir {
@@ -96,7 +105,9 @@ fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
         Ok(i) => Ok(i),
         Err(e) if e.kind() == wharf_image::ErrorKind::NotFound && o.pull_missing => {
             let r = wharf_image::Reference::parse(&o.image)?;
-            eprintln!("Unable to find image '{}' locally", r.familiar());
+            if let Some(notice) = o.notice {
+                notice(&format!("Unable to find image '{}' locally", r.familiar()));
+            }
             let reg = wharf_registry::Registry::new(r.domain(), wharf_registry::RegistryOptions::default())?;
             wharf_registry::block_on(reg.pull(store, &r, &wharf_registry::PullOptions::default()))?;
             Ok(store.resolve(&o.image)?)
@@ -138,27 +149,39 @@ fn write_spec(
 
 /// Runs `o.image` in the foreground with the caller's stdio; returns the
 /// container's exit code (128+N when killed by signal N).
+///
+/// Setup: container dir → rootfs → volumes → network → container; an error
+/// before the container exists undoes it in reverse (the guards drop in
+/// reverse order), and [`teardown`] mirrors it after.
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
     if let Err(e) = crate::leftover::remove_leftovers(store.root(), run_root) {
         tracing::warn!("removing containers of killed runs: {e}");
     }
     let specs = crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
-    let img = image(store, o)?;
-    let plan = crate::volume::attach::plan(&specs, &crate::volume::attach::image_volumes(&img))?;
     let id = new_id();
-    let owner = wharf_image::OwnedDir::create(&crate::leftover::containers_dir(store.root()), &id)?;
-    let dir = owner.path().to_path_buf();
-    let guard = ContainerDir { dir: dir.clone(), owner: Some(owner) };
-    // `image prune -a` keeps the images of containers.
-    let image_file = dir.join(crate::leftover::IMAGE_FILE);
-    std::fs::write(&image_file, img.target.digest().to_string())
-        .map_err(|e| Error::io(format!("write {}", image_file.display()), e))?;
-    let rootfs = store.mount_rootfs(&img, &dir)?;
+    let (img, plan, guard, merged) = {
+        // Held shared from resolve until the `image` file is written and the
+        // rootfs mounted: `image prune -a` (exclusive) cannot drop the image
+        // in between, and it sees the container once it gets the lock.
+        let _content = store.content_lock()?;
+        let img = image(store, o)?;
+        let plan = crate::volume::attach::plan(&specs, &crate::volume::attach::image_volumes(&img))?;
+        let owner = wharf_image::OwnedDir::create(&crate::leftover::containers_dir(store.root()), &id)?;
+        let guard = ContainerDir { dir: owner.path().to_path_buf(), owner: Some(owner) };
+        let image_file = guard.dir.join(crate::leftover::IMAGE_FILE);
+        std::fs::write(&image_file, img.target.digest().to_string())
+            .map_err(|e| Error::io(format!("write {}", image_file.display()), e))?;
+        let merged = store.mount_rootfs(&img, &guard.dir)?.merged;
+        (img, plan, guard, merged)
+    };
+    let dir = guard.dir.clone();
     let volumes = crate::volume::Volumes::new(store.root());
-    // Dropped on an error path: its anonymous volumes go with it.
-    let mounts = crate::volume::attach::attach(&volumes, &plan, &rootfs.merged, &id)?;
+    // Dropped on an error before the container exists: its anonymous volumes go.
+    let mounts = crate::volume::attach::attach(&volumes, &plan, &merged, &id)?;
+    // For the leftover sweep, should this process be killed.
+    mounts.record(&dir, o.rm)?;
     let net = attach_network(store, run_root, o, &img, &id, &dir)?;
-    write_spec(&img, o, &dir, &rootfs.merged, &id, (net.as_ref(), &mounts.oci), (store.root(), run_root))?;
+    write_spec(&img, o, &dir, &merged, &id, (net.as_ref(), &mounts.oci), (store.root(), run_root))?;
     let state = run_root.join("runtime");
     let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
     if !o.interactive {
@@ -170,13 +193,10 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
         ..Default::default()
     };
     let mut ctr = Container::create(&state, &id, &dir, &opts)?;
-    if o.network == NetworkMode::None {
-        if let Err(e) = crate::net::loopback_up(ctr.pid()) {
-            let _ = ctr.delete(true);
-            return Err(e);
-        }
-    }
     let code = (|| -> Result<i32> {
+        if o.network == NetworkMode::None {
+            crate::net::loopback_up(ctr.pid())?;
+        }
         // After create (the init must not inherit a blocked mask), before any thread.
         crate::console::forward_signals(&state, &id);
         let relay = match &console {
@@ -188,15 +208,36 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
         drop(relay);
         Ok(status.code())
     })();
-    let deleted = ctr.delete(true);
-    let detached = net.map_or(Ok(()), Attachment::teardown);
     drop(console);
-    drop(guard);
+    let torn = teardown(ctr, net, mounts, guard, o.rm);
     let code = code?;
-    deleted?;
-    detached?;
-    mounts.release(o.rm)?;
+    torn?;
     Ok(code)
+}
+
+/// Setup undone in reverse, once the container existed: container →
+/// network → volumes (anonymous ones only with `--rm`, as Docker) → dir.
+/// If the container cannot be deleted it may still run: nothing else is
+/// touched, and the next command's leftover sweep removes it all once this
+/// process (and with it the dir's owner lock) is gone.
+fn teardown(
+    ctr: Container,
+    net: Option<Attachment>,
+    mounts: crate::volume::attach::AttachedMounts,
+    guard: ContainerDir,
+    rm: bool,
+) -> Result<()> {
+    if let Err(e) = ctr.delete(true) {
+        // Their locks stay held until exit, so nobody sweeps them before.
+        std::mem::forget(net);
+        mounts.abandon();
+        guard.abandon();
+        return Err(e.into());
+    }
+    let detached = net.map_or(Ok(()), Attachment::teardown);
+    let released = mounts.release(rm);
+    drop(guard);
+    detached.and(released)
 }
 
 /// `--network NAME`: the container's netns, CNI ADD, DNS and /etc files,

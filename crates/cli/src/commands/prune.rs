@@ -11,34 +11,20 @@ pub struct Args {
     force: bool,
 }
 
-/// What killed `wharf run`s and builds left (containers, mounts, runtime
-/// state): removed first, since their mounts pin layers.
-pub struct Leftovers {
-    pub containers: usize,
-    pub builds: usize,
-}
-
-/// Removes what killed commands left; errors are reported after the rest is done.
-pub fn remove_leftovers(g: &Globals) -> anyhow::Result<Leftovers> {
-    let containers = wharf_pod::leftover::remove_leftovers(&g.root, &g.run_root);
+/// What killed `wharf run`s and builds left (their mounts pin layers),
+/// then images; errors are reported after the rest is done.
+pub fn prune(g: &Globals, all: bool) -> anyhow::Result<wharf_pod::prune::PruneReport> {
     let builds = wharf_builder::build::remove_leftovers(&g.run_root);
-    Ok(Leftovers { containers: containers?, builds: builds? })
-}
-
-pub fn print_leftovers(l: &Leftovers) -> anyhow::Result<()> {
-    if l.containers > 0 {
-        crate::outln!("Deleted {} container(s) whose wharf run was killed", l.containers)?;
+    let pruned = wharf_pod::prune::prune_images(&g.store()?, &g.run_root, all);
+    let builds = builds?;
+    if builds > 0 {
+        crate::outln!("Deleted what {builds} killed build(s) left")?;
     }
-    if l.builds > 0 {
-        crate::outln!("Deleted what {} killed build(s) left", l.builds)?;
+    let pruned = pruned?;
+    if pruned.containers > 0 {
+        crate::outln!("Deleted {} container(s) whose wharf run was killed", pruned.containers)?;
     }
-    Ok(())
-}
-
-/// Image prune itself, after the leftovers.
-pub fn prune_images(g: &Globals, all: bool) -> anyhow::Result<wharf_image::GcReport> {
-    let store = g.store()?;
-    Ok(if all { store.prune_unused(&wharf_pod::leftover::images_in_use(&g.root))? } else { store.prune()? })
+    Ok(pruned)
 }
 
 pub fn print_images(r: &wharf_image::GcReport, all: bool) -> anyhow::Result<()> {
@@ -53,9 +39,7 @@ pub fn print_images(r: &wharf_image::GcReport, all: bool) -> anyhow::Result<()> 
 }
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
-    let l = remove_leftovers(g)?;
-    print_leftovers(&l)?;
-    let r = prune_images(g, a.all)?;
+    let r = prune(g, a.all)?.images;
     print_images(&r, a.all)?;
     crate::outln!("Total reclaimed space: {}", output::size(r.bytes))?;
     Ok(ExitCode::SUCCESS)

@@ -1,4 +1,5 @@
 use crate::Globals;
+use std::io::Write;
 use std::process::ExitCode;
 use wharf_pod::{NetworkMode, RunOptions};
 
@@ -149,6 +150,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         tty: a.tty,
         interactive: a.interactive,
         pull_missing,
+        notice: Some(|line| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }),
     };
     let store = g.store()?;
     match wharf_pod::run_foreground(&store, &g.run_root, &opts) {

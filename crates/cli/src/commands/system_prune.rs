@@ -30,9 +30,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         eprintln!("wharf: nothing removed (confirm with y, or pass -f)");
         return Ok(ExitCode::FAILURE);
     }
-    let l = super::prune::remove_leftovers(g)?;
-    super::prune::print_leftovers(&l)?;
-    let r = super::prune::prune_images(g, a.all)?;
+    let r = super::prune::prune(g, a.all)?.images;
     super::prune::print_images(&r, a.all)?;
     let nets = wharf_pod::network::Networks::new(&g.root, &g.run_root).prune()?;
     if !nets.is_empty() {

@@ -30,6 +30,25 @@ impl AttachedMounts {
         self.release_now()
     }
 
+    /// Writes `<container dir>/volumes.json`: the anonymous volumes and
+    /// whether `--rm` removes them, for the leftover sweep of a killed run.
+    pub fn record(&self, container_dir: &Path, rm: bool) -> Result<()> {
+        let p = container_dir.join(RECORD);
+        let bytes = serde_json::to_vec(&json!({"rm": rm, "anonymous": self.anonymous}))
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?;
+        std::fs::write(&p, bytes).map_err(|e| Error::io(format!("write {}", p.display()), e))
+    }
+
+    /// Leaves the volumes in use as they are (the container may still run):
+    /// the locks stay held until this process exits, the user entries stay
+    /// after it, and the leftover sweep finishes the job.
+    pub fn abandon(mut self) {
+        self.anonymous.clear();
+        for u in self.uses.drain(..) {
+            std::mem::forget(u);
+        }
+    }
+
     fn release_now(&mut self) -> Result<()> {
         self.uses.clear();
         let mut first = Ok(());
@@ -51,6 +70,21 @@ impl Drop for AttachedMounts {
     fn drop(&mut self) {
         let _ = self.release_now();
     }
+}
+
+/// The record [`AttachedMounts::record`] writes in the container dir.
+const RECORD: &str = "volumes.json";
+
+/// The anonymous volumes a killed `run --rm` recorded in `container_dir`
+/// (none without `--rm`), to remove once that dir is gone.
+pub(crate) fn recorded_for_removal(container_dir: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(container_dir.join(RECORD)) else { return Vec::new() };
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if v["rm"] != true {
+        return Vec::new();
+    }
+    let names = v["anonymous"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    names.filter(|n| super::valid_name(n)).map(str::to_string).collect()
 }
 
 /// The image's `VOLUME` paths.

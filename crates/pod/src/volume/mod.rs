@@ -295,7 +295,7 @@ impl Volumes {
     }
 
     /// `<root>/containers`: a user whose container dir remains is not gone.
-    fn containers_dir(&self) -> PathBuf {
+    pub(super) fn containers_dir(&self) -> PathBuf {
         self.dir.with_file_name("containers")
     }
 

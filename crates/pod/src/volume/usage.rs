@@ -92,9 +92,13 @@ impl Volumes {
         let volume = self.get(name)?;
         let dir = self.path(name);
         if !volume.options.is_empty() {
-            // A mount left by a user killed with -9: the first live user starts afresh.
+            // A mount left by a user killed with -9 whose container is gone:
+            // the first live user starts afresh. A killed user whose container
+            // dir remains may still run on it: its mount stays.
             if let Some(_nobody) = try_exclusive(&dir)? {
-                unmount_data(&dir)?;
+                if users(&dir, &self.containers_dir())?.is_empty() {
+                    unmount_data(&dir)?;
+                }
             }
         }
         let use_path = dir.join(".use");
@@ -134,6 +138,9 @@ impl Drop for VolumeUse {
         let Ok(_lock) = self.volumes.lock() else { return };
         let dir = self.volumes.path(&self.name);
         if let Ok(Some(_excl)) = try_exclusive(&dir) {
+            if !users(&dir, &self.volumes.containers_dir()).is_ok_and(|u| u.is_empty()) {
+                return;
+            }
             if let Err(e) = unmount_data(&dir) {
                 tracing::warn!("volume {}: {e}", self.name);
             }
@@ -240,6 +247,36 @@ mod tests {
     fn mountinfo_escapes() {
         assert_eq!(super::unescape("/a\\040b"), "/a b");
         assert_eq!(super::unescape("/plain"), "/plain");
+    }
+
+    // Broke: a tmpfs volume's next user unmounted it (its data gone) under a
+    // killed user whose container dir remained, its container maybe still running.
+    #[test]
+    fn a_killed_user_with_a_container_dir_keeps_the_mount() {
+        if !rustix::process::geteuid().is_root() {
+            assert!(std::env::var_os("WHARF_SKIP_PRIVILEGED").is_some(), "needs root (or WHARF_SKIP_PRIVILEGED=1)");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let vols = super::Volumes::new(tmp.path());
+        let opts = [("type", "tmpfs"), ("device", "tmpfs")].map(|(k, v)| (k.to_string(), v.to_string()));
+        let req = crate::volume::CreateVolume { name: Some("tv".into()), options: opts.into(), ..Default::default() };
+        vols.create(&req).unwrap();
+        let mut a = vols.acquire("tv", "killed").unwrap();
+        std::fs::create_dir_all(tmp.path().join("containers/killed")).unwrap();
+        let data = a.volume.mountpoint.clone();
+        std::fs::write(data.join("f"), "kept").unwrap();
+        // `killed` dies as kill -9 would: its locks go, its files stay.
+        drop(a.use_lock.take());
+        drop(std::mem::replace(&mut a._user, std::fs::File::open("/dev/null").unwrap()));
+        std::mem::forget(a);
+        let b = vols.acquire("tv", "next").unwrap();
+        assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "kept");
+        drop(b);
+        assert!(super::is_mountpoint(&data), "the killed user's container may still use it");
+        std::fs::remove_dir(tmp.path().join("containers/killed")).unwrap();
+        vols.remove("tv").unwrap();
+        assert!(!super::is_mountpoint(&data));
     }
 
     #[test]
