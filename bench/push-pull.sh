@@ -2,7 +2,8 @@
 # push-pull.sh — wharf push/pull against skopeo copy, same registry, same run.
 #
 # Images as ../shared/peers/04-images.sh makes them (umoci): big = busybox +
-# one 200 MiB urandom layer; many = busybox + 50 small layers (51 layers).
+# one 200 MiB urandom layer; many = busybox + 50 small layers (51 layers);
+# gib = busybox + a 1 GiB file of zeros (only for the peak RSS of a pull).
 # The umoci layout is itself wharf's store (an OCI layout) for the pushes.
 # Cases, as ../shared/peers/05-push-pull-bench.sh:
 #   push-fresh IMG : to a new repository every run, caches removed first
@@ -12,11 +13,12 @@
 #                    (wharf also unpacks every layer; skopeo does not)
 #
 #   LAB=/tmp/wharf-bench-reg RUNS=5 bash bench/push-pull.sh
+#   WHARF=/path/to/wharf bash bench/push-pull.sh   # that binary, no build
 #   bash bench/push-pull.sh step TOOL CASE IMG     # one timed step
 set -euo pipefail
 me=$(readlink -f "$0"); cd "$(dirname "$me")/.."
 LAB=${LAB:-/tmp/wharf-bench-reg}; RUNS=${RUNS:-5}
-WHARF=$PWD/target/release/wharf
+build=${WHARF:+no}; export WHARF=${WHARF:-$PWD/target/release/wharf}
 O="$LAB/oci-src"; BIC=/var/lib/containers/cache/blob-info-cache-v1.boltdb
 
 step() {  # TOOL CASE IMG
@@ -34,9 +36,9 @@ step() {  # TOOL CASE IMG
 if [ "${1:-}" = step ]; then shift; step "$@"; exit; fi
 
 source scripts/deps.sh
-cargo build --release -q -p wharf
+[ "$build" = no ] || cargo build --release -q -p wharf
 mkdir -p "$LAB"
-if [ ! -f "$O/index.json" ] || ! grep -q many "$O/index.json"; then
+if [ ! -f "$O/index.json" ] || ! grep -q '"gib"' "$O/index.json"; then
   rm -rf "$O" "$LAB/w"; mkdir -p "$LAB/w"
   umoci init --layout "$O"; umoci new --image "$O:busybox"
   umoci unpack --image "$O:busybox" "$LAB/w/bb"
@@ -48,6 +50,8 @@ if [ ! -f "$O/index.json" ] || ! grep -q many "$O/index.json"; then
   umoci insert --image "$O:busybox" --tag big "$LAB/w/big.bin" /big.bin
   umoci tag --image "$O:busybox" many
   for i in $(seq 50); do head -c 16384 /dev/urandom > "$LAB/w/s$i"; umoci insert --image "$O:many" "$LAB/w/s$i" "/small/f$i"; done
+  head -c $((1024*1024*1024)) /dev/zero > "$LAB/w/gib.bin"
+  umoci tag --image "$O:busybox" gib; umoci insert --image "$O:gib" "$LAB/w/gib.bin" /gib.bin
   rm -rf "$LAB/w"; umoci gc --layout "$O"
 fi
 
@@ -81,6 +85,10 @@ rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {
 rm -f "$O/registry-sources.json" "$BIC"
 echo "peak RSS push big: wharf $(rss "$WHARF" --root "$O" push -q big "127.0.0.1:$port/rss-w:1") KiB," \
   "skopeo $(rss skopeo copy -q --dest-tls-verify=false "oci:$O:big" "docker://127.0.0.1:$port/rss-s:1") KiB"
+rm -rf "$LAB/pull-w" "$LAB/pull-s"
+"$WHARF" --root "$O" push -q gib "127.0.0.1:$port/w-gib-base:latest" >/dev/null
+rm -rf "$LAB/pull-w"
+echo "peak RSS pull 1 GiB layer: wharf $(rss "$WHARF" --root "$LAB/pull-w" pull -q "127.0.0.1:$port/w-gib-base:latest") KiB"
 rm -rf "$LAB/pull-w" "$LAB/pull-s"
 echo "peak RSS pull big: wharf $(rss "$WHARF" --root "$LAB/pull-w" pull -q "127.0.0.1:$port/w-big-base:latest") KiB," \
   "skopeo $(rss skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/s-big-base:latest" "oci:$LAB/pull-s:big") KiB"
