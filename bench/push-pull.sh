@@ -21,6 +21,10 @@ LAB=${LAB:-/tmp/wharf-bench-reg}; RUNS=${RUNS:-5}
 build=${WHARF:+no}; export WHARF=${WHARF:-$PWD/target/release/wharf}
 O="$LAB/oci-src"; BIC=/var/lib/containers/cache/blob-info-cache-v1.boltdb
 
+layer() {  # the last layer of IMG (the big one)
+  local m; m=$(jq -r --arg i "$1" '.manifests[] | select(.annotations."org.opencontainers.image.ref.name"==$i) | .digest' "$O/index.json")
+  jq -r '.layers[-1].digest' "$O/blobs/sha256/${m#sha256:}"
+}
 step() {  # TOOL CASE IMG
   local tool=$1 case=$2 img=$3 reg; reg=$(cat "$LAB/reg-addr")
   local n; n=$(( $(cat "$LAB/counter" 2>/dev/null || echo 0) + 1 )); echo $n > "$LAB/counter"
@@ -31,6 +35,14 @@ step() {  # TOOL CASE IMG
     skopeo/push-fresh) rm -f "$BIC"; skopeo copy -q --dest-tls-verify=false "oci:$O:$img" "docker://$reg/s-$img-$n:latest" ;;
     skopeo/repush)    skopeo copy -q --dest-tls-verify=false "oci:$O:$img" "docker://$reg/s-$img-base:latest" ;;
     skopeo/pull)      rm -rf "$LAB/pull-s"; skopeo copy -q --src-tls-verify=false "docker://$reg/s-$img-base:latest" "oci:$LAB/pull-s:$img" ;;
+    # The floor: the registry's part alone (curl moves the layer blob, nothing else).
+    curl/pull) curl -sf -o "$LAB/pull-c" "http://$reg/v2/w-$img-base/blobs/$(layer "$img")"; rm -f "$LAB/pull-c" ;;
+    curl/push-fresh)
+      local loc; loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/c-$img-$n/blobs/uploads/" |
+        awk -F': ' 'tolower($1)=="location" {print $2}' | tr -d '\r')
+      case $loc in http*) ;; *) loc="http://$reg$loc" ;; esac
+      local l; l=$(layer "$img"); curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+        -T "$O/blobs/sha256/${l#sha256:}" "$loc&digest=$l" ;;
   esac
 }
 if [ "${1:-}" = step ]; then shift; step "$@"; exit; fi
@@ -80,6 +92,12 @@ for c in push-fresh repush pull; do
       '"\($c) \($i): wharf \(.results[0].median*1000|floor) ms, skopeo \(.results[1].median*1000|floor) ms, ratio \((.results[0].median/.results[1].median)*100|floor/100)"' \
       "$LAB/$c-$img.json"
   done
+done
+for c in push-fresh pull; do   # how close to the registry's own time
+  hyperfine -N --runs "$RUNS" --warmup 1 --export-json "$LAB/floor-$c.json" \
+    -n "wharf $c big" "bash $me step wharf $c big" -n "curl $c big" "bash $me step curl $c big" >/dev/null
+  jq -r --arg c "$c" '"\($c) big, floor: wharf \(.results[0].median*1000|floor) ms, curl (layer blob only) \(.results[1].median*1000|floor) ms"' \
+    "$LAB/floor-$c.json"
 done
 rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}'; }
 rm -f "$O/registry-sources.json" "$BIC"
