@@ -351,7 +351,9 @@ impl Registry {
             }
         };
         // The blob waits in ingest/ to be published with the image's others.
-        let res = res.and_then(|()| Ok(tokio::task::block_in_place(|| w.verify(Some(&d), size))?.2));
+        let res = res.and_then(|()| {
+            tokio::task::block_in_place(|| w.verify(Some(&d), size)).map(|v| v.2).map_err(|e| self.mismatch(e))
+        });
         let streamed = match tee {
             Some(t) => Some(t.finish(res.is_ok()).await),
             None => None,
@@ -392,6 +394,21 @@ impl Registry {
         err.map_or(Ok(()), |e| Err(e.into()))
     }
 
+    /// A blob that is not what its descriptor says, named with its registry.
+    fn mismatch(&self, e: wharf_image::Error) -> Error {
+        match e {
+            wharf_image::Error::DigestMismatch { what, digest, expected, actual } => Error::DigestMismatch {
+                what: match what {
+                    "blob" => format!("digest of blob {digest} from {}", self.host),
+                    what => format!("{what} {digest} from {}", self.host),
+                },
+                expected,
+                actual,
+            },
+            e => e.into(),
+        }
+    }
+
     fn unpacked(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, diff: Digest) {
         ctx.created.diff(diff);
         (ctx.opts.progress)(Progress::Done { digest: desc.digest.clone(), how: "unpacked" });
@@ -408,11 +425,14 @@ impl Registry {
     ) -> Result<()> {
         let offset = w.written();
         let map = |e| Error::from_oci(&self.host, &desc.digest, e);
-        let mut stream = if offset == 0 {
+        // Asked as a range even from 0: oci-client then leaves the bytes to
+        // us instead of hashing them a second time (the writer hashes them).
+        let mut stream = if desc.size == 0 {
             self.oci.pull_blob_stream(oref, desc).await.map_err(map)?.stream
         } else {
             match self.oci.pull_blob_stream_partial(oref, desc, offset, None).await.map_err(map)? {
                 BlobResponse::Partial(s) => s.stream,
+                BlobResponse::Full(s) if offset == 0 => s.stream,
                 BlobResponse::Full(s) => {
                     *w = store.blobs().writer()?; // the registry ignored Range: start over
                     s.stream
