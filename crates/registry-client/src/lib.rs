@@ -8,7 +8,8 @@
 //!   reqwest + rustls/ring), TLS and plain-HTTP policy, authorization.
 //! - `pull`: manifests and indexes, platform selection, blobs streamed into
 //!   the `wharf-image` store (hashed while written, Range-resumed, retried),
-//!   each layer unpacked as soon as it lands.
+//!   each layer unpacked while it downloads, blobs published in one batch.
+//! - `tee`: the channel from a download to its unpacking thread.
 //! - `push`: HEAD-then-skip, cross-repo mount, streamed uploads, manifests last.
 //! - `sources`: which repositories of which registry hold a blob (for mounts).
 //! - [`progress`]: events for the CLI's progress display.
@@ -23,6 +24,7 @@ mod pull;
 mod push;
 mod retry;
 mod sources;
+mod tee;
 
 pub use client::{Registry, RegistryOptions};
 pub use download::{download, Downloaded};

@@ -1,21 +1,29 @@
 //! Pull: tag or digest → manifest or index → platform → blobs streamed into
 //! the store, several at once, hashed while written, resumed with Range
-//! after a dropped connection, retried on 5xx; each layer is unpacked as
-//! soon as its blob is whole (snapshots are independent of order).
+//! after a dropped connection, retried on 5xx; each layer is unpacked while
+//! it downloads (snapshots are independent of order; see `tee`).
+//!
+//! Crash safety with one wait for the disk per image: layer blobs are
+//! verified into `ingest/` with their writeback started, and published
+//! together once every layer is in (`Blobs::publish`: fsync each, rename
+//! each, fsync `blobs/sha256`). A blob's name therefore never shows content
+//! a crash could lose, and the tag is written (index.json: fsync, rename)
+//! only after that, so it never points at a blob a crash could lose.
 
 use crate::client::Registry;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressFn};
 use crate::retry::{retry, ATTEMPTS};
+use crate::tee::Unpacker;
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::BlobResponse;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
-use wharf_image::blobs::BlobWriter;
+use wharf_image::blobs::{BlobWriter, PendingBlob};
 use wharf_image::spec::{Descriptor, MediaType};
 use wharf_image::{Digest, Reference, Store};
 
@@ -139,7 +147,8 @@ impl Registry {
             self.fetch_manifest(&auth, r.path(), r.digest().or(r.tag()).unwrap_or("latest"), r).await?;
         let (kind, mt) = classify(&body, Some(&mt))?;
         let mut seen = vec![digest.clone()];
-        let ctx = Ctx { store, oref: &oref, opts, created };
+        let pending = std::sync::Mutex::default();
+        let ctx = Ctx { store, oref: &oref, opts, created, pending: &pending };
         let (target, id) = match kind {
             Kind::Manifest => {
                 let id = self.pull_image(&ctx, &body, &mut seen).await?;
@@ -259,7 +268,7 @@ impl Registry {
 
     /// Pulls one platform's config and layers; returns the image ID.
     async fn pull_image(&self, ctx: &Ctx<'_>, manifest: &[u8], seen: &mut Vec<String>) -> Result<String> {
-        let (store, opts) = (ctx.store, ctx.opts);
+        let store = ctx.store;
         let m: Value = serde_json::from_slice(manifest).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let blob = |v: &Value| -> Result<OciDescriptor> {
             Ok(OciDescriptor {
@@ -274,9 +283,9 @@ impl Registry {
             })
         };
         let config = blob(&m["config"])?;
-        self.fetch_blob(ctx, &config).await?;
+        self.fetch_blob(ctx, &config, None).await?;
         let cd = wharf_image::digest::parse(&config.digest)?;
-        let cfg: Value = serde_json::from_slice(&store.blobs().read(&cd, MAX_MANIFEST as u64)?)
+        let cfg: Value = serde_json::from_slice(&read_fetched(ctx, &cd)?)
             .map_err(|e| Error::InvalidInput(format!("config {}: {e}", config.digest)))?;
         let diff_ids: Vec<String> = cfg["rootfs"]["diff_ids"]
             .as_array()
@@ -297,49 +306,112 @@ impl Registry {
         let n = self.opts.max_concurrent_downloads.max(1);
         futures_util::stream::iter(layers.iter().zip(diff_ids.iter()))
             .map(|(l, diff)| async move {
-                self.fetch_blob(ctx, l).await?;
                 let diff = wharf_image::digest::parse(diff)?;
-                if !store.snapshots().exists(&diff) {
-                    let d = wharf_image::digest::parse(&l.digest)?;
-                    tokio::task::block_in_place(|| store.snapshots().ensure(&diff, store.blobs().open(&d)?))?;
-                    ctx.created.diff(diff);
-                    (opts.progress)(Progress::Done { digest: l.digest.clone(), how: "unpacked" });
-                }
-                Ok::<_, Error>(())
+                let unpack = (!store.snapshots().exists(&diff)).then_some(diff);
+                self.fetch_blob(ctx, l, unpack).await
             })
             .buffer_unordered(n)
             .try_collect::<Vec<()>>()
             .await?;
+        self.publish(ctx)?;
         Ok(config.digest)
     }
 
-    /// Streams one blob into the store; resumes with Range after a cut.
-    async fn fetch_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor) -> Result<()> {
+    /// Streams one blob into the store (resuming with Range after a cut)
+    /// and, with `unpack` (a diffID), unpacks it as that snapshot while it
+    /// downloads — or from the stored blob if the download had to restart.
+    async fn fetch_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, unpack: Option<Digest>) -> Result<()> {
         let (store, oref, progress) = (ctx.store, ctx.oref, &ctx.opts.progress);
         let d = wharf_image::digest::parse(&desc.digest)?;
         if store.blobs().exists(&d) {
             progress(Progress::Done { digest: desc.digest.clone(), how: "exists" });
+            if let Some(diff) = unpack {
+                tokio::task::block_in_place(|| store.snapshots().ensure(&diff, store.blobs().open(&d)?))?;
+                self.unpacked(ctx, desc, diff);
+            }
             return Ok(());
         }
         let size = u64::try_from(desc.size).ok();
         progress(Progress::Start { digest: desc.digest.clone(), size: size.unwrap_or(0) });
         let mut w = store.blobs().writer()?;
+        let mut tee = unpack.clone().map(|diff| Unpacker::start(store, diff));
         let mut attempt = 0;
-        loop {
-            match self.stream_into(store, oref, desc, &mut w, progress).await {
-                Ok(()) => break,
+        let res = loop {
+            match self.stream_into(store, oref, desc, &mut w, progress, tee.as_mut()).await {
+                Ok(()) => break Ok(()),
                 Err(e) if e.kind() == crate::ErrorKind::Transient && attempt + 1 < ATTEMPTS => {
                     attempt += 1;
+                    if let Some(t) = tee.take() {
+                        let _ = t.finish(false).await; // unpacked from the whole blob below
+                    }
                     progress(Progress::Retry { digest: desc.digest.clone(), attempt, reason: e.to_string() });
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
-        }
-        tokio::task::block_in_place(|| w.commit(Some(&d), size))?;
-        ctx.created.blob(d);
+        };
+        // The blob waits in ingest/ to be published with the image's others.
+        let res = res.and_then(|()| {
+            tokio::task::block_in_place(|| w.verify(Some(&d), size)).map(|v| v.2).map_err(|e| self.mismatch(e))
+        });
+        let streamed = match tee {
+            Some(t) => Some(t.finish(res.is_ok()).await),
+            None => None,
+        };
+        let pending = res?;
         progress(Progress::Done { digest: desc.digest.clone(), how: "downloaded" });
+        match (streamed, unpack) {
+            (Some(r), Some(diff)) => {
+                r?;
+                self.unpacked(ctx, desc, diff);
+            }
+            (None, Some(diff)) => {
+                let f = match &pending {
+                    Some(p) => p.open()?,
+                    None => store.blobs().open(&d)?,
+                };
+                tokio::task::block_in_place(|| store.snapshots().ensure(&diff, f))?;
+                self.unpacked(ctx, desc, diff);
+            }
+            _ => {}
+        }
+        if let Some(p) = pending {
+            ctx.pending.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+        }
         Ok(())
+    }
+
+    /// Makes the layers of one image visible, with one round of fsyncs.
+    fn publish(&self, ctx: &Ctx<'_>) -> Result<()> {
+        let batch = std::mem::take(&mut *ctx.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let (done, err) = match tokio::task::block_in_place(|| ctx.store.blobs().publish(batch)) {
+            Ok(done) => (done, None),
+            Err((done, e)) => (done, Some(e)),
+        };
+        for d in done {
+            ctx.created.blob(d);
+        }
+        err.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// A blob that is not what its descriptor says, named with its registry.
+    fn mismatch(&self, e: wharf_image::Error) -> Error {
+        match e {
+            wharf_image::Error::DigestMismatch { what, digest, expected, actual } => Error::DigestMismatch {
+                what: match what {
+                    "blob" => format!("digest of blob {digest} from {}", self.host),
+                    what => format!("{what} {digest} from {}", self.host),
+                },
+                expected,
+                actual,
+            },
+            e => e.into(),
+        }
+    }
+
+    fn unpacked(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, diff: Digest) {
+        ctx.created.diff(diff);
+        (ctx.opts.progress)(Progress::Done { digest: desc.digest.clone(), how: "unpacked" });
     }
 
     async fn stream_into(
@@ -349,14 +421,18 @@ impl Registry {
         desc: &OciDescriptor,
         w: &mut BlobWriter,
         progress: &ProgressFn,
+        mut tee: Option<&mut Unpacker>,
     ) -> Result<()> {
         let offset = w.written();
         let map = |e| Error::from_oci(&self.host, &desc.digest, e);
-        let mut stream = if offset == 0 {
+        // Asked as a range even from 0: oci-client then leaves the bytes to
+        // us instead of hashing them a second time (the writer hashes them).
+        let mut stream = if desc.size == 0 {
             self.oci.pull_blob_stream(oref, desc).await.map_err(map)?.stream
         } else {
             match self.oci.pull_blob_stream_partial(oref, desc, offset, None).await.map_err(map)? {
                 BlobResponse::Partial(s) => s.stream,
+                BlobResponse::Full(s) if offset == 0 => s.stream,
                 BlobResponse::Full(s) => {
                     *w = store.blobs().writer()?; // the registry ignored Range: start over
                     s.stream
@@ -374,6 +450,9 @@ impl Registry {
                     expected: size.to_string(),
                     actual: format!("more than {}", w.written()),
                 });
+            }
+            if let Some(t) = tee.as_mut() {
+                t.feed(chunk).await;
             }
             if w.written() - last >= 4 << 20 {
                 last = w.written();
@@ -393,12 +472,28 @@ impl Registry {
     }
 }
 
+/// A small blob just fetched (a config): pending, or stored already.
+fn read_fetched(ctx: &Ctx<'_>, d: &Digest) -> Result<Vec<u8>> {
+    let pending = ctx.pending.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(p) = pending.iter().find(|p| p.digest() == d) else {
+        return Ok(ctx.store.blobs().read(d, MAX_MANIFEST as u64)?);
+    };
+    let mut buf = Vec::new();
+    p.open()?.take(MAX_MANIFEST as u64 + 1).read_to_end(&mut buf).map_err(|e| Error::io(format!("read {d}"), e))?;
+    if buf.len() > MAX_MANIFEST {
+        return Err(Error::InvalidInput(format!("config {d} is larger than {MAX_MANIFEST} bytes")));
+    }
+    Ok(buf)
+}
+
 /// What one pull works with.
 struct Ctx<'a> {
     store: &'a Store,
     oref: &'a oci_client::Reference,
     opts: &'a PullOptions,
     created: &'a Created,
+    /// Layer blobs verified but not yet visible, published together.
+    pending: &'a std::sync::Mutex<Vec<PendingBlob>>,
 }
 
 /// Blobs and snapshots a pull added, to remove again if it fails.
