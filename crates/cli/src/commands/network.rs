@@ -142,7 +142,7 @@ fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
         "json" => crate::outln!("{}", serde_json::to_string_pretty(&list)?)?,
         "table" if a.quiet => {
             for n in &list {
-                crate::outln!("{}", &n.id[..12])?;
+                crate::outln!("{}", output::short_id(&n.id))?;
             }
         }
         "table" => {
@@ -150,7 +150,7 @@ fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
                 vec![["NETWORK ID", "NAME", "DRIVER", "SUBNET", "INTERNAL"].into_iter().map(String::from).collect()];
             for n in &list {
                 rows.push(vec![
-                    n.id[..12].to_string(),
+                    output::short_id(&n.id),
                     n.name.clone(),
                     n.driver.clone(),
                     n.subnet.clone(),

@@ -246,18 +246,24 @@ impl Networks {
     /// Removes a network no container uses: its bridge, IPAM state, DNS
     /// config and records. The default network too (it is made again on use).
     pub fn remove(&self, name_or_id: &str) -> Result<Network> {
-        attach::sweep_orphans(self);
         let _lock = self.lock()?;
+        attach::sweep_locked(self);
         let net = self.get(name_or_id)?;
         let users = self.containers(&net);
         if !users.is_empty() {
-            let ids: Vec<&str> = users.iter().map(|r| &r.container_id[..12]).collect();
+            let ids: Vec<&str> = users.iter().map(|r| attach::short_id(&r.container_id)).collect();
             return Err(Error::Network(format!(
                 "network {} is in use by container(s) {}: stop them first",
                 net.name,
                 ids.join(", ")
             )));
         }
+        self.remove_locked(&net)?;
+        Ok(net)
+    }
+
+    /// Removes unused `net`; the networks lock is held.
+    fn remove_locked(&self, net: &Network) -> Result<()> {
         {
             // Under the host lock: once the bridge is gone its name may be taken again.
             let _host = lock_file(Path::new(HOST_LOCK), true)?;
@@ -267,20 +273,34 @@ impl Networks {
         dns::Aardvark::new(&self.run_root).remove_network(&net.name)?;
         remove_all(&self.ipam_dir().join(&net.name))?;
         remove_file(&self.dir().join(format!("{}.conflist", net.name)))?;
-        remove_file(&self.record_path(&net.name))?;
-        Ok(net)
+        remove_file(&self.record_path(&net.name))
     }
 
     /// Tears down what killed processes left, then removes every user
-    /// network no container uses (not the default, as Docker). Returns the names removed.
+    /// network no container uses (not the default, as Docker). Returns the
+    /// names removed. Networks in use are skipped; a network that cannot be
+    /// removed does not stop the others: the errors are returned after.
     pub fn prune(&self) -> Result<Vec<String>> {
-        attach::sweep_orphans(self);
+        // One lock for all: no run can join a network between its check and its removal.
+        let _lock = self.lock()?;
+        attach::sweep_locked(self);
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         for n in self.list()? {
-            if n.name != DEFAULT_NETWORK && self.containers(&n).is_empty() {
-                self.remove(&n.name)?;
-                out.push(n.name);
+            if n.name == DEFAULT_NETWORK || !self.containers(&n).is_empty() {
+                continue;
             }
+            match self.remove_locked(&n) {
+                Ok(()) => out.push(n.name),
+                Err(e) => {
+                    tracing::warn!("network prune: {}: {e}", n.name);
+                    errors.push(format!("{}: {e}", n.name));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            let done = if out.is_empty() { String::new() } else { format!(" (removed: {})", out.join(", ")) };
+            return Err(Error::Network(format!("cannot remove network(s) {}{done}", errors.join("; "))));
         }
         Ok(out)
     }
