@@ -389,6 +389,31 @@ pub(crate) fn sweep_locked(networks: &Networks) {
     aardvark.sweep();
 }
 
+/// Attachment record dirs whose owner died (its lock is free, or it has
+/// none), found without changing them (`system check`); the next sweep
+/// tears them down.
+pub fn dead_attachments(run_root: &Path) -> Vec<PathBuf> {
+    use rustix::fs::{flock, FlockOperation, Mode, OFlags};
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
+        let dir = e.path();
+        let lock = dir.join("network.lock");
+        if !lock.exists() {
+            if dir.join("network.json").exists() {
+                out.push(dir);
+            }
+            continue;
+        }
+        // Opened, not created: a lock gone meanwhile was its owner's teardown.
+        let Ok(fd) = rustix::fs::open(&lock, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else { continue };
+        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && dir.join("network.json").exists() {
+            out.push(dir);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// host-local's files are named by IP and hold the owner's container ID.
 fn sweep_ipam(ipam: &Path, live: &[String]) {
     for net in std::fs::read_dir(ipam).into_iter().flatten().flatten() {

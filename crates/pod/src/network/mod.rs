@@ -37,7 +37,7 @@ mod netns;
 mod ports;
 mod subnet;
 
-pub use attach::{joined, sweep_orphans, AttachRequest, Attachment, AttachmentRecord, Joined};
+pub use attach::{dead_attachments, joined, sweep_orphans, AttachRequest, Attachment, AttachmentRecord, Joined};
 pub use ports::{parse_publish, PortMapping};
 pub use subnet::Subnet;
 
