@@ -495,3 +495,13 @@ fn a_damaged_network_id_is_listed_not_a_panic() {
     assert!(s.ok(["network", "ls"]).contains("dmg"));
     assert_eq!(s.ok(["network", "ls", "-q"]).trim(), "abc");
 }
+
+// The driver is checked by the library now (it was the CLI's): still a clear error, nothing made.
+#[test]
+fn an_unknown_driver_is_refused() {
+    let s = TestStore::new();
+    let o = s.run(["network", "create", "-d", "macvlan", "nt-drv"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown driver \"macvlan\""), "{}", stderr(&o));
+    assert!(!s.root.join("networks/nt-drv.json").exists());
+}

@@ -88,6 +88,8 @@ pub struct CreateOptions {
     pub internal: bool,
     /// Upstream DNS servers for the network's aardvark-dns.
     pub dns: Vec<String>,
+    /// Only `bridge`, the default.
+    pub driver: Option<String>,
 }
 
 /// A store's networks: records under `<root>`, live state under `<run-root>`.
@@ -126,6 +128,9 @@ impl Networks {
     /// Creates network `name`, its bridge and its conflist.
     pub fn create(&self, name: &str, o: &CreateOptions) -> Result<Network> {
         validate_name(name)?;
+        if let Some(d) = o.driver.as_deref().filter(|d| *d != "bridge") {
+            return Err(Error::InvalidArgument(format!("unknown driver {d:?}: only bridge")));
+        }
         let _lock = self.lock()?;
         self.create_locked(name, o, true)
     }
@@ -241,6 +246,38 @@ impl Networks {
     /// The attachments of live (or not yet swept) containers to `net`.
     pub fn containers(&self, net: &Network) -> Vec<AttachmentRecord> {
         attach::records(&self.run_root).into_iter().filter(|r| r.network_id == net.id).collect()
+    }
+
+    /// `network inspect`: Docker's JSON shape, with the attached containers.
+    pub fn inspect(&self, n: &Network) -> serde_json::Value {
+        let mut containers = serde_json::Map::new();
+        for r in self.containers(n) {
+            containers.insert(
+                r.container_id.clone(),
+                serde_json::json!({
+                    "Name": r.name.clone().unwrap_or_default(),
+                    "Aliases": r.aliases,
+                    "IPv4Address": r.ip.map(|ip| format!("{ip}/{}", n.subnet.rsplit('/').next().unwrap_or("24"))),
+                    "MacAddress": r.mac,
+                    "Ports": r.ports,
+                }),
+            );
+        }
+        serde_json::json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "host-local", "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+            "Internal": n.internal,
+            "DNSEnabled": n.dns_enabled,
+            "DNSServers": n.dns_servers,
+            "Containers": containers,
+            "Options": {"com.docker.network.bridge.name": n.bridge},
+            "Labels": {},
+        })
     }
 
     /// Removes a network no container uses: its bridge, IPAM state, DNS
