@@ -437,6 +437,18 @@ fn kill9_of_run_then_prune_leaves_nothing() {
     child.kill().unwrap(); // SIGKILL to `wharf run`
     child.wait().unwrap();
     kill_pid(container_pid(&s, &id).expect("the container outlives its killed wharf run"));
+    // The runtime's forked wharf (no exec) inherited the owner lock and holds
+    // it until the container is gone: the prune raced its exit and kept the
+    // attachment as live. Wait for the lock to be free first.
+    let lock = s.dir.path().join("run/containers").join(&id).join("network.lock");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        let f = std::fs::File::open(&lock).unwrap();
+        if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The next command that looks (prune here) tears the attachment down from its record.
     s.ok(["network", "prune"]);
     let ipam = s.root.join("cni/ipam").join(&n).join(&ip);
