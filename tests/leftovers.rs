@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use wharf_tests::leaks::{cgroups_named, entries, network_leaks, processes_mentioning};
+use wharf_tests::leaks::{cgroups_named, entries, iptables_rules, network_leaks, processes_mentioning};
 use wharf_tests::{busybox_tar, mounts_under, privileged, TestStore};
 
 /// Spawns wharf with `args` and returns once `word` appears on its stdout
@@ -41,6 +41,8 @@ fn sigkill(mut child: Child) {
 /// test's container commands carry (to find their processes).
 fn setup() -> (TestStore, String) {
     let s = TestStore::new();
+    // The host's rules before: other stores' rules are not this test's leaks.
+    std::fs::write(s.dir.path().join("iptables.before"), iptables_rules()).unwrap();
     let tar = busybox_tar(s.dir.path());
     s.ok(["import".as_ref(), tar.as_os_str(), "bb:1".as_ref()]);
     let marker = s.dir.path().file_name().unwrap().to_string_lossy().into_owned();
@@ -74,7 +76,8 @@ fn assert_nothing_left(s: &TestStore, marker: &str, ids: &[(&str, String)]) {
     }
     assert!(!run_root(s).join("console").exists() || entries(&run_root(s).join("console")).is_empty());
     let ids: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
-    assert_eq!(network_leaks(&s.root, &run_root(s), &ids), Vec::<String>::new(), "network state left");
+    let before = std::fs::read_to_string(s.dir.path().join("iptables.before")).unwrap_or_default();
+    assert_eq!(network_leaks(&s.root, &run_root(s), &ids, &before), Vec::<String>::new(), "network state left");
     s.assert_consistent();
 }
 
@@ -131,7 +134,8 @@ fn run_rm_killed_is_cleaned_by_the_next_prune() {
     assert_eq!(entries(&run_root(&s).join("containers")), attachments, "system check changed the attachment");
     assert_eq!(entries(&run_root(&s).join("netns")).len(), 1, "system check changed the netns");
     let id_list: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
-    let before = network_leaks(&s.root, &run_root(&s), &id_list);
+    let rules = std::fs::read_to_string(s.dir.path().join("iptables.before")).unwrap();
+    let before = network_leaks(&s.root, &run_root(&s), &id_list, &rules);
     for kind in ["record ", "netns ", "IP reservation ", "veth ", "iptables rule "] {
         assert!(before.iter().any(|l| l.starts_with(kind)), "the leak check misses {kind:?}: {before:#?}");
     }

@@ -85,8 +85,10 @@ pub fn entries(dir: &Path) -> Vec<String> {
 /// (`<run-root>/containers/*/network.*`), netns files, host-local IP
 /// reservations (not its `lock`/`last_reserved_ip.*` bookkeeping), ports on
 /// the store's bridges, and iptables rules naming one of `ids` or an
-/// address (`/32`) in one of the store's subnets.
-pub fn network_leaks(root: &Path, run_root: &Path, ids: &[String]) -> Vec<String> {
+/// address (`/32`) in one of the store's subnets, not in `before` (the
+/// [`iptables_rules`] from the test's start: subnets are reused by every
+/// store on the host).
+pub fn network_leaks(root: &Path, run_root: &Path, ids: &[String], before: &str) -> Vec<String> {
     let mut out = Vec::new();
     for c in entries(&run_root.join("containers")) {
         let dir = run_root.join("containers").join(c);
@@ -120,8 +122,8 @@ pub fn network_leaks(root: &Path, run_root: &Path, ids: &[String]) -> Vec<String
             }
         }
     }
-    let rules = std::process::Command::new("iptables-save").output().map(|o| o.stdout).unwrap_or_default();
-    for line in String::from_utf8_lossy(&rules).lines() {
+    let old: std::collections::HashSet<&str> = before.lines().collect();
+    for line in iptables_rules().lines().filter(|l| !old.contains(l)) {
         let by_id = ids.iter().any(|id| line.contains(id.as_str()));
         let by_ip = line
             .split_whitespace()
@@ -133,4 +135,10 @@ pub fn network_leaks(root: &Path, run_root: &Path, ids: &[String]) -> Vec<String
         }
     }
     out
+}
+
+/// `iptables-save`'s output (empty when it cannot run).
+pub fn iptables_rules() -> String {
+    let out = std::process::Command::new("iptables-save").output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out).into_owned()
 }
