@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wharf_tests::leaks::{cgroups_named, entries, processes_mentioning};
+use wharf_tests::leaks::{cgroups_named, entries, iptables_rules, network_leaks, processes_mentioning};
 use wharf_tests::{busybox_tar, mounts_under, privileged, TestStore};
 
 /// xorshift64: small, seedable, good enough to pick commands and delays.
@@ -77,6 +77,7 @@ fn chaos_of_killed_commands_leaves_nothing_after_one_system_prune() {
     });
     eprintln!("chaos: {secs} s, WHARF_CHAOS_SEED={seed}");
     let s = Arc::new(TestStore::new());
+    let rules_before = iptables_rules();
     let marker = s.dir.path().file_name().unwrap().to_string_lossy().into_owned();
     let tar = busybox_tar(s.dir.path());
     s.ok(["import".as_ref(), tar.as_os_str(), "bb:1".as_ref()]);
@@ -135,6 +136,9 @@ fn chaos_of_killed_commands_leaves_nothing_after_one_system_prune() {
         leaks.extend(entries(&d).into_iter().map(|e| format!("{}/{e}", d.display())));
     }
     leaks.extend(entries(&run.join("console")).into_iter().map(|e| format!("console socket {e}")));
+    // `run` joins the default network: its netns, IP, veth and rules too.
+    let ids: Vec<String> = seen.lock().unwrap().iter().map(|(_, id)| id.clone()).collect();
+    leaks.extend(network_leaks(&s.root, &run, &ids, &rules_before));
     assert!(leaks.is_empty(), "WHARF_CHAOS_SEED={seed}: left after system prune: {leaks:#?}");
     let check = s.run(["system", "check"]);
     let text = String::from_utf8_lossy(&check.stdout);

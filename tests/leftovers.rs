@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use wharf_tests::leaks::{cgroups_named, entries, processes_mentioning};
+use wharf_tests::leaks::{cgroups_named, entries, iptables_rules, network_leaks, processes_mentioning};
 use wharf_tests::{busybox_tar, mounts_under, privileged, TestStore};
 
 /// Spawns wharf with `args` and returns once `word` appears on its stdout
@@ -41,6 +41,8 @@ fn sigkill(mut child: Child) {
 /// test's container commands carry (to find their processes).
 fn setup() -> (TestStore, String) {
     let s = TestStore::new();
+    // The host's rules before: other stores' rules are not this test's leaks.
+    std::fs::write(s.dir.path().join("iptables.before"), iptables_rules()).unwrap();
     let tar = busybox_tar(s.dir.path());
     s.ok(["import".as_ref(), tar.as_os_str(), "bb:1".as_ref()]);
     let marker = s.dir.path().file_name().unwrap().to_string_lossy().into_owned();
@@ -73,6 +75,9 @@ fn assert_nothing_left(s: &TestStore, marker: &str, ids: &[(&str, String)]) {
         assert_eq!(entries(&d), Vec::<String>::new(), "{} is not empty", d.display());
     }
     assert!(!run_root(s).join("console").exists() || entries(&run_root(s).join("console")).is_empty());
+    let ids: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    let before = std::fs::read_to_string(s.dir.path().join("iptables.before")).unwrap_or_default();
+    assert_eq!(network_leaks(&s.root, &run_root(s), &ids, &before), Vec::<String>::new(), "network state left");
     s.assert_consistent();
 }
 
@@ -120,6 +125,20 @@ fn run_rm_killed_is_cleaned_by_the_next_prune() {
     let ids = container_ids(&s);
     assert!(is_mounted_under(s.dir.path()) && ids.len() == 1, "the kill left nothing to clean: test is void");
     assert!(!processes_mentioning(&marker).is_empty(), "the container should outlive the kill");
+    // Broke: `system check` did not report the dead run's network attachment.
+    let attachments = entries(&run_root(&s).join("containers"));
+    assert_eq!(attachments.len(), 1, "run joins the default network: test is void");
+    let out = s.run(["system", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("network attachment of a killed wharf run"), "{text}");
+    assert_eq!(entries(&run_root(&s).join("containers")), attachments, "system check changed the attachment");
+    assert_eq!(entries(&run_root(&s).join("netns")).len(), 1, "system check changed the netns");
+    let id_list: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    let rules = std::fs::read_to_string(s.dir.path().join("iptables.before")).unwrap();
+    let before = network_leaks(&s.root, &run_root(&s), &id_list, &rules);
+    for kind in ["record ", "netns ", "IP reservation ", "veth ", "iptables rule "] {
+        assert!(before.iter().any(|l| l.starts_with(kind)), "the leak check misses {kind:?}: {before:#?}");
+    }
     s.ok(["image", "prune"]);
     assert_nothing_left(&s, &marker, &ids);
 }

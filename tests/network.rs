@@ -437,6 +437,18 @@ fn kill9_of_run_then_prune_leaves_nothing() {
     child.kill().unwrap(); // SIGKILL to `wharf run`
     child.wait().unwrap();
     kill_pid(container_pid(&s, &id).expect("the container outlives its killed wharf run"));
+    // The runtime's forked wharf (no exec) inherited the owner lock and holds
+    // it until the container is gone: the prune raced its exit and kept the
+    // attachment as live. Wait for the lock to be free first.
+    let lock = s.dir.path().join("run/containers").join(&id).join("network.lock");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        let f = std::fs::File::open(&lock).unwrap();
+        if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The next command that looks (prune here) tears the attachment down from its record.
     s.ok(["network", "prune"]);
     let ipam = s.root.join("cni/ipam").join(&n).join(&ip);
@@ -452,4 +464,56 @@ fn kill9_of_run_then_prune_leaves_nothing() {
     }
     let _ = std::fs::remove_dir_all(s.root.join("containers").join(&id));
     assert_no_network_leaks(&s, &[&n]);
+}
+
+// Concurrent runs swept each other's netns, IP reservation and DNS entry
+// (the sweep took no lock): runs failed, or two got the same IP.
+#[test]
+fn concurrent_runs_get_distinct_ips_and_leave_nothing() {
+    if !privileged("concurrent_runs_get_distinct_ips_and_leave_nothing") {
+        return;
+    }
+    let s = store();
+    let n = unique("nt-conc");
+    s.ok(["network", "create", "--dns", "127.0.0.1", &n]);
+    let script = "ip -4 -o addr show eth0; sleep 1; ip -4 -o addr show eth0";
+    let runs: Vec<Background> = (0..12).map(|_| spawn(&s, &["--network", &n, "bb", "sh", "-c", script])).collect();
+    let mut ips = Vec::new();
+    for r in runs {
+        let out = stdout(&r.finish());
+        let addrs: Vec<&str> = out.split_whitespace().filter(|w| w.contains('/') && w.contains('.')).collect();
+        assert!(addrs.len() == 2 && addrs[0] == addrs[1], "the address changed or is missing: {out}");
+        ips.push(addrs[0].to_string());
+    }
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ips.len(), "an IP was handed out twice: {ips:?}");
+    s.ok(["network", "rm", &n]);
+    assert_no_network_leaks(&s, &[&n]);
+}
+
+// A network record with a short (damaged) ID made `network ls` panic on `[..12]`.
+#[test]
+fn a_damaged_network_id_is_listed_not_a_panic() {
+    let s = TestStore::new();
+    let dir = s.root.join("networks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = serde_json::json!({
+        "name": "dmg", "id": "abc", "driver": "bridge", "bridge": "wharf9999", "subnet": "10.213.9.0/24",
+        "gateway": "10.213.9.1", "internal": false, "dns_enabled": true, "created": "2026-01-01T00:00:00Z"
+    });
+    std::fs::write(dir.join("dmg.json"), rec.to_string()).unwrap();
+    assert!(s.ok(["network", "ls"]).contains("dmg"));
+    assert_eq!(s.ok(["network", "ls", "-q"]).trim(), "abc");
+}
+
+// The driver is checked by the library now (it was the CLI's): still a clear error, nothing made.
+#[test]
+fn an_unknown_driver_is_refused() {
+    let s = TestStore::new();
+    let o = s.run(["network", "create", "-d", "macvlan", "nt-drv"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown driver \"macvlan\""), "{}", stderr(&o));
+    assert!(!s.root.join("networks/nt-drv.json").exists());
 }

@@ -15,6 +15,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     for d in wharf_pod::leftover::find_leftovers(&g.root)? {
         r.problems.push(format!("{}: container of a killed wharf run (system prune removes it)", d.display()));
     }
+    for d in wharf_pod::network::dead_attachments(&g.run_root) {
+        r.problems.push(format!("{}: network attachment of a killed wharf run (system prune removes it)", d.display()));
+    }
     for d in wharf_builder::build::find_leftovers(&g.run_root)? {
         r.problems.push(format!("{}: left by a killed build (system prune removes it)", d.display()));
     }

@@ -2,9 +2,8 @@
 
 use crate::output;
 use crate::Globals;
-use serde_json::json;
 use std::process::ExitCode;
-use wharf_pod::network::{CreateOptions, Network, Networks};
+use wharf_pod::network::{CreateOptions, Networks};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -90,8 +89,13 @@ pub fn run(g: &Globals, c: Command) -> anyhow::Result<ExitCode> {
 fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Create(a) => {
-            anyhow::ensure!(a.driver == "bridge", "unknown driver {:?}: only bridge", a.driver);
-            let o = CreateOptions { subnet: a.subnet, gateway: a.gateway, internal: a.internal, dns: a.dns };
+            let o = CreateOptions {
+                subnet: a.subnet,
+                gateway: a.gateway,
+                internal: a.internal,
+                dns: a.dns,
+                driver: Some(a.driver),
+            };
             crate::outln!("{}", nets.create(&a.name, &o)?.id)?;
         }
         Command::Ls(a) => ls(nets, &a)?,
@@ -99,7 +103,7 @@ fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
             let mut out = Vec::new();
             for n in &a.names {
                 let net = nets.get(n)?;
-                out.push(inspect(nets, &net));
+                out.push(nets.inspect(&net));
             }
             crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         }
@@ -142,7 +146,7 @@ fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
         "json" => crate::outln!("{}", serde_json::to_string_pretty(&list)?)?,
         "table" if a.quiet => {
             for n in &list {
-                crate::outln!("{}", &n.id[..12])?;
+                crate::outln!("{}", output::short_id(&n.id))?;
             }
         }
         "table" => {
@@ -150,7 +154,7 @@ fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
                 vec![["NETWORK ID", "NAME", "DRIVER", "SUBNET", "INTERNAL"].into_iter().map(String::from).collect()];
             for n in &list {
                 rows.push(vec![
-                    n.id[..12].to_string(),
+                    output::short_id(&n.id),
                     n.name.clone(),
                     n.driver.clone(),
                     n.subnet.clone(),
@@ -162,36 +166,4 @@ fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("unknown --format {other:?}: use table or json"),
     }
     Ok(())
-}
-
-/// Docker's `network inspect` shape.
-fn inspect(nets: &Networks, n: &Network) -> serde_json::Value {
-    let mut containers = serde_json::Map::new();
-    for r in nets.containers(n) {
-        containers.insert(
-            r.container_id.clone(),
-            json!({
-                "Name": r.name.clone().unwrap_or_default(),
-                "Aliases": r.aliases,
-                "IPv4Address": r.ip.map(|ip| format!("{ip}/{}", n.subnet.rsplit('/').next().unwrap_or("24"))),
-                "MacAddress": r.mac,
-                "Ports": r.ports,
-            }),
-        );
-    }
-    json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created,
-        "Scope": "local",
-        "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "host-local", "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
-        "Internal": n.internal,
-        "DNSEnabled": n.dns_enabled,
-        "DNSServers": n.dns_servers,
-        "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": n.bridge},
-        "Labels": {},
-    })
 }

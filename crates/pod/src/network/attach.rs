@@ -137,9 +137,12 @@ impl Attachment {
     fn connect(&mut self, net: &crate::network::Network, req: &AttachRequest) -> Result<()> {
         netns::create(&self.record.netns)?;
         if !link::exists(&net.bridge) {
-            // Gone since the network was made (a reboot): make it again.
+            // Gone since the network was made (a reboot): make it again,
+            // unless another run did while this one waited for the lock.
             let _host = crate::network::lock_file(Path::new(crate::network::HOST_LOCK), true)?;
-            link::create_bridge(&net.bridge, net.gateway, &net.subnet()?)?;
+            if !link::exists(&net.bridge) {
+                link::create_bridge(&net.bridge, net.gateway, &net.subnet()?)?;
+            }
         }
         let rc = ports::runtime_config(&self.record.ports);
         let result = cni::add(&self.record.conflist, &self.invocation(&rc))?;
@@ -151,7 +154,7 @@ impl Attachment {
         save(&self.dir, &self.record)?;
         let mut names: Vec<String> = self.record.name.iter().chain(&self.record.aliases).cloned().collect();
         if net.dns_enabled {
-            names.push(self.record.container_id[..12].to_string());
+            names.push(short_id(&self.record.container_id).to_string());
             let entry = dns::Entry { id: &self.record.container_id, ip, names: names.clone(), dns: &req.dns };
             dns::Aardvark::new(self.networks.run_root()).add(net, &entry)?;
         }
@@ -243,6 +246,11 @@ fn save(dir: &Path, r: &AttachmentRecord) -> Result<()> {
     crate::network::write_atomic(&dir.join("network.json"), &bytes)
 }
 
+/// The 12-character short ID; a damaged record's shorter ID as it is.
+pub(crate) fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 fn check_dns_name(n: &str) -> Result<()> {
     let ok = n.len() <= 63
         && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
@@ -263,7 +271,7 @@ fn check_names_free(networks: &Networks, r: &AttachmentRecord) -> Result<()> {
             if other.name.as_ref() == Some(n) {
                 return Err(Error::InvalidArgument(format!(
                     "the container name {n:?} is already in use by container {}",
-                    &other.container_id[..12]
+                    short_id(&other.container_id)
                 )));
             }
         }
@@ -272,7 +280,7 @@ fn check_names_free(networks: &Networks, r: &AttachmentRecord) -> Result<()> {
                 return Err(Error::InvalidArgument(format!(
                     "the alias {n:?} is already in use on network {} by container {}",
                     r.network,
-                    &other.container_id[..12]
+                    short_id(&other.container_id)
                 )));
             }
         }
@@ -328,7 +336,21 @@ pub(crate) fn records(run_root: &Path) -> Vec<AttachmentRecord> {
 /// what no record explains: netns files, IPAM reservations, DNS entries,
 /// and an aardvark-dns with nothing to serve. Best effort: a failing step is
 /// logged and retried by the next sweep.
+///
+/// Runs under the networks lock, the one [`Attachment::setup`] saves its
+/// record under before it makes the netns, runs CNI ADD and adds the DNS
+/// entry: whatever a live setup has made is explained by a record the sweep
+/// sees, so it never removes another run's netns, IP or DNS entry.
 pub fn sweep_orphans(networks: &Networks) {
+    let Ok(_lock) = networks.lock() else {
+        tracing::warn!("network sweep skipped: the networks lock cannot be taken");
+        return;
+    };
+    sweep_locked(networks);
+}
+
+/// [`sweep_orphans`] with the networks lock already held by the caller.
+pub(crate) fn sweep_locked(networks: &Networks) {
     let run_root = networks.run_root();
     for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
         let dir = e.path();
@@ -367,6 +389,31 @@ pub fn sweep_orphans(networks: &Networks) {
     aardvark.sweep();
 }
 
+/// Attachment record dirs whose owner died (its lock is free, or it has
+/// none), found without changing them (`system check`); the next sweep
+/// tears them down.
+pub fn dead_attachments(run_root: &Path) -> Vec<PathBuf> {
+    use rustix::fs::{flock, FlockOperation, Mode, OFlags};
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
+        let dir = e.path();
+        let lock = dir.join("network.lock");
+        if !lock.exists() {
+            if dir.join("network.json").exists() {
+                out.push(dir);
+            }
+            continue;
+        }
+        // Opened, not created: a lock gone meanwhile was its owner's teardown.
+        let Ok(fd) = rustix::fs::open(&lock, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else { continue };
+        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && dir.join("network.json").exists() {
+            out.push(dir);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// host-local's files are named by IP and hold the owner's container ID.
 fn sweep_ipam(ipam: &Path, live: &[String]) {
     for net in std::fs::read_dir(ipam).into_iter().flatten().flatten() {
@@ -380,5 +427,69 @@ fn sweep_ipam(ipam: &Path, live: &[String]) {
                 let _ = std::fs::remove_file(f.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn record(id: &str, run_root: &Path) -> AttachmentRecord {
+        AttachmentRecord {
+            container_id: id.into(),
+            name: None,
+            aliases: Vec::new(),
+            network: "n".into(),
+            network_id: "0".repeat(64),
+            netns: netns::path(run_root, id),
+            ifname: IFNAME.into(),
+            conflist: Value::Null,
+            ports: Vec::new(),
+            dns: false,
+            result: None,
+            ip: None,
+            mac: None,
+            files_dir: PathBuf::new(),
+            hostname: String::new(),
+        }
+    }
+
+    // A sweep without the networks lock listed the live containers, then
+    // removed the IP reservation of a run that set up in between.
+    #[test]
+    fn a_concurrent_sweep_keeps_live_reservations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nets = Networks::new(&tmp.path().join("root"), &tmp.path().join("run"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sweeper = {
+            let (nets, stop) = (nets.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    sweep_orphans(&nets);
+                }
+            })
+        };
+        let mut held = Vec::new();
+        // As setup does: record and owner lock under the networks lock, then the reservation.
+        for i in 0..150u32 {
+            let id = format!("{i:064x}");
+            let dir = record_dir(nets.run_root(), &id);
+            let _l = nets.lock().unwrap();
+            held.push(create_lock(&dir).unwrap());
+            save(&dir, &record(&id, nets.run_root())).unwrap();
+            drop(_l);
+            let ip = nets.ipam_dir().join("n").join(format!("10.1.{}.{}", i / 100, i % 100 + 1));
+            crate::network::write_atomic(&ip, format!("{id}\r\neth0").as_bytes()).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        sweeper.join().unwrap();
+        let left = std::fs::read_dir(nets.ipam_dir().join("n"))
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        assert_eq!(left, 150, "a sweep removed live IP reservations");
     }
 }

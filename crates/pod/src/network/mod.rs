@@ -37,7 +37,7 @@ mod netns;
 mod ports;
 mod subnet;
 
-pub use attach::{joined, sweep_orphans, AttachRequest, Attachment, AttachmentRecord, Joined};
+pub use attach::{dead_attachments, joined, sweep_orphans, AttachRequest, Attachment, AttachmentRecord, Joined};
 pub use ports::{parse_publish, PortMapping};
 pub use subnet::Subnet;
 
@@ -88,6 +88,8 @@ pub struct CreateOptions {
     pub internal: bool,
     /// Upstream DNS servers for the network's aardvark-dns.
     pub dns: Vec<String>,
+    /// Only `bridge`, the default.
+    pub driver: Option<String>,
 }
 
 /// A store's networks: records under `<root>`, live state under `<run-root>`.
@@ -126,6 +128,9 @@ impl Networks {
     /// Creates network `name`, its bridge and its conflist.
     pub fn create(&self, name: &str, o: &CreateOptions) -> Result<Network> {
         validate_name(name)?;
+        if let Some(d) = o.driver.as_deref().filter(|d| *d != "bridge") {
+            return Err(Error::InvalidArgument(format!("unknown driver {d:?}: only bridge")));
+        }
         let _lock = self.lock()?;
         self.create_locked(name, o, true)
     }
@@ -243,21 +248,59 @@ impl Networks {
         attach::records(&self.run_root).into_iter().filter(|r| r.network_id == net.id).collect()
     }
 
+    /// `network inspect`: Docker's JSON shape, with the attached containers.
+    pub fn inspect(&self, n: &Network) -> serde_json::Value {
+        let mut containers = serde_json::Map::new();
+        for r in self.containers(n) {
+            containers.insert(
+                r.container_id.clone(),
+                serde_json::json!({
+                    "Name": r.name.clone().unwrap_or_default(),
+                    "Aliases": r.aliases,
+                    "IPv4Address": r.ip.map(|ip| format!("{ip}/{}", n.subnet.rsplit('/').next().unwrap_or("24"))),
+                    "MacAddress": r.mac,
+                    "Ports": r.ports,
+                }),
+            );
+        }
+        serde_json::json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "host-local", "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+            "Internal": n.internal,
+            "DNSEnabled": n.dns_enabled,
+            "DNSServers": n.dns_servers,
+            "Containers": containers,
+            "Options": {"com.docker.network.bridge.name": n.bridge},
+            "Labels": {},
+        })
+    }
+
     /// Removes a network no container uses: its bridge, IPAM state, DNS
     /// config and records. The default network too (it is made again on use).
     pub fn remove(&self, name_or_id: &str) -> Result<Network> {
-        attach::sweep_orphans(self);
         let _lock = self.lock()?;
+        attach::sweep_locked(self);
         let net = self.get(name_or_id)?;
         let users = self.containers(&net);
         if !users.is_empty() {
-            let ids: Vec<&str> = users.iter().map(|r| &r.container_id[..12]).collect();
+            let ids: Vec<&str> = users.iter().map(|r| attach::short_id(&r.container_id)).collect();
             return Err(Error::Network(format!(
                 "network {} is in use by container(s) {}: stop them first",
                 net.name,
                 ids.join(", ")
             )));
         }
+        self.remove_locked(&net)?;
+        Ok(net)
+    }
+
+    /// Removes unused `net`; the networks lock is held.
+    fn remove_locked(&self, net: &Network) -> Result<()> {
         {
             // Under the host lock: once the bridge is gone its name may be taken again.
             let _host = lock_file(Path::new(HOST_LOCK), true)?;
@@ -267,20 +310,34 @@ impl Networks {
         dns::Aardvark::new(&self.run_root).remove_network(&net.name)?;
         remove_all(&self.ipam_dir().join(&net.name))?;
         remove_file(&self.dir().join(format!("{}.conflist", net.name)))?;
-        remove_file(&self.record_path(&net.name))?;
-        Ok(net)
+        remove_file(&self.record_path(&net.name))
     }
 
     /// Tears down what killed processes left, then removes every user
-    /// network no container uses (not the default, as Docker). Returns the names removed.
+    /// network no container uses (not the default, as Docker). Returns the
+    /// names removed. Networks in use are skipped; a network that cannot be
+    /// removed does not stop the others: the errors are returned after.
     pub fn prune(&self) -> Result<Vec<String>> {
-        attach::sweep_orphans(self);
+        // One lock for all: no run can join a network between its check and its removal.
+        let _lock = self.lock()?;
+        attach::sweep_locked(self);
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         for n in self.list()? {
-            if n.name != DEFAULT_NETWORK && self.containers(&n).is_empty() {
-                self.remove(&n.name)?;
-                out.push(n.name);
+            if n.name == DEFAULT_NETWORK || !self.containers(&n).is_empty() {
+                continue;
             }
+            match self.remove_locked(&n) {
+                Ok(()) => out.push(n.name),
+                Err(e) => {
+                    tracing::warn!("network prune: {}: {e}", n.name);
+                    errors.push(format!("{}: {e}", n.name));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            let done = if out.is_empty() { String::new() } else { format!(" (removed: {})", out.join(", ")) };
+            return Err(Error::Network(format!("cannot remove network(s) {}{done}", errors.join("; "))));
         }
         Ok(out)
     }
