@@ -222,7 +222,10 @@ fn undo(networks: &Networks, dir: &Path, r: &AttachmentRecord) -> Result<()> {
     let inv =
         cni::Invocation { container_id: &r.container_id, netns: &r.netns, ifname: &r.ifname, runtime_config: &rc };
     let dns = if r.dns { dns::Aardvark::new(networks.run_root()).remove(&r.network, &r.container_id) } else { Ok(()) };
-    let del = cni::del(&r.conflist, &inv, r.result.as_ref());
+    // A run killed during ADD recorded no result: the IP host-local reserved
+    // for it stands in, so the firewall and portmap plugins find their rules.
+    let found = if r.result.is_none() { result_from_ipam(networks, r) } else { None };
+    let del = cni::del(&r.conflist, &inv, r.result.as_ref().or(found.as_ref()));
     let ns = netns::remove(&r.netns);
     // The record stays until every step worked, for the next sweep to retry.
     dns.and(del).and(ns)?;
@@ -230,6 +233,24 @@ fn undo(networks: &Networks, dir: &Path, r: &AttachmentRecord) -> Result<()> {
     crate::network::remove_file(&dir.join("network.lock"))?;
     let _ = std::fs::remove_dir(dir);
     Ok(())
+}
+
+/// A CNI result naming the addresses host-local reserved for the record's
+/// container (its files `<ipam>/<network>/<ip>` hold the container ID).
+fn result_from_ipam(networks: &Networks, r: &AttachmentRecord) -> Option<serde_json::Value> {
+    let name = r.conflist["name"].as_str()?;
+    let prefix = networks.get(name).ok().and_then(|n| n.subnet.split_once('/').map(|(_, p)| p.to_string()))?;
+    let ips: Vec<serde_json::Value> = std::fs::read_dir(networks.ipam_dir().join(name))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let ip = e.file_name().to_str()?.parse::<std::net::IpAddr>().ok()?;
+            let owner = std::fs::read_to_string(e.path()).ok()?;
+            (owner.lines().next()?.trim() == r.container_id)
+                .then(|| serde_json::json!({"address": format!("{ip}/{prefix}")}))
+        })
+        .collect();
+    (!ips.is_empty()).then(|| serde_json::json!({"cniVersion": r.conflist["cniVersion"], "interfaces": [], "ips": ips}))
 }
 
 /// The lock is made under a temp name and renamed into place already
