@@ -156,20 +156,21 @@ impl Leftover {
     }
 }
 
+/// The directories directly under `parent`; none if it does not exist.
+fn subdirs(parent: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(parent) {
+        Ok(rd) => Ok(rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(crate::Error::io("list", parent, e)),
+    }
+}
+
 /// Every dir under `parent` whose owner died, each locked by us (a
 /// concurrent sweeper skips it). With nothing to find this is one readdir
 /// plus one `flock` per live dir.
 pub fn leftovers(parent: &Path) -> Result<Vec<Leftover>> {
-    let rd = match std::fs::read_dir(parent) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(crate::Error::io("list", parent, e)),
-    };
     let mut out = Vec::new();
-    for ent in rd.flatten() {
-        if !ent.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
+    for ent in subdirs(parent)? {
         let file_name = ent.file_name().to_string_lossy().into_owned();
         let path = ent.path();
         let fresh = file_name.starts_with(TMP_PREFIX);
@@ -198,17 +199,9 @@ pub fn leftovers(parent: &Path) -> Result<Vec<Leftover>> {
 /// The dirs [`leftovers`] would return, without locking or changing
 /// anything (for `system check`).
 pub fn dead_dirs(parent: &Path) -> Result<Vec<PathBuf>> {
-    let rd = match std::fs::read_dir(parent) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(crate::Error::io("list", parent, e)),
-    };
     let mut out = Vec::new();
-    for ent in rd.flatten() {
+    for ent in subdirs(parent)? {
         let path = ent.path();
-        if !ent.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
         if ent.file_name().to_string_lossy().starts_with(TMP_PREFIX) && !maker_gone(&path) {
             continue;
         }
