@@ -26,6 +26,7 @@
 //! container directory and state layout are the ones a monitor will use).
 
 mod console;
+pub mod container;
 mod error;
 pub mod leftover;
 mod net;
@@ -35,5 +36,6 @@ pub mod run;
 mod spec;
 pub mod volume;
 
+pub use container::{Container, Containers, Status};
 pub use error::{Error, Result};
 pub use run::{run_foreground, NetworkMode, RunOptions};
