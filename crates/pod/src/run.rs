@@ -45,6 +45,10 @@ pub struct RunOptions {
     pub add_hosts: Vec<String>,
     /// `--dns IP`.
     pub dns: Vec<String>,
+    /// `--dns-search DOMAIN`: resolv.conf's `search` (`.`: none).
+    pub dns_search: Vec<String>,
+    /// `--dns-option OPT`: resolv.conf's `options`.
+    pub dns_options: Vec<String>,
     /// `-p [IP:][HOST:]CTR[/PROTO]`.
     pub publish: Vec<String>,
     /// `-P`: every EXPOSEd port to a free host port.
@@ -272,6 +276,8 @@ fn attach_network(
         expose,
         add_hosts: o.add_hosts.clone(),
         dns: o.dns.clone(),
+        dns_search: o.dns_search.clone(),
+        dns_options: o.dns_options.clone(),
         files_dir: dir.to_path_buf(),
     };
     Attachment::setup(&network::Networks::new(store.root(), run_root), &req).map(Some)
