@@ -341,6 +341,11 @@ fn assert_consistent(s: &TestStore, id: &str, net: &str, bridge: &str) {
     }
 }
 
+/// A coin toss, from the clock.
+fn rand_bool() -> bool {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_micros() % 2 == 0
+}
+
 /// Starts `wharf ARGS…` and SIGKILLs it after `ms` (if still running).
 fn kill_after(s: &TestStore, args: &[&str], ms: u64) {
     let mut child = s.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
@@ -415,6 +420,50 @@ fn kill9_of_connect_and_disconnect_leaves_nothing() {
     s.ok(["system", "prune", "-f"]);
     // (It removed the unused networks too, bridges and all.)
     assert_no_network_leaks(&s, &[&n1, &n2], &bridges);
+}
+
+// Connects and disconnects from two processes at once while the container
+// exits: no change is lost (the record is rewritten under the networks
+// lock) and the owner's teardown, reading the record fresh, undoes every
+// network it names; none is connected after teardown began.
+#[test]
+fn connects_racing_each_other_and_the_exit_leave_nothing() {
+    if !privileged("connects_racing_each_other_and_the_exit_leave_nothing") {
+        return;
+    }
+    let s = store();
+    let nets: Vec<String> = ["nc-r1", "nc-r2", "nc-r3"].iter().map(|n| unique(n)).collect();
+    for n in &nets {
+        s.ok(["network", "create", "--dns", "127.0.0.1", n]);
+    }
+    let bridges: Vec<String> = nets.iter().map(|n| bridge_of(&s, n)).collect();
+    let mut a = spawn(&s, "racer", &["--network", &nets[0], "bb", "sleep", "3"]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let connected = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for n in &nets[1..] {
+            let (s, done, connected) = (&s, &done, &connected);
+            sc.spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    for verb in ["connect", "disconnect"] {
+                        let o = s.run(["network", verb, n, "racer"]);
+                        if o.status.success() && verb == "connect" {
+                            connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    if rand_bool() {
+                        let _ = s.run(["network", "connect", n, "racer"]);
+                    }
+                }
+            });
+        }
+        let out = a.child.take().unwrap().wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(out.status.success(), "{}", stderr(&out));
+    });
+    assert!(connected.into_inner() > 2, "the connects never got in");
+    let names: Vec<&str> = nets.iter().map(String::as_str).collect();
+    assert_no_network_leaks(&s, &names, &bridges);
 }
 
 #[test]

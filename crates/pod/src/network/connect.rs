@@ -248,3 +248,63 @@ fn check_static_ip(net: &Network, ip: Ipv4Addr) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::netns;
+
+    fn empty_record(nets: &Networks, id: &str) -> AttachmentRecord {
+        AttachmentRecord {
+            container_id: id.into(),
+            name: Some("web".into()),
+            netns: netns::path(nets.run_root(), id),
+            files_dir: Default::default(),
+            hostname: String::new(),
+            dns_servers: Vec::new(),
+            networks: Vec::new(),
+            removing: false,
+        }
+    }
+
+    // A cleanup process must not block on (or steal) an attachment a live process owns.
+    #[test]
+    fn teardown_recorded_is_busy_while_the_owner_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nets = Networks::new(&tmp.path().join("root"), &tmp.path().join("run"));
+        let id = "c".repeat(64);
+        let dir = record::dir(nets.run_root(), &id);
+        record::save(&dir, &empty_record(&nets, &id)).unwrap();
+        let owner = crate::network::lock_file(&dir.join(OWNER_LOCK), true).unwrap();
+        assert!(matches!(teardown_recorded(&nets, &id), Err(Error::AttachmentBusy(_))));
+        assert!(matches!(connect(&nets, &id, "nonet", &[], None), Err(Error::NetworkNotFound(_))));
+        drop(owner);
+        teardown_recorded(&nets, &id).unwrap();
+        assert!(!dir.exists(), "the record dir is gone");
+        teardown_recorded(&nets, &id).unwrap();
+        assert!(matches!(disconnect(&nets, &id, "nonet", false), Err(Error::NoSuchContainer(_))));
+    }
+
+    #[test]
+    fn interfaces_are_numbered_from_the_first_free() {
+        let nets = Networks::new(Path::new("/nonexistent"), Path::new("/nonexistent"));
+        let mut r = empty_record(&nets, "x");
+        assert_eq!(next_ifname(&r), "eth0");
+        let ep = |ifname: &str| Endpoint {
+            network: String::new(),
+            network_id: String::new(),
+            ifname: ifname.into(),
+            aliases: Vec::new(),
+            conflist: serde_json::Value::Null,
+            ports: Vec::new(),
+            dns: false,
+            result: None,
+            ip: None,
+            mac: None,
+            gateway: None,
+            state: EndpointState::Up,
+        };
+        r.networks = vec![ep("eth0"), ep("eth2")];
+        assert_eq!(next_ifname(&r), "eth1");
+    }
+}
