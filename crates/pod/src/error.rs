@@ -14,13 +14,26 @@ pub enum Error {
     Network(String),
     #[error("network {0} not found")]
     NetworkNotFound(String),
+    /// Docker's wording.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// `network connect` of a container already on the network (Docker's wording).
+    #[error("endpoint with name {container} already exists in network {network}")]
+    AlreadyConnected { container: String, network: String },
+    /// `network disconnect` of a container not on the network (Docker's wording).
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected { container: String, network: String },
+    /// Its attachment is being (or has been) torn down: no process owns it.
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// Another live process owns the attachment (holds its `network.lock`).
+    #[error("the network of container {0} is owned by a live process")]
+    AttachmentBusy(String),
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
     /// Docker's wording: `remove NAME: volume is in use - [ID, …]`.
     #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
     VolumeInUse { name: String, containers: Vec<String> },
-    #[error("No such container: {0}")]
-    NoSuchContainer(String),
     /// The request conflicts with the container's state or a name in use.
     #[error("{0}")]
     Conflict(String),

@@ -47,6 +47,10 @@ pub struct RunOptions {
     pub add_hosts: Vec<String>,
     /// `--dns IP`.
     pub dns: Vec<String>,
+    /// `--dns-search DOMAIN`: resolv.conf's `search` (`.`: none).
+    pub dns_search: Vec<String>,
+    /// `--dns-option OPT`: resolv.conf's `options`.
+    pub dns_options: Vec<String>,
     /// `-p [IP:][HOST:]CTR[/PROTO]`.
     pub publish: Vec<String>,
     /// `-P`: every EXPOSEd port to a free host port.

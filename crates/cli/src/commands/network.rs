@@ -3,7 +3,7 @@
 use crate::output;
 use crate::Globals;
 use std::process::ExitCode;
-use wharf_pod::network::{CreateOptions, Networks};
+use wharf_pod::network::{self, CreateOptions, Networks};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -19,10 +19,10 @@ pub enum Command {
     Rm(NamesArgs),
     /// Remove every user network no container uses, and what killed `wharf` processes left.
     Prune(PruneArgs),
-    /// Connect a running container to a network (needs detached containers).
+    /// Connect a running container to a network (one more interface, eth1, eth2 …).
     Connect(ConnectArgs),
-    /// Disconnect a container from a network (needs detached containers).
-    Disconnect(ConnectArgs),
+    /// Disconnect a running container from a network.
+    Disconnect(DisconnectArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -70,14 +70,31 @@ pub struct PruneArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ConnectArgs {
+    /// Another name for the container on this network.
+    #[arg(long)]
+    alias: Vec<String>,
+    /// The container's IPv4 address on this network (default: the next free one).
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
     network: String,
+    /// The container's name, ID or ID prefix.
+    container: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DisconnectArgs {
+    /// Disconnect even if the network itself is gone.
+    #[arg(short, long)]
+    force: bool,
+    network: String,
+    /// The container's name, ID or ID prefix.
     container: String,
 }
 
 /// Errors exit 125, as podman's (and `docker run`'s).
 pub fn run(g: &Globals, c: Command) -> anyhow::Result<ExitCode> {
     let nets = Networks::new(&g.root, &g.run_root);
-    match dispatch(&nets, c) {
+    match dispatch(g, &nets, c) {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("wharf: {e:#}");
@@ -86,7 +103,7 @@ pub fn run(g: &Globals, c: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
+fn dispatch(g: &Globals, nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Create(a) => {
             let o = CreateOptions {
@@ -130,14 +147,25 @@ fn dispatch(nets: &Networks, c: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Connect(a) | Command::Disconnect(a) => anyhow::bail!(
-            "cannot change the networks of {}: a foreground container's network is fixed at `wharf run --network {}`; \
-             connect/disconnect come with detached containers",
-            a.container,
-            a.network
-        ),
+        Command::Connect(a) => {
+            let id = container_id(g, &a.container)?;
+            network::connect(nets, &id, &a.network, &a.alias, a.ip)?;
+        }
+        Command::Disconnect(a) => {
+            let id = container_id(g, &a.container)?;
+            network::disconnect(nets, &id, &a.network, a.force)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A container by name or ID (prefix) from its record, else from the
+/// network attachments.
+fn container_id(g: &Globals, name: &str) -> anyhow::Result<String> {
+    match wharf_pod::Containers::new(&g.root, &g.run_root).get(name) {
+        Ok(c) => Ok(c.id().to_string()),
+        Err(_) => Ok(network::find_attached(&g.run_root, name)?),
+    }
 }
 
 fn ls(nets: &Networks, a: &LsArgs) -> anyhow::Result<()> {

@@ -72,6 +72,12 @@ pub struct Args {
     /// DNS server for the container.
     #[arg(long)]
     dns: Vec<String>,
+    /// DNS search domain for the container (`.`: none).
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// DNS resolver option for the container (resolv.conf `options`).
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
     /// Publish a port: [IP:][HOST:]CONTAINER[/tcp|udp].
     #[arg(short, long = "publish")]
     publish: Vec<String>,
@@ -193,6 +199,8 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         network_aliases: a.network_alias,
         add_hosts: a.add_host,
         dns: a.dns,
+        dns_search: a.dns_search,
+        dns_options: a.dns_option,
         publish: a.publish,
         publish_all: a.publish_all,
         volumes: a.volume,

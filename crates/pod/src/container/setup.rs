@@ -214,6 +214,8 @@ fn attach_network(
         expose,
         add_hosts: o.add_hosts.clone(),
         dns: o.dns.clone(),
+        dns_search: o.dns_search.clone(),
+        dns_options: o.dns_options.clone(),
         files_dir: dir.to_path_buf(),
     };
     Attachment::setup(&network::Networks::new(&cs.root, &cs.run_root), &req).map(Some)

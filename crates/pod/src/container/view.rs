@@ -45,8 +45,7 @@ pub fn status_text(c: &Container) -> String {
 impl Containers {
     /// The network attachment of a running container, if any.
     pub fn attachment(&self, id: &str) -> Option<AttachmentRecord> {
-        let p = self.run_root.join("containers").join(id).join("network.json");
-        std::fs::read(p).ok().and_then(|b| serde_json::from_slice(&b).ok())
+        crate::network::record::load(&self.run_root.join("containers").join(id))
     }
 
     /// `0.0.0.0:8080->80/tcp, …` for `ps` and `port`.
@@ -55,8 +54,9 @@ impl Containers {
             return Vec::new();
         }
         let Some(a) = self.attachment(c.id()) else { return Vec::new() };
-        a.ports
+        a.networks
             .iter()
+            .flat_map(|e| e.ports.iter())
             .map(|p| {
                 let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
                 format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
@@ -113,14 +113,15 @@ impl Containers {
             .collect();
         let att = self.attachment(c.id()).filter(|_| c.is_running());
         let mut networks = Map::new();
-        if let Some(a) = &att {
+        for e in att.iter().flat_map(|a| a.networks.iter()) {
             networks.insert(
-                a.network.clone(),
+                e.network.clone(),
                 json!({
-                    "IPAddress": a.ip.map(|i| i.to_string()).unwrap_or_default(),
-                    "MacAddress": a.mac.clone().unwrap_or_default(),
-                    "Aliases": a.aliases,
-                    "NetworkID": a.network_id,
+                    "IPAddress": e.ip.map(|i| i.to_string()).unwrap_or_default(),
+                    "Gateway": e.gateway.map(|i| i.to_string()).unwrap_or_default(),
+                    "MacAddress": e.mac.clone().unwrap_or_default(),
+                    "Aliases": e.aliases,
+                    "NetworkID": e.network_id,
                 }),
             );
         }
@@ -185,7 +186,7 @@ impl Containers {
             "NetworkSettings": {
                 "Networks": networks,
                 "Ports": self.ports(c),
-                "IPAddress": att.as_ref().and_then(|a| a.ip).map(|i| i.to_string()).unwrap_or_default(),
+                "IPAddress": att.as_ref().and_then(|a| a.networks.first()).and_then(|e| e.ip).map(|i| i.to_string()).unwrap_or_default(),
             },
         })
     }

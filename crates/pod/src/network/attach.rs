@@ -1,54 +1,30 @@
-//! One container's attachment to a network. Setup and teardown are mirror
-//! images (netavark's model), and teardown reads only the record:
+//! One container's attachment to its networks. Setup and teardown are
+//! mirror images (netavark's model), and teardown reads only the record,
+//! fresh from disk (`network connect` may have added networks since setup):
 //!
 //! | setup | teardown |
 //! |---|---|
 //! | host ports held | released |
 //! | record written (intent), its lock held | record and lock removed |
 //! | netns made | netns unmounted, removed |
-//! | CNI ADD (result recorded) | CNI DEL, reverse, with the result |
-//! | aardvark entry | entry removed |
+//! | CNI ADD (result recorded) | CNI DEL per network, reverse, with the result |
+//! | aardvark entry | entries removed |
 //! | hosts, hostname, resolv.conf | (in the container dir, removed with it) |
 //!
-//! The record, `<run-root>/containers/<id>/network.json`, is written before
-//! CNI ADD; `network.lock` beside it stays flocked by the process that owns
-//! the container. A lock anyone can take means its owner died:
-//! [`sweep_orphans`] then tears the attachment down from the record.
+//! The record (see `record`) is written before CNI ADD; `network.lock`
+//! beside it stays flocked by the process that owns the container. A lock
+//! anyone can take means its owner died: [`sweep_orphans`] then tears the
+//! attachment down from the record. Teardown first marks the record
+//! `removing` under the networks lock, so no `connect` adds to it after.
 
 use crate::error::{Error, Result};
-use crate::network::{cni, conflist, dns, hosts, link, netns, ports, Networks, PortMapping};
-use serde::{Deserialize, Serialize};
+use crate::network::record::{self, AttachmentRecord, Endpoint, EndpointState, OWNER_LOCK, RECORD};
+use crate::network::{cni, conflist, connect, dns, hosts, link, netns, ports, Networks, PortMapping};
 use serde_json::Value;
-use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 const IFNAME: &str = "eth0";
-
-/// What teardown needs, written before CNI ADD.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AttachmentRecord {
-    pub container_id: String,
-    pub name: Option<String>,
-    pub aliases: Vec<String>,
-    pub network: String,
-    pub network_id: String,
-    pub netns: PathBuf,
-    pub ifname: String,
-    /// The exact list ADD ran (DEL must see the same).
-    pub conflist: Value,
-    pub ports: Vec<PortMapping>,
-    /// An aardvark entry may exist.
-    pub dns: bool,
-    pub result: Option<Value>,
-    pub ip: Option<Ipv4Addr>,
-    pub mac: Option<String>,
-    /// Where its hosts, hostname and resolv.conf are (`--network container:` shares them).
-    #[serde(default)]
-    pub files_dir: PathBuf,
-    #[serde(default)]
-    pub hostname: String,
-}
 
 /// What a container asks of its network.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +41,10 @@ pub struct AttachRequest {
     pub expose: Vec<String>,
     pub add_hosts: Vec<String>,
     pub dns: Vec<String>,
+    /// `--dns-search`: resolv.conf's `search` line.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: resolv.conf's `options` line.
+    pub dns_options: Vec<String>,
     /// Where hosts, hostname and resolv.conf are written.
     pub files_dir: PathBuf,
 }
@@ -72,15 +52,10 @@ pub struct AttachRequest {
 /// A live attachment; torn down by [`Attachment::teardown`] or on drop.
 pub struct Attachment {
     networks: Networks,
-    dir: PathBuf,
     record: AttachmentRecord,
     held_ports: Vec<OwnedFd>,
     lock: Option<OwnedFd>,
     mounts: Vec<(String, PathBuf)>,
-}
-
-fn record_dir(run_root: &Path, id: &str) -> PathBuf {
-    run_root.join("containers").join(id)
 }
 
 impl Attachment {
@@ -89,73 +64,70 @@ impl Attachment {
     pub fn setup(networks: &Networks, req: &AttachRequest) -> Result<Attachment> {
         sweep_orphans(networks);
         let net = networks.get_for_run(&req.network)?;
-        for n in req.name.iter().chain(&req.aliases) {
-            check_dns_name(n)?;
-        }
-        for h in &req.add_hosts {
-            hosts::parse_add_host(h)?;
-        }
-        // A bad line would stop aardvark-dns from loading the whole network.
-        if let Some(d) = req.dns.iter().find(|d| d.parse::<std::net::IpAddr>().is_err()) {
-            return Err(Error::InvalidArgument(format!("invalid --dns {d:?}: not an IP address")));
-        }
+        check_request(req)?;
         let mut maps = req.publish.clone();
         maps.extend(ports::exposed(&req.expose)?);
         let held_ports = ports::reserve(&mut maps)?;
-        let dir = record_dir(networks.run_root(), &req.container_id);
+        let dir = record::dir(networks.run_root(), &req.container_id);
         let record = AttachmentRecord {
             container_id: req.container_id.clone(),
             name: req.name.clone(),
-            aliases: req.aliases.clone(),
-            network: net.name.clone(),
-            network_id: net.id.clone(),
             netns: netns::path(networks.run_root(), &req.container_id),
-            ifname: IFNAME.into(),
-            conflist: conflist::generate(&net, &networks.ipam_dir(), !maps.is_empty())?,
-            ports: maps,
-            dns: net.dns_enabled,
-            result: None,
-            ip: None,
-            mac: None,
             files_dir: req.files_dir.clone(),
             hostname: req.hostname.clone(),
+            dns_servers: req.dns.clone(),
+            networks: vec![Endpoint {
+                network: net.name.clone(),
+                network_id: net.id.clone(),
+                ifname: IFNAME.into(),
+                aliases: req.aliases.clone(),
+                conflist: conflist::generate(&net, &networks.ipam_dir(), !maps.is_empty())?,
+                ports: maps,
+                dns: net.dns_enabled,
+                result: None,
+                ip: None,
+                mac: None,
+                gateway: net.dns_enabled.then_some(net.gateway),
+                state: EndpointState::Up,
+            }],
+            removing: false,
         };
         let lock = {
             let _l = networks.lock()?;
             networks.get(&net.name)?;
-            check_names_free(networks, &record)?;
+            check_names_free(networks, &record.container_id, record.name.as_deref(), &record.networks[0])?;
             let lock = create_lock(&dir)?;
-            save(&dir, &record)?;
+            record::save(&dir, &record)?;
             lock
         };
         let mut att =
-            Attachment { networks: networks.clone(), dir, record, held_ports, lock: Some(lock), mounts: Vec::new() };
+            Attachment { networks: networks.clone(), record, held_ports, lock: Some(lock), mounts: Vec::new() };
         att.connect(&net, req)?;
         Ok(att)
     }
 
     fn connect(&mut self, net: &crate::network::Network, req: &AttachRequest) -> Result<()> {
         netns::create(&self.record.netns)?;
-        if !link::exists(&net.bridge) {
-            // Gone since the network was made (a reboot): make it again,
-            // unless another run did while this one waited for the lock.
-            let _host = crate::network::lock_file(Path::new(crate::network::HOST_LOCK), true)?;
-            if !link::exists(&net.bridge) {
-                link::create_bridge(&net.bridge, net.gateway, &net.subnet()?)?;
-            }
-        }
-        let rc = ports::runtime_config(&self.record.ports);
-        let result = cni::add(&self.record.conflist, &self.invocation(&rc))?;
+        ensure_bridge(net)?;
+        let ep = &self.record.networks[0];
+        let rc = ports::runtime_config(&ep.ports);
+        let hold = self.lock.as_ref().map(|l| l.as_raw_fd());
+        let result = cni::add(&ep.conflist, &invocation(&self.record, ep, &rc, hold.as_slice()))?;
         let (ip, mac) = cni::container_address(&result)
             .ok_or_else(|| Error::Network(format!("CNI ADD on {} gave the container no IPv4 address", net.name)))?;
-        self.record.result = Some(result);
-        self.record.ip = Some(ip);
-        self.record.mac = Some(mac);
-        save(&self.dir, &self.record)?;
-        let mut names: Vec<String> = self.record.name.iter().chain(&self.record.aliases).cloned().collect();
+        // Read-modify-write under the networks lock: a `network connect` may
+        // have added an endpoint meanwhile.
+        let id = self.record.container_id.clone();
+        let fresh = record::update(&self.networks, &id, |r| {
+            let Some(e) = r.networks.iter_mut().find(|e| e.ifname == IFNAME) else { return false };
+            (e.result, e.ip, e.mac) = (Some(result.clone()), Some(ip), Some(mac.clone()));
+            true
+        })?;
+        self.record = fresh.ok_or_else(|| Error::Network(format!("the attachment record of {id} is gone")))?;
+        let mut names: Vec<String> = self.record.name.iter().chain(&req.aliases).cloned().collect();
         if net.dns_enabled {
-            names.push(short_id(&self.record.container_id).to_string());
-            let entry = dns::Entry { id: &self.record.container_id, ip, names: names.clone(), dns: &req.dns };
+            names.push(short_id(&id).to_string());
+            let entry = dns::Entry { id: &id, ip, names: names.clone(), dns: &req.dns };
             dns::Aardvark::new(self.networks.run_root()).add(net, &entry)?;
         }
         let files = hosts::Files {
@@ -165,18 +137,11 @@ impl Attachment {
             add_hosts: &req.add_hosts,
             dns_server: net.dns_enabled.then_some(net.gateway),
             dns: &req.dns,
+            dns_search: &req.dns_search,
+            dns_options: &req.dns_options,
         };
         self.mounts = hosts::write(&req.files_dir, &files)?;
         Ok(())
-    }
-
-    fn invocation<'a>(&'a self, rc: &'a Value) -> cni::Invocation<'a> {
-        cni::Invocation {
-            container_id: &self.record.container_id,
-            netns: &self.record.netns,
-            ifname: &self.record.ifname,
-            runtime_config: rc,
-        }
     }
 
     /// The network namespace to give the runtime.
@@ -184,6 +149,7 @@ impl Attachment {
         &self.record.netns
     }
 
+    /// The record as setup left it (`network connect` may add to the one on disk).
     pub fn record(&self) -> &AttachmentRecord {
         &self.record
     }
@@ -210,15 +176,15 @@ impl Attachment {
         self.held_ports.clear();
     }
 
-    /// CNI DEL and the rest of the mirror image; the first error is returned
-    /// after every step has been tried.
+    /// CNI DEL of every network the record names now, and the rest of the
+    /// mirror image; the first error is returned after every step has been tried.
     pub fn teardown(mut self) -> Result<()> {
         self.teardown_inner()
     }
 
     fn teardown_inner(&mut self) -> Result<()> {
         let Some(lock) = self.lock.take() else { return Ok(()) };
-        let res = undo(&self.networks, &self.dir, &self.record);
+        let res = teardown_owned(&self.networks, &self.record.container_id, &[lock.as_raw_fd()]);
         self.held_ports.clear();
         drop(lock);
         res
@@ -233,29 +199,100 @@ impl Drop for Attachment {
     }
 }
 
-/// Teardown from a record alone (also after a crash).
-fn undo(networks: &Networks, dir: &Path, r: &AttachmentRecord) -> Result<()> {
-    let rc = ports::runtime_config(&r.ports);
-    let inv =
-        cni::Invocation { container_id: &r.container_id, netns: &r.netns, ifname: &r.ifname, runtime_config: &rc };
-    let dns = if r.dns { dns::Aardvark::new(networks.run_root()).remove(&r.network, &r.container_id) } else { Ok(()) };
-    // A run killed during ADD recorded no result: the IP host-local reserved
-    // for it stands in, so the firewall and portmap plugins find their rules.
-    let found = if r.result.is_none() { result_from_ipam(networks, r) } else { None };
-    let del = cni::del(&r.conflist, &inv, r.result.as_ref().or(found.as_ref()));
-    let ns = netns::remove(&r.netns);
-    // The record stays until every step worked, for the next sweep to retry.
-    dns.and(del).and(ns)?;
-    crate::network::remove_file(&dir.join("network.json"))?;
-    crate::network::remove_file(&dir.join("network.lock"))?;
+fn check_request(req: &AttachRequest) -> Result<()> {
+    for n in req.name.iter().chain(&req.aliases) {
+        check_dns_name(n)?;
+    }
+    for h in &req.add_hosts {
+        hosts::parse_add_host(h)?;
+    }
+    // A bad line would stop aardvark-dns from loading the whole network.
+    if let Some(d) = req.dns.iter().find(|d| d.parse::<std::net::IpAddr>().is_err()) {
+        return Err(Error::InvalidArgument(format!("invalid --dns {d:?}: not an IP address")));
+    }
+    hosts::check_resolv_words("--dns-search", &req.dns_search)?;
+    hosts::check_resolv_words("--dns-option", &req.dns_options)
+}
+
+/// The bridge, made again if it is gone since the network was made (a
+/// reboot), unless another run did while this one waited for the lock.
+pub(crate) fn ensure_bridge(net: &crate::network::Network) -> Result<()> {
+    if !link::exists(&net.bridge) {
+        let _host = crate::network::lock_file(Path::new(crate::network::HOST_LOCK), true)?;
+        if !link::exists(&net.bridge) {
+            link::create_bridge(&net.bridge, net.gateway, &net.subnet()?)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn invocation<'a>(
+    r: &'a AttachmentRecord,
+    ep: &'a Endpoint,
+    rc: &'a Value,
+    hold: &'a [RawFd],
+) -> cni::Invocation<'a> {
+    cni::Invocation { container_id: &r.container_id, netns: &r.netns, ifname: &ep.ifname, runtime_config: rc, hold }
+}
+
+/// Teardown by the owner of the attachment (it holds `network.lock`,
+/// `hold`): marks the record `removing` under the networks lock, then
+/// undoes what the record, read fresh, names.
+pub(crate) fn teardown_owned(networks: &Networks, id: &str, hold: &[RawFd]) -> Result<()> {
+    let dir = record::dir(networks.run_root(), id);
+    let Some(r) = record::update(networks, id, |r| !std::mem::replace(&mut r.removing, true))? else {
+        // No record: nothing was set up, or a sweep finished it.
+        let _ = crate::network::remove_file(&dir.join(OWNER_LOCK));
+        let _ = std::fs::remove_dir(&dir);
+        return Ok(());
+    };
+    undo(networks, &dir, &r, hold)
+}
+
+/// Teardown from a record alone (also after a crash): every endpoint, last
+/// joined first, then the netns. The record stays until every step worked,
+/// for the next sweep to retry.
+fn undo(networks: &Networks, dir: &Path, r: &AttachmentRecord, hold: &[RawFd]) -> Result<()> {
+    let mut res = Ok(());
+    for ep in r.networks.iter().rev() {
+        res = res.and(undo_endpoint(networks, r, ep, hold));
+    }
+    res.and(netns::remove(&r.netns))?;
+    crate::network::remove_file(&dir.join(RECORD))?;
+    crate::network::remove_file(&dir.join(OWNER_LOCK))?;
+    remove_temp_files(dir);
     let _ = std::fs::remove_dir(dir);
     Ok(())
 }
 
-/// A CNI result naming the addresses host-local reserved for the record's
-/// container (its files `<ipam>/<network>/<ip>` hold the container ID).
-fn result_from_ipam(networks: &Networks, r: &AttachmentRecord) -> Option<serde_json::Value> {
-    let name = r.conflist["name"].as_str()?;
+/// The temp files of record writes (and lock creations) a kill -9 cut
+/// short; nobody writes the record any more once it is torn down.
+fn remove_temp_files(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&format!(".{RECORD}.tmp-")) || name.starts_with(&format!("{OWNER_LOCK}.tmp-")) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// DNS entry and CNI DEL of one endpoint; both tried, the first error returned.
+pub(crate) fn undo_endpoint(networks: &Networks, r: &AttachmentRecord, ep: &Endpoint, hold: &[RawFd]) -> Result<()> {
+    let rc = ports::runtime_config(&ep.ports);
+    let dns =
+        if ep.dns { dns::Aardvark::new(networks.run_root()).remove(&ep.network, &r.container_id) } else { Ok(()) };
+    // A process killed during ADD recorded no result: the IP host-local
+    // reserved for it stands in, so the firewall and portmap plugins find their rules.
+    let found = if ep.result.is_none() { result_from_ipam(networks, r, ep) } else { None };
+    let del = cni::del(&ep.conflist, &invocation(r, ep, &rc, hold), ep.result.as_ref().or(found.as_ref()));
+    dns.and(del)
+}
+
+/// A CNI result naming the addresses host-local reserved for the
+/// endpoint (its files `<ipam>/<network>/<ip>` hold the container ID, then the ifName).
+fn result_from_ipam(networks: &Networks, r: &AttachmentRecord, ep: &Endpoint) -> Option<serde_json::Value> {
+    let name = ep.conflist["name"].as_str()?;
     let prefix = networks.get(name).ok().and_then(|n| n.subnet.split_once('/').map(|(_, p)| p.to_string()))?;
     let ips: Vec<serde_json::Value> = std::fs::read_dir(networks.ipam_dir().join(name))
         .ok()?
@@ -263,11 +300,13 @@ fn result_from_ipam(networks: &Networks, r: &AttachmentRecord) -> Option<serde_j
         .filter_map(|e| {
             let ip = e.file_name().to_str()?.parse::<std::net::IpAddr>().ok()?;
             let owner = std::fs::read_to_string(e.path()).ok()?;
-            (owner.lines().next()?.trim() == r.container_id)
-                .then(|| serde_json::json!({"address": format!("{ip}/{prefix}")}))
+            let mut lines = owner.lines().map(str::trim);
+            let mine = lines.next()? == r.container_id && lines.next().is_none_or(|i| i == ep.ifname);
+            mine.then(|| serde_json::json!({"address": format!("{ip}/{prefix}")}))
         })
         .collect();
-    (!ips.is_empty()).then(|| serde_json::json!({"cniVersion": r.conflist["cniVersion"], "interfaces": [], "ips": ips}))
+    let version = &ep.conflist["cniVersion"];
+    (!ips.is_empty()).then(|| serde_json::json!({"cniVersion": version, "interfaces": [], "ips": ips}))
 }
 
 /// The lock is made under a temp name and renamed into place already
@@ -275,13 +314,8 @@ fn result_from_ipam(networks: &Networks, r: &AttachmentRecord) -> Option<serde_j
 fn create_lock(dir: &Path) -> Result<OwnedFd> {
     let tmp = dir.join(format!("network.lock.tmp-{}", std::process::id()));
     let fd = crate::network::lock_file(&tmp, true)?;
-    std::fs::rename(&tmp, dir.join("network.lock")).map_err(|e| Error::io(format!("rename {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, dir.join(OWNER_LOCK)).map_err(|e| Error::io(format!("rename {}", tmp.display()), e))?;
     Ok(fd)
-}
-
-fn save(dir: &Path, r: &AttachmentRecord) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(r).map_err(|e| Error::Network(format!("encode attachment: {e}")))?;
-    crate::network::write_atomic(&dir.join("network.json"), &bytes)
 }
 
 /// The 12-character short ID; a damaged record's shorter ID as it is.
@@ -289,7 +323,7 @@ pub(crate) fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-fn check_dns_name(n: &str) -> Result<()> {
+pub(crate) fn check_dns_name(n: &str) -> Result<()> {
     let ok = n.len() <= 63
         && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
@@ -302,22 +336,22 @@ fn check_dns_name(n: &str) -> Result<()> {
     }
 }
 
-fn check_names_free(networks: &Networks, r: &AttachmentRecord) -> Result<()> {
-    let mine: Vec<&String> = r.name.iter().chain(&r.aliases).collect();
-    for other in records(networks.run_root()) {
-        if let Some(n) = &r.name {
-            if other.name.as_ref() == Some(n) {
-                return Err(Error::InvalidArgument(format!(
-                    "the container name {n:?} is already in use by container {}",
-                    short_id(&other.container_id)
-                )));
-            }
+/// The name is unique among attached containers; the endpoint's name and
+/// aliases are no other container's alias on its network.
+pub(crate) fn check_names_free(networks: &Networks, id: &str, name: Option<&str>, ep: &Endpoint) -> Result<()> {
+    let mine: Vec<&str> = name.into_iter().chain(ep.aliases.iter().map(String::as_str)).collect();
+    for other in record::records(networks.run_root()).into_iter().filter(|o| o.container_id != id) {
+        if let Some(n) = name.filter(|n| other.name.as_deref() == Some(n)) {
+            return Err(Error::InvalidArgument(format!(
+                "the container name {n:?} is already in use by container {}",
+                short_id(&other.container_id)
+            )));
         }
-        if other.network_id == r.network_id {
-            if let Some(n) = other.aliases.iter().find(|a| mine.contains(a)) {
+        if let Some(o) = other.endpoint(&ep.network_id) {
+            if let Some(n) = o.aliases.iter().find(|a| mine.contains(&a.as_str())) {
                 return Err(Error::InvalidArgument(format!(
                     "the alias {n:?} is already in use on network {} by container {}",
-                    r.network,
+                    ep.network,
                     short_id(&other.container_id)
                 )));
             }
@@ -338,10 +372,10 @@ pub struct Joined {
 /// `--network container:NAME`: the network namespace, hostname and /etc
 /// files of a running container (by name or ID prefix) to share.
 pub fn joined(networks: &Networks, target: &str) -> Result<Joined> {
-    let hits: Vec<AttachmentRecord> = records(networks.run_root())
+    let hits: Vec<AttachmentRecord> = record::records(networks.run_root())
         .into_iter()
         .filter(|r| r.name.as_deref() == Some(target) || (target.len() >= 3 && r.container_id.starts_with(target)))
-        .filter(|r| r.result.is_some() && r.netns.exists())
+        .filter(|r| r.networks.iter().any(|e| e.result.is_some()) && r.netns.exists())
         .collect();
     let [r] = hits.as_slice() else {
         return Err(Error::InvalidArgument(match hits.len() {
@@ -357,70 +391,71 @@ pub fn joined(networks: &Networks, target: &str) -> Result<Joined> {
     Ok(Joined { netns: r.netns.clone(), hostname: r.hostname.clone(), files })
 }
 
-/// Every attachment record under `run_root`, live or not.
-pub(crate) fn records(run_root: &Path) -> Vec<AttachmentRecord> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
-        if let Ok(bytes) = std::fs::read(e.path().join("network.json")) {
-            if let Ok(r) = serde_json::from_slice(&bytes) {
-                out.push(r);
-            }
-        }
-    }
-    out
-}
-
-/// Tears down every attachment whose owner died (its lock is free), then
-/// what no record explains: netns files, IPAM reservations, DNS entries,
-/// and an aardvark-dns with nothing to serve. Best effort: a failing step is
-/// logged and retried by the next sweep.
+/// Tears down every attachment whose owner died (its lock is free), and
+/// finishes the `connect`/`disconnect` a killed process left half done on
+/// a live one; then what no record explains: netns files, IP reservations,
+/// DNS entries, and an aardvark-dns with nothing to serve. Best effort: a
+/// failing step is logged and retried by the next sweep.
 ///
 /// Runs under the networks lock, the one [`Attachment::setup`] saves its
 /// record under before it makes the netns, runs CNI ADD and adds the DNS
-/// entry: whatever a live setup has made is explained by a record the sweep
-/// sees, so it never removes another run's netns, IP or DNS entry.
+/// entry, and the one `connect`/`disconnect` hold throughout: whatever a
+/// live process has made is explained by a record the sweep sees, so it
+/// never removes another run's netns, IP or DNS entry.
 pub fn sweep_orphans(networks: &Networks) {
-    let Ok(_lock) = networks.lock() else {
+    let Ok(lock) = networks.lock() else {
         tracing::warn!("network sweep skipped: the networks lock cannot be taken");
         return;
     };
-    sweep_locked(networks);
+    sweep_locked(networks, &lock);
 }
 
-/// [`sweep_orphans`] with the networks lock already held by the caller.
-pub(crate) fn sweep_locked(networks: &Networks) {
+/// [`sweep_orphans`] with the networks lock, `held`, already taken by the caller.
+pub(crate) fn sweep_locked(networks: &Networks, held: &OwnedFd) {
     let run_root = networks.run_root();
     for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
         let dir = e.path();
-        if !dir.join("network.lock").exists() {
+        if !dir.join(OWNER_LOCK).exists() {
             continue;
         }
-        let Ok(lock) = crate::network::lock_file(&dir.join("network.lock"), false) else { continue };
-        match std::fs::read(dir.join("network.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+        let Ok(lock) = crate::network::lock_file(&dir.join(OWNER_LOCK), false) else {
+            // A live owner: only what a killed connect/disconnect left.
+            if let Err(e) = connect::finish_interrupted(networks, &dir, held) {
+                tracing::warn!("finishing an interrupted network change of {}: {e}", dir.display());
+            }
+            continue;
+        };
+        match record::load(&dir) {
             Some(r) => {
-                let r: AttachmentRecord = r;
                 tracing::info!("tearing down the network of dead container {}", r.container_id);
-                if let Err(e) = undo(networks, &dir, &r) {
+                if let Err(e) = undo(networks, &dir, &r, &[held.as_raw_fd(), lock.as_raw_fd()]) {
                     tracing::warn!("sweeping {}: {e}", dir.display());
                 }
             }
             None => {
-                let _ = crate::network::remove_file(&dir.join("network.lock"));
+                let _ = crate::network::remove_file(&dir.join(OWNER_LOCK));
+                remove_temp_files(&dir);
                 let _ = std::fs::remove_dir(&dir);
             }
         }
         drop(lock);
     }
-    let live: Vec<String> = records(run_root).into_iter().map(|r| r.container_id).collect();
+    let records = record::records(run_root);
+    let live: Vec<&str> = records.iter().map(|r| r.container_id.as_str()).collect();
     for e in std::fs::read_dir(run_root.join("netns")).into_iter().flatten().flatten() {
-        if !live.iter().any(|id| e.file_name() == id.as_str()) {
+        if !live.iter().any(|id| e.file_name() == *id) {
             let _ = netns::remove(&e.path());
         }
     }
-    sweep_ipam(&networks.ipam_dir(), &live);
+    // (network, container) pairs a record explains.
+    let joined: Vec<(&str, &str)> = records
+        .iter()
+        .flat_map(|r| r.networks.iter().map(move |e| (e.network.as_str(), r.container_id.as_str())))
+        .collect();
+    sweep_ipam(&networks.ipam_dir(), &joined);
     let aardvark = dns::Aardvark::new(run_root);
     for (net, id) in aardvark.entries() {
-        if !live.contains(&id) {
+        if !joined.contains(&(net.as_str(), id.as_str())) {
             let _ = aardvark.remove(&net, &id);
         }
     }
@@ -431,20 +466,16 @@ pub(crate) fn sweep_locked(networks: &Networks) {
 /// none), found without changing them (`system check`); the next sweep
 /// tears them down.
 pub fn dead_attachments(run_root: &Path) -> Vec<PathBuf> {
-    use rustix::fs::{flock, FlockOperation, Mode, OFlags};
     let mut out = Vec::new();
     for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
         let dir = e.path();
-        let lock = dir.join("network.lock");
-        if !lock.exists() {
-            if dir.join("network.json").exists() {
+        if !dir.join(OWNER_LOCK).exists() {
+            if dir.join(RECORD).exists() {
                 out.push(dir);
             }
             continue;
         }
-        // Opened, not created: a lock gone meanwhile was its owner's teardown.
-        let Ok(fd) = rustix::fs::open(&lock, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else { continue };
-        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && dir.join("network.json").exists() {
+        if !record::owner_alive(&dir) && dir.join(RECORD).exists() {
             out.push(dir);
         }
     }
@@ -452,16 +483,18 @@ pub fn dead_attachments(run_root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// host-local's files are named by IP and hold the owner's container ID.
-fn sweep_ipam(ipam: &Path, live: &[String]) {
+/// host-local's files are named by IP and hold the owner's container ID:
+/// a reservation no record explains on that network goes.
+fn sweep_ipam(ipam: &Path, joined: &[(&str, &str)]) {
     for net in std::fs::read_dir(ipam).into_iter().flatten().flatten() {
+        let name = net.file_name().to_string_lossy().into_owned();
         for f in std::fs::read_dir(net.path()).into_iter().flatten().flatten() {
             if f.file_name().to_string_lossy().parse::<std::net::IpAddr>().is_err() {
                 continue;
             }
             let owner = std::fs::read_to_string(f.path()).unwrap_or_default();
             let owner = owner.lines().next().unwrap_or_default().trim();
-            if !owner.is_empty() && !live.iter().any(|id| id == owner) {
+            if !owner.is_empty() && !joined.contains(&(name.as_str(), owner)) {
                 let _ = std::fs::remove_file(f.path());
             }
         }
@@ -478,19 +511,25 @@ mod tests {
         AttachmentRecord {
             container_id: id.into(),
             name: None,
-            aliases: Vec::new(),
-            network: "n".into(),
-            network_id: "0".repeat(64),
             netns: netns::path(run_root, id),
-            ifname: IFNAME.into(),
-            conflist: Value::Null,
-            ports: Vec::new(),
-            dns: false,
-            result: None,
-            ip: None,
-            mac: None,
             files_dir: PathBuf::new(),
             hostname: String::new(),
+            dns_servers: Vec::new(),
+            networks: vec![Endpoint {
+                network: "n".into(),
+                network_id: "0".repeat(64),
+                ifname: IFNAME.into(),
+                aliases: Vec::new(),
+                conflist: Value::Null,
+                ports: Vec::new(),
+                dns: false,
+                result: None,
+                ip: None,
+                mac: None,
+                gateway: None,
+                state: EndpointState::Up,
+            }],
+            removing: false,
         }
     }
 
@@ -513,10 +552,10 @@ mod tests {
         // As setup does: record and owner lock under the networks lock, then the reservation.
         for i in 0..150u32 {
             let id = format!("{i:064x}");
-            let dir = record_dir(nets.run_root(), &id);
+            let dir = record::dir(nets.run_root(), &id);
             let _l = nets.lock().unwrap();
             held.push(create_lock(&dir).unwrap());
-            save(&dir, &record(&id, nets.run_root())).unwrap();
+            record::save(&dir, &record(&id, nets.run_root())).unwrap();
             drop(_l);
             let ip = nets.ipam_dir().join("n").join(format!("10.1.{}.{}", i / 100, i % 100 + 1));
             crate::network::write_atomic(&ip, format!("{id}\r\neth0").as_bytes()).unwrap();

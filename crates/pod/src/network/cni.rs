@@ -2,10 +2,17 @@
 //! list, the config on stdin with `name`, `cniVersion`, the `runtimeConfig`
 //! its capabilities ask for and the previous plugin's result as
 //! `prevResult`; ADD in list order, DEL in reverse with the ADD result.
+//!
+//! A plugin outlives a caller killed by SIGKILL and goes on with its ADD.
+//! So it inherits the caller's locks ([`Invocation::hold`]): a flock is
+//! released only when every process holding it is gone, and the sweep that
+//! waits for the lock never runs DEL while an orphaned ADD still runs.
 
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::io::Write;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -19,6 +26,8 @@ pub(crate) struct Invocation<'a> {
     pub ifname: &'a str,
     /// Capability arguments, e.g. `{"portMappings": [...]}`.
     pub runtime_config: &'a Value,
+    /// Flocked fds the plugin inherits (the caller's owner or networks lock).
+    pub hold: &'a [RawFd],
 }
 
 /// ADD through the whole list; the last plugin's result.
@@ -85,7 +94,20 @@ fn exec(command: &str, conf: &Value, inv: &Invocation) -> Result<Value> {
     let bin = find_plugin(kind)?;
     // The plugins run iptables and ip: make sure the sbin dirs are searched.
     let path = format!("{}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin", std::env::var("PATH").unwrap_or_default());
-    let mut child = Command::new(&bin)
+    let mut cmd = Command::new(&bin);
+    let hold = inv.hold.to_vec();
+    // SAFETY: between fork and exec only fcntl, async-signal-safe, on fds
+    // the caller keeps open until the child is waited for.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &hold {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(*fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", inv.container_id)
         .env("CNI_NETNS", inv.netns)

@@ -168,6 +168,13 @@ impl Aardvark {
     /// Stops the server (a store's last network removed, or a sweep).
     pub(crate) fn sweep(&self) {
         let Ok(_lock) = crate::network::lock_file(&self.lock, true) else { return };
+        // Temp files of writes a kill -9 cut short (writes hold this lock).
+        let parent = self.lock.parent().unwrap_or(Path::new("."));
+        for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("aardvark.tmp-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         if self.configs() == 0 {
             if let Some(pid) = self.running() {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);

@@ -15,9 +15,13 @@
 //! - `cni`: running the plugins per the CNI 1.0 spec (ADD chained through
 //!   prevResult, DEL in reverse).
 //! - `netns`: named network namespaces, bind-mounted nsfs files.
+//! - `record`: a container's attachment record, one endpoint per network,
+//!   changed under the networks lock by temp + rename; [`find_attached`].
 //! - `attach`: one container's attachment, setup and teardown as mirror
 //!   images, recorded before CNI ADD so that teardown works after a crash;
 //!   [`sweep_orphans`] tears down what a killed process left.
+//! - `connect`: [`connect`]/[`disconnect`] a running container from another
+//!   process than its owner, and [`teardown_recorded`].
 //! - `ports`: `-p`/`-P` parsing and host port reservation.
 //! - `dns`: Debian's `aardvark-dns` (podman's), one per store, on each
 //!   user network's gateway.
@@ -29,16 +33,20 @@
 mod attach;
 mod cni;
 mod conflist;
+mod connect;
 mod dns;
 mod firewall;
 mod hosts;
 mod link;
 mod netns;
 mod ports;
+pub(crate) mod record;
 mod subnet;
 
-pub use attach::{dead_attachments, joined, sweep_orphans, AttachRequest, Attachment, AttachmentRecord, Joined};
+pub use attach::{dead_attachments, joined, sweep_orphans, AttachRequest, Attachment, Joined};
+pub use connect::{connect, disconnect, teardown_recorded};
 pub use ports::{parse_publish, PortMapping};
+pub use record::{find_attached, AttachmentRecord, Endpoint, EndpointState};
 pub use subnet::Subnet;
 
 use crate::error::{Error, Result};
@@ -245,21 +253,22 @@ impl Networks {
 
     /// The attachments of live (or not yet swept) containers to `net`.
     pub fn containers(&self, net: &Network) -> Vec<AttachmentRecord> {
-        attach::records(&self.run_root).into_iter().filter(|r| r.network_id == net.id).collect()
+        record::records(&self.run_root).into_iter().filter(|r| r.endpoint(&net.id).is_some()).collect()
     }
 
     /// `network inspect`: Docker's JSON shape, with the attached containers.
     pub fn inspect(&self, n: &Network) -> serde_json::Value {
         let mut containers = serde_json::Map::new();
         for r in self.containers(n) {
+            let Some(e) = r.endpoint(&n.id) else { continue };
             containers.insert(
                 r.container_id.clone(),
                 serde_json::json!({
                     "Name": r.name.clone().unwrap_or_default(),
-                    "Aliases": r.aliases,
-                    "IPv4Address": r.ip.map(|ip| format!("{ip}/{}", n.subnet.rsplit('/').next().unwrap_or("24"))),
-                    "MacAddress": r.mac,
-                    "Ports": r.ports,
+                    "Aliases": e.aliases,
+                    "IPv4Address": e.ip.map(|ip| format!("{ip}/{}", n.subnet.rsplit('/').next().unwrap_or("24"))),
+                    "MacAddress": e.mac,
+                    "Ports": e.ports,
                 }),
             );
         }
@@ -283,8 +292,8 @@ impl Networks {
     /// Removes a network no container uses: its bridge, IPAM state, DNS
     /// config and records. The default network too (it is made again on use).
     pub fn remove(&self, name_or_id: &str) -> Result<Network> {
-        let _lock = self.lock()?;
-        attach::sweep_locked(self);
+        let lock = self.lock()?;
+        attach::sweep_locked(self, &lock);
         let net = self.get(name_or_id)?;
         let users = self.containers(&net);
         if !users.is_empty() {
@@ -319,8 +328,8 @@ impl Networks {
     /// removed does not stop the others: the errors are returned after.
     pub fn prune(&self) -> Result<Vec<String>> {
         // One lock for all: no run can join a network between its check and its removal.
-        let _lock = self.lock()?;
-        attach::sweep_locked(self);
+        let lock = self.lock()?;
+        attach::sweep_locked(self, &lock);
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for n in self.list()? {

@@ -41,6 +41,9 @@ pub(crate) fn create(path: &Path) -> Result<()> {
 
 /// Unpins and removes `path`; one that is already gone is fine.
 pub(crate) fn remove(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(()); // never made (or gone): nothing to unmount
+    }
     match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
         Err(e) => return Err(Error::io(format!("unmount {}", path.display()), e.into())),
