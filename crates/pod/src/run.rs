@@ -63,6 +63,7 @@ pub struct RunOptions {
     pub pull_missing: bool,
     /// Told what the user should know on the way (`Unable to find image …`).
     pub notice: Option<fn(&str)>,
+    pub host: crate::hostconfig::HostConfig,
 }
 
 /// A container's directory and the cleanup it needs, whatever happens.

@@ -57,9 +57,11 @@ pub(crate) fn apply_flags(
         }
         res["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});
     }
-    if res.as_object().is_some_and(|r| !r.is_empty()) {
-        linux["resources"] = res;
+    // Merged: replacing would drop the default device rules (deny all).
+    for (k, v) in res.as_object().into_iter().flatten() {
+        linux["resources"][k] = v.clone();
     }
+    crate::hostconfig::apply(spec, &o.host, rootfs, o.network == NetworkMode::Host)?;
     add_mounts(spec, mounts)
 }
 

@@ -80,6 +80,8 @@ pub struct Args {
     /// missing (pull when not in the store) or never.
     #[arg(long, default_value = "missing")]
     pull: String,
+    #[command(flatten)]
+    host: super::run_host::HostFlags,
     /// Image to run.
     image: String,
     /// Command and arguments (replace the image's CMD).
@@ -150,6 +152,10 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         tty: a.tty,
         interactive: a.interactive,
         pull_missing,
+        host: match a.host.to_host_config() {
+            Ok(h) => h,
+            Err(e) => return Ok(super::run_host::refused(&e)),
+        },
         notice: Some(|line| {
             let _ = writeln!(std::io::stderr(), "{line}");
         }),
