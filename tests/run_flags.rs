@@ -267,6 +267,25 @@ fn memory_and_cpu_cgroup_values() {
 }
 
 #[test]
+fn env_file_follows_dockers_rules() {
+    if !privileged("env_file_follows_dockers_rules") {
+        return;
+    }
+    let s = store();
+    let f = s.path("env");
+    // Regression: values were trimmed (Docker keeps them as written) and a key with blanks passed.
+    std::fs::write(&f, "# comment\n  A=one two \nB=\n").unwrap();
+    let script = "printf '[%s][%s]' \"$A\" \"${B-unset}\"";
+    let t = out(&s, &["--env-file", f.to_str().unwrap(), "bb", "sh", "-c", script]);
+    assert_eq!(t, "[one two ][]");
+    std::fs::write(&f, "BAD KEY=1\n").unwrap();
+    let o = run(&s, &["--env-file", f.to_str().unwrap(), "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("variable 'BAD KEY' contains whitespaces"));
+    assert_clean(&s);
+}
+
+#[test]
 fn labels_and_stop_settings_are_accepted() {
     if !privileged("labels_and_stop_settings_are_accepted") {
         return;
@@ -315,6 +334,7 @@ fn bad_values_are_refused_with_125_and_leave_nothing() {
         (&["--shm-size", "lots"], "invalid argument \"lots\" for \"--shm-size\" flag"),
         (&["--group-add", "no-such-group"], "unable to find group no-such-group"),
         (&["--label-file", "/no/such/labels"], "--label-file /no/such/labels"),
+        (&["--env-file", "/no/such/env"], "--env-file /no/such/env"),
     ];
     for (args, want) in cases {
         let mut a = args.to_vec();

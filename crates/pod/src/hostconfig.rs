@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 pub use parse::{
     check_oom_score_adj, parse_capability, parse_cpuset, parse_label, parse_signal, parse_size, parse_swap,
-    parse_sysctl, read_label_file, DeviceMapping, SecurityOpt, Ulimit,
+    parse_sysctl, read_env_file, read_label_file, DeviceMapping, SecurityOpt, Ulimit,
 };
 
 /// Debian's static tini (package `tini`), Docker's `docker-init`.

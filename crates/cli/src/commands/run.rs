@@ -93,14 +93,7 @@ fn env_entries(a: &Args) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     let pass = |k: &str| std::env::var(k).ok().map(|v| format!("{k}={v}"));
     for f in &a.env_file {
-        let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("--env-file {}: {e}", f.display()))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            if line.contains('=') {
-                out.push(line.to_string());
-            } else if let Some(e) = pass(line) {
-                out.push(e);
-            }
-        }
+        out.extend(wharf_pod::hostconfig::read_env_file(f)?);
     }
     for e in &a.env {
         if e.contains('=') {
@@ -127,7 +120,10 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("--pull {other:?}: use missing or never"),
     };
     let opts = RunOptions {
-        env: env_entries(&a)?,
+        env: match env_entries(&a) {
+            Ok(e) => e,
+            Err(e) => return Ok(super::run_host::refused(&e)),
+        },
         image: a.image,
         cmd: a.command,
         entrypoint: a.entrypoint,

@@ -317,6 +317,41 @@ pub fn parse_size(s: &str) -> Result<i64> {
     crate::spec::parse_bytes(s)
 }
 
+/// `--env-file`, with Docker's rules: leading blanks and a BOM dropped,
+/// `#` comments, `KEY=VALUE` kept as written (the value is not trimmed), a
+/// bare `KEY` taken from our environment (left out when unset there), and
+/// a key with blanks refused.
+pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("--env-file {}", path.display()), e))?;
+    let mut out = Vec::new();
+    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let raw = if n == 0 { raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw) } else { raw };
+        let line = std::str::from_utf8(raw).map_err(|_| {
+            invalid(format!("env file {} contains invalid utf8 bytes at line {}", path.display(), n + 1))
+        })?;
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line, None),
+        };
+        if key.is_empty() {
+            return Err(invalid(format!("no variable name on line '{line}'")));
+        }
+        if key.contains(char::is_whitespace) {
+            return Err(invalid(format!("variable '{key}' contains whitespaces")));
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None => out.extend(std::env::var(key).ok().map(|v| format!("{key}={v}"))),
+        }
+    }
+    Ok(out)
+}
+
 /// `--memory-swap`: a size, or -1 for unlimited swap.
 pub fn parse_swap(s: &str) -> Result<i64> {
     if s.trim() == "-1" {
@@ -414,6 +449,23 @@ mod tests {
         }
         let e = SecurityOpt::parse("seccomp=/no/such/profile.json").unwrap_err().to_string();
         assert!(e.starts_with("opening seccomp profile (/no/such/profile.json) failed"), "{e}");
+    }
+
+    #[test]
+    fn env_files_follow_dockers_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("env");
+        std::fs::write(&f, "\u{feff}# c\n  A=1 \r\nB= two words\n\nPATH\nWHARF_SURELY_UNSET_VAR\nC=\n").unwrap();
+        let env = read_env_file(&f).unwrap();
+        let path = format!("PATH={}", std::env::var("PATH").unwrap());
+        assert_eq!(env, ["A=1 ", "B= two words", path.as_str(), "C="]);
+        std::fs::write(&f, "A B=1\n").unwrap();
+        assert_eq!(read_env_file(&f).unwrap_err().to_string(), "variable 'A B' contains whitespaces");
+        std::fs::write(&f, "=1\n").unwrap();
+        assert!(read_env_file(&f).unwrap_err().to_string().starts_with("no variable name"));
+        std::fs::write(&f, b"A=\xff\n").unwrap();
+        assert!(read_env_file(&f).unwrap_err().to_string().contains("invalid utf8 bytes at line 1"));
+        assert!(read_env_file(&d.path().join("nope")).unwrap_err().to_string().starts_with("--env-file "));
     }
 
     #[test]
