@@ -190,3 +190,32 @@ fn resources_follow_dockers_rules() {
     let e = run(spec(), HostConfig { cpuset_cpus: Some("4000".into()), ..Default::default() }).unwrap_err();
     assert!(e.to_string().starts_with("Requested CPUs are not available - requested 4000, available: "), "{e}");
 }
+
+#[test]
+fn a_device_dir_brings_its_nodes() {
+    if !Path::new("/dev/net/tun").exists() {
+        eprintln!("NOTE: no /dev/net/tun here: device directories not checked");
+        return;
+    }
+    let s = applied(&HostConfig {
+        devices: vec![DeviceMapping::parse("/dev/net:/dev/n:r").unwrap()],
+        ..Default::default()
+    });
+    let d = s["linux"]["devices"].as_array().unwrap();
+    assert!(d.iter().any(|d| d["path"] == "/dev/n/tun" && d["major"] == 10 && d["minor"] == 200), "{d:?}");
+}
+
+#[test]
+fn the_config_round_trips_through_json() {
+    let h = HostConfig {
+        cap_add: vec!["CAP_NET_ADMIN".into()],
+        security_opt: vec![SecurityOpt::NoNewPrivileges(true), SecurityOpt::SeccompUnconfined],
+        ulimits: vec![Ulimit::parse("nofile=1:2").unwrap()],
+        devices: vec![DeviceMapping::parse("/dev/null").unwrap()],
+        labels: [("a".to_string(), "b".to_string())].into(),
+        stop_signal: Some("SIGINT".into()),
+        ..Default::default()
+    };
+    let back: HostConfig = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+    assert_eq!(back, h);
+}
