@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-cargo build --release -q -p wharf -p wharf-runtime
+cargo build --release -q -p wharf -p wharf-runtime -p wharf-pod
 export PATH="$PWD/target/release:$PATH"
 work=$(mktemp -d /tmp/wharf-demo.XXXXXX)
 regpid=

@@ -330,7 +330,7 @@ fn bad_values_are_refused_with_125_and_leave_nothing() {
         (&["--cpuset-cpus", "4095"], "Requested CPUs are not available - requested 4095"),
         (&["--cpuset-cpus", "a-b"], "Invalid value a-b for cpuset cpus"),
         (&["--oom-score-adj", "2000"], "range for oom score adj is [-1000, 1000]"),
-        (&["--stop-signal", "SIGNOPE"], "Invalid signal: SIGNOPE"),
+        (&["--stop-signal", "SIGNOPE"], "invalid signal: SIGNOPE"),
         (&["--shm-size", "lots"], "invalid argument \"lots\" for \"--shm-size\" flag"),
         (&["--group-add", "no-such-group"], "unable to find group no-such-group"),
         (&["--label-file", "/no/such/labels"], "--label-file /no/such/labels"),

@@ -60,6 +60,23 @@ enum Command {
     Builder(BuilderCommand),
     /// Run a command in a new container, in the foreground.
     Run(commands::run::Args),
+    Create(commands::run::Args),
+    Start(commands::ctr::StartArgs),
+    Stop(commands::ctr::StopArgs),
+    Restart(commands::ctr::StopArgs),
+    Kill(commands::ctr::KillArgs),
+    Rm(commands::ctr::RmArgs),
+    Wait(commands::ctr::NamesArgs),
+    Pause(commands::ctr::NamesArgs),
+    Unpause(commands::ctr::NamesArgs),
+    Rename(commands::ctr::RenameArgs),
+    Port(commands::ctr::PortArgs),
+    Attach(commands::ctr::AttachArgs),
+    Exec(commands::ctr::ExecArgs),
+    Logs(commands::logs::Args),
+    Ps(commands::ps::Args),
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Download an image from a registry.
     Pull(commands::pull::Args),
     /// Upload an image to a registry.
@@ -94,6 +111,21 @@ enum ImageCommand {
     Rm(commands::rmi::Args),
     /// Show an image's details as JSON.
     Inspect(commands::inspect::Args),
+}
+
+#[derive(Subcommand, Debug)]
+enum ContainerCommand {
+    #[command(alias = "list")]
+    Ls(commands::ps::Args),
+    Prune(commands::ctr::PruneArgs),
+    Inspect(commands::inspect::Args),
+    Logs(commands::logs::Args),
+    Rm(commands::ctr::RmArgs),
+    Start(commands::ctr::StartArgs),
+    Stop(commands::ctr::StopArgs),
+    /// Releases what an exited container held (the monitor's exit command).
+    #[command(hide = true)]
+    Cleanup(commands::ctr::CleanupArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,7 +166,7 @@ fn init_logging(level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Run(_) | Command::Build(_)) {
+    if matches!(cli.command, Command::Exec(_) | Command::Build(_)) {
         // Containers are forked from this process: re-exec from a read-only
         // view of the binary first, before any thread exists (CVE-2019-5736).
         if let Err(e) = wharf_runtime::sealexe::ensure_sealed_exe() {
@@ -160,6 +192,24 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Prune(a)) => commands::system_prune::run(&g, a),
         Command::Pull(a) => commands::pull::run(&g, a),
         Command::Run(a) => commands::run::run(&g, a),
+        Command::Create(a) => commands::ctr::create(&g, a),
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => commands::ctr::start(&g, a),
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => commands::ctr::stop(&g, a),
+        Command::Restart(a) => commands::ctr::restart(&g, a),
+        Command::Kill(a) => commands::ctr::kill(&g, a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => commands::ctr::rm(&g, a),
+        Command::Wait(a) => commands::ctr::wait(&g, a),
+        Command::Pause(a) => commands::ctr::pause(&g, a, true),
+        Command::Unpause(a) => commands::ctr::pause(&g, a, false),
+        Command::Rename(a) => commands::ctr::rename(&g, a),
+        Command::Port(a) => commands::ctr::port(&g, a),
+        Command::Attach(a) => commands::ctr::attach(&g, a),
+        Command::Exec(a) => commands::ctr::exec(&g, a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => commands::logs::run(&g, a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => commands::ps::run(&g, a),
+        Command::Container(ContainerCommand::Prune(a)) => commands::ctr::prune(&g, a),
+        Command::Container(ContainerCommand::Inspect(a)) => commands::inspect::run(&g, a),
+        Command::Container(ContainerCommand::Cleanup(a)) => commands::ctr::cleanup(&g, a),
         Command::Network(c) => commands::network::run(&g, c),
         Command::Build(a) => commands::build::run(&g, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&g, a),

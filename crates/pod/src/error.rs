@@ -19,6 +19,14 @@ pub enum Error {
     /// Docker's wording: `remove NAME: volume is in use - [ID, …]`.
     #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
     VolumeInUse { name: String, containers: Vec<String> },
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// The request conflicts with the container's state or a name in use.
+    #[error("{0}")]
+    Conflict(String),
+    /// The container's monitor failed or reported an error.
+    #[error("{0}")]
+    Monitor(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

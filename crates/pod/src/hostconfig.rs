@@ -1,7 +1,7 @@
 //! The `docker run` flags that change the OCI spec beyond the basics of
 //! `spec`: capabilities, `--privileged`, `--security-opt`, rlimits, devices,
-//! sysctls, /dev/shm, extra groups, swap/cpuset/shares, `--init`; and the
-//! ones the engine records (`--stop-signal`, `--stop-timeout`, labels).
+//! sysctls, /dev/shm, extra groups, swap/cpuset/shares, `--init`
+//! (`--stop-signal`, `--stop-timeout` and labels are the engine's, in `RunOptions`).
 //! [`parse`] holds Docker's syntax and messages; [`apply`] the spec changes.
 
 mod parse;
@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 pub use parse::{
-    check_oom_score_adj, parse_capability, parse_cpuset, parse_label, parse_signal, parse_size, parse_swap,
-    parse_sysctl, read_env_file, read_label_file, DeviceMapping, SecurityOpt, Ulimit,
+    check_oom_score_adj, parse_capability, parse_cpuset, parse_label, parse_size, parse_swap, parse_sysctl,
+    read_env_file, read_label_file, DeviceMapping, SecurityOpt, Ulimit,
 };
 
 /// Debian's static tini (package `tini`), Docker's `docker-init`.
@@ -50,11 +50,6 @@ pub struct HostConfig {
     pub oom_score_adj: Option<i32>,
     /// `--init`: tini as pid 1.
     pub init: bool,
-    /// `--stop-signal`, as `SIGNAME`.
-    pub stop_signal: Option<String>,
-    /// `--stop-timeout` in seconds.
-    pub stop_timeout: Option<i64>,
-    pub labels: BTreeMap<String, String>,
 }
 
 /// Applies `h` to a spec already holding the image config and the basic
@@ -65,6 +60,21 @@ pub(crate) fn apply(spec: &mut Value, h: &HostConfig, rootfs: &Path, network_is_
     apply_process(spec, h, rootfs)?;
     apply_sysctls(spec, h, network_is_host)?;
     apply_resources(spec, h)
+}
+
+/// What `create` can check before the container has a rootfs: all of
+/// [`apply`] but the `--group-add` names (the image's /etc/group decides).
+pub(crate) fn check(h: &HostConfig, memory_limit: Option<i64>, network_is_host: bool) -> Result<()> {
+    let mut spec =
+        serde_json::to_value(wharf_runtime::spec::default_spec()).map_err(|e| invalid(format!("spec: {e}")))?;
+    if let Some(m) = memory_limit {
+        spec["linux"]["resources"]["memory"]["limit"] = json!(m);
+    }
+    let h = HostConfig {
+        group_add: h.group_add.iter().filter(|g| g.parse::<u32>().is_ok()).cloned().collect(),
+        ..h.clone()
+    };
+    apply(&mut spec, &h, Path::new("/nonexistent"), network_is_host)
 }
 
 fn invalid(msg: String) -> Error {

@@ -28,6 +28,7 @@
 //! container directory and state layout are the ones a monitor will use).
 
 mod console;
+pub mod container;
 mod error;
 pub mod hostconfig;
 pub mod leftover;
@@ -38,5 +39,6 @@ pub mod run;
 mod spec;
 pub mod volume;
 
+pub use container::{Container, Containers, Status};
 pub use error::{Error, Result};
 pub use run::{run_foreground, NetworkMode, RunOptions};

@@ -2,15 +2,16 @@
 //! from the runtime's spec helper + the image config + the flags, the
 //! runtime library in-process, the exit status, and nothing left after.
 
-use crate::console::Console;
+use crate::container::attach::{Client, End, RelayOptions};
+use crate::container::proto::{self, Hello};
+use crate::container::{Containers, Start};
 use crate::error::{Error, Result};
-use crate::network::{self, AttachRequest, Attachment};
-use std::path::{Path, PathBuf};
+use crate::network::{self, Attachment};
+use std::path::Path;
 use wharf_image::Store;
 use wharf_runtime::spec::ImageOverrides;
-use wharf_runtime::{Container, CreateOptions};
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum NetworkMode {
     /// A new network namespace with only `lo`.
     #[default]
@@ -23,7 +24,8 @@ pub enum NetworkMode {
     Container(String),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RunOptions {
     pub image: String,
     /// Replaces the image's Cmd.
@@ -61,33 +63,20 @@ pub struct RunOptions {
     pub interactive: bool,
     /// Pull the image when the store lacks it.
     pub pull_missing: bool,
+    /// `--restart no|always|unless-stopped|on-failure[:N]`.
+    pub restart: Option<String>,
+    /// `--log-opt max-size=…`, `max-file=…`.
+    pub log_opts: Vec<String>,
+    /// `--stop-signal` (default: the image's StopSignal, else SIGTERM).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` seconds (default 10).
+    pub stop_timeout: Option<u64>,
+    /// `--label KEY=VALUE`.
+    pub labels: Vec<String>,
     /// Told what the user should know on the way (`Unable to find image …`).
+    #[serde(skip)]
     pub notice: Option<fn(&str)>,
     pub host: crate::hostconfig::HostConfig,
-}
-
-/// A container's directory and the cleanup it needs, whatever happens.
-/// Its lock is held until then: a later command that can take it knows
-/// this process was killed (see `leftover`).
-struct ContainerDir {
-    dir: PathBuf,
-    owner: Option<wharf_image::OwnedDir>,
-}
-
-impl ContainerDir {
-    /// Leaves the dir for the leftover sweep; its lock is held until exit.
-    fn abandon(mut self) {
-        std::mem::forget(self.owner.take());
-    }
-}
-
-impl Drop for ContainerDir {
-    fn drop(&mut self) {
-        let Some(owner) = self.owner.take() else { return };
-        if let Err(e) = owner.remove() {
-            tracing::warn!("removing {}: {e}", self.dir.display());
-        }
-    }
 }
 
 /// A new container ID: 64 hex characters, as Docker's.
@@ -101,7 +90,7 @@ pub(crate) fn new_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
+pub(crate) fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
     match store.resolve(&o.image) {
         Ok(i) => Ok(i),
         Err(e) if e.kind() == wharf_image::ErrorKind::NotFound && o.pull_missing => {
@@ -118,7 +107,7 @@ fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
 }
 
 /// Builds the bundle's config.json for `img` under `o`.
-fn write_spec(
+pub(crate) fn write_spec(
     img: &wharf_image::Image,
     o: &RunOptions,
     bundle: &Path,
@@ -148,138 +137,39 @@ fn write_spec(
     std::fs::write(bundle.join("config.json"), bytes).map_err(|e| Error::io(format!("write {}", bundle.display()), e))
 }
 
+/// `run -d`: the container created and started; its ID.
+pub fn run_detached(store: &Store, run_root: &Path, o: &RunOptions) -> Result<String> {
+    let cs = Containers::new(store.root(), run_root);
+    let c = cs.create(store, o)?;
+    if let Err(e) = cs.start(store, &c, Start::Now) {
+        let _ = cs.remove(&c, true, true);
+        return Err(e);
+    }
+    Ok(c.id().to_string())
+}
+
 /// Runs `o.image` in the foreground with the caller's stdio; returns the
-/// container's exit code (128+N when killed by signal N).
-///
-/// Setup: container dir → rootfs → volumes → network → container; an error
-/// before the container exists undoes it in reverse (the guards drop in
-/// reverse order), and [`teardown`] mirrors it after.
+/// container's exit code (128+N when killed by signal N). The container
+/// has a monitor like any other: `ps` shows it, and it lives on if this
+/// process is killed; this process cleans up after the exit itself.
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
-    if let Err(e) = crate::leftover::remove_leftovers(store.root(), run_root) {
-        tracing::warn!("removing containers of killed runs: {e}");
+    let cs = Containers::new(store.root(), run_root);
+    let c = cs.create(store, o)?;
+    if let Err(e) = cs.start(store, &c, Start::OnAttach) {
+        let _ = cs.remove(&c, true, true);
+        return Err(e);
     }
-    let specs = crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
-    let id = new_id();
-    let (img, plan, guard, merged) = {
-        // Held shared from resolve until the `image` file is written and the
-        // rootfs mounted: `image prune -a` (exclusive) cannot drop the image
-        // in between, and it sees the container once it gets the lock.
-        let _content = store.content_lock()?;
-        let img = image(store, o)?;
-        let plan = crate::volume::attach::plan(&specs, &crate::volume::attach::image_volumes(&img))?;
-        let owner = wharf_image::OwnedDir::create(&crate::leftover::containers_dir(store.root()), &id)?;
-        let guard = ContainerDir { dir: owner.path().to_path_buf(), owner: Some(owner) };
-        let image_file = guard.dir.join(crate::leftover::IMAGE_FILE);
-        std::fs::write(&image_file, img.target.digest().to_string())
-            .map_err(|e| Error::io(format!("write {}", image_file.display()), e))?;
-        let merged = store.mount_rootfs(&img, &guard.dir)?.merged;
-        (img, plan, guard, merged)
-    };
-    let dir = guard.dir.clone();
-    let volumes = crate::volume::Volumes::new(store.root());
-    // Dropped on an error before the container exists: its anonymous volumes go.
-    let mounts = crate::volume::attach::attach(&volumes, &plan, &merged, &id)?;
-    // For the leftover sweep, should this process be killed.
-    mounts.record(&dir, o.rm)?;
-    let net = attach_network(store, run_root, o, &img, &id, &dir)?;
-    write_spec(&img, o, &dir, &merged, &id, (net.as_ref(), &mounts.oci), (store.root(), run_root))?;
-    let state = run_root.join("runtime");
-    let console = if o.tty { Some(Console::listen(run_root, &id)?) } else { None };
-    if !o.interactive {
-        detach_stdin()?;
+    let hello = Hello { stdin: o.interactive, stdout: true, stderr: true, cleaner: true };
+    let mut client = Client::connect_with(&cs, c.id(), hello)?;
+    if !o.tty {
+        crate::console::forward_signals(&cs.state_root(), c.id());
     }
-    let opts = CreateOptions {
-        console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
-        exec_fifo: false,
-        ..Default::default()
-    };
-    let mut ctr = Container::create(&state, &id, &dir, &opts)?;
-    let code = (|| -> Result<i32> {
-        if o.network == NetworkMode::None {
-            crate::net::loopback_up(ctr.pid())?;
+    match client.relay(RelayOptions { stdin: o.interactive, tty: o.tty, start: true })? {
+        End::Exited(code) => {
+            cs.cleanup(c.id());
+            let _ = client.send(proto::CLEANED, &[]);
+            Ok(code)
         }
-        // After create (the init must not inherit a blocked mask), before any thread.
-        crate::console::forward_signals(&state, &id);
-        let relay = match &console {
-            Some(c) => Some(c.attach(o.interactive)?),
-            None => None,
-        };
-        ctr.start()?;
-        let status = ctr.wait()?;
-        drop(relay);
-        Ok(status.code())
-    })();
-    drop(console);
-    let torn = teardown(ctr, net, mounts, guard, o.rm);
-    let code = code?;
-    torn?;
-    Ok(code)
-}
-
-/// Setup undone in reverse, once the container existed: container →
-/// network → volumes (anonymous ones only with `--rm`, as Docker) → dir.
-/// If the container cannot be deleted it may still run: nothing else is
-/// touched, and the next command's leftover sweep removes it all once this
-/// process (and with it the dir's owner lock) is gone.
-fn teardown(
-    ctr: Container,
-    net: Option<Attachment>,
-    mounts: crate::volume::attach::AttachedMounts,
-    guard: ContainerDir,
-    rm: bool,
-) -> Result<()> {
-    if let Err(e) = ctr.delete(true) {
-        // Their locks stay held until exit, so nobody sweeps them before.
-        std::mem::forget(net);
-        mounts.abandon();
-        guard.abandon();
-        return Err(e.into());
+        End::Detached => Ok(0),
     }
-    let detached = net.map_or(Ok(()), Attachment::teardown);
-    let released = mounts.release(rm);
-    drop(guard);
-    detached.and(released)
-}
-
-/// `--network NAME`: the container's netns, CNI ADD, DNS and /etc files,
-/// before the container exists; `None` for the other modes.
-fn attach_network(
-    store: &Store,
-    run_root: &Path,
-    o: &RunOptions,
-    img: &wharf_image::Image,
-    id: &str,
-    dir: &Path,
-) -> Result<Option<Attachment>> {
-    let network = match &o.network {
-        NetworkMode::Bridge(n) => n,
-        _ if !o.publish.is_empty() || o.publish_all => {
-            return Err(Error::InvalidArgument("-p/-P need a bridge network, not --network none or host".into()))
-        }
-        _ => return Ok(None),
-    };
-    let publish = o.publish.iter().map(|p| network::parse_publish(p)).collect::<Result<Vec<_>>>()?;
-    let expose = match (o.publish_all, img.config.config()) {
-        (true, Some(c)) => c.exposed_ports().clone().unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let req = AttachRequest {
-        container_id: id.to_string(),
-        network: network.clone(),
-        name: o.name.clone(),
-        aliases: o.network_aliases.clone(),
-        hostname: o.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
-        publish,
-        expose,
-        add_hosts: o.add_hosts.clone(),
-        dns: o.dns.clone(),
-        files_dir: dir.to_path_buf(),
-    };
-    Attachment::setup(&network::Networks::new(store.root(), run_root), &req).map(Some)
-}
-
-/// Without `-i` the container's stdin is /dev/null, as Docker's.
-fn detach_stdin() -> Result<()> {
-    let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
-    rustix::stdio::dup2_stdin(&null).map_err(|e| Error::io("redirect stdin", e.into()))
 }

@@ -20,6 +20,35 @@ pub(crate) fn parse_bytes(s: &str) -> Result<i64> {
     Ok((n * mult as f64) as i64)
 }
 
+/// Checks the options `create` records, so that `start` does not fail
+/// later on what could be caught now.
+pub(crate) fn check_options(o: &RunOptions) -> Result<()> {
+    if let Some(m) = &o.memory {
+        parse_bytes(m)?;
+    }
+    if o.cpus.is_some_and(|c| c <= 0.0) {
+        return Err(Error::InvalidArgument("--cpus must be positive".into()));
+    }
+    let limit = o.memory.as_deref().map(parse_bytes).transpose()?;
+    crate::hostconfig::check(&o.host, limit, o.network == NetworkMode::Host)?;
+    if let Some(r) = &o.restart {
+        crate::container::check_restart(r)?;
+        if o.rm && r != "no" {
+            return Err(Error::InvalidArgument("Conflicting options: --restart and --rm".into()));
+        }
+    }
+    crate::container::log_limits(&o.log_opts)?;
+    if let Some(s) = &o.stop_signal {
+        wharf_runtime::signal::parse(s).map_err(|_| Error::InvalidArgument(format!("invalid signal: {s}")))?;
+    }
+    for l in &o.labels {
+        if l.split('=').next().is_none_or(str::is_empty) {
+            return Err(Error::InvalidArgument(format!("invalid label {l:?}: KEY=VALUE")));
+        }
+    }
+    Ok(())
+}
+
 /// Applies the run flags to the spec's JSON.
 pub(crate) fn apply_flags(
     spec: &mut Value,

@@ -3,14 +3,17 @@
 pub mod build;
 pub mod check;
 pub mod completion;
+pub mod ctr;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod login;
+pub mod logs;
 pub mod man;
 pub mod network;
 pub mod prune;
+pub mod ps;
 pub mod pull;
 pub mod push;
 pub mod registry_args;

@@ -6,9 +6,27 @@ use wharf_pod::{NetworkMode, RunOptions};
 #[derive(clap::Args, Debug)]
 #[command(trailing_var_arg = true)]
 pub struct Args {
-    /// Remove the container and its anonymous volumes when it exits (today every container is removed; kept containers come with `wharf ps`).
+    /// Run in the background and print the container's ID.
+    #[arg(short, long)]
+    detach: bool,
+    /// Remove the container and its anonymous volumes when it exits.
     #[arg(long)]
     rm: bool,
+    /// Restart policy: no, always, unless-stopped, on-failure[:MAX].
+    #[arg(long)]
+    restart: Option<String>,
+    /// Log option: max-size=SIZE (rotate at), max-file=N (files kept).
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
+    /// Signal that `stop` sends (default SIGTERM).
+    #[arg(long)]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long)]
+    stop_timeout: Option<u64>,
+    /// Set a label: KEY=VALUE.
+    #[arg(short, long = "label")]
+    label: Vec<String>,
     /// Set an environment variable (KEY=VALUE, or KEY to pass this one through).
     #[arg(short, long = "env")]
     env: Vec<String>,
@@ -106,6 +124,43 @@ fn env_entries(a: &Args) -> anyhow::Result<Vec<String>> {
 }
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
+    let detach = a.detach;
+    let opts = match options(a) {
+        Ok(o) => o,
+        Err(e) => return Ok(super::run_host::refused(&e)),
+    };
+    let store = g.store()?;
+    if detach {
+        return match wharf_pod::run::run_detached(&store, &g.run_root, &opts) {
+            Ok(id) => {
+                crate::outln!("{id}")?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Ok(failed(&e)),
+        };
+    }
+    match wharf_pod::run_foreground(&store, &g.run_root, &opts) {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(e) => Ok(failed(&e)),
+    }
+}
+
+/// Docker's convention: 125 when the container could not be run at all,
+/// 126 when its command cannot be executed, 127 when it is not found.
+pub fn failed(e: &wharf_pod::Error) -> ExitCode {
+    let msg = e.to_string();
+    let _ = writeln!(std::io::stderr(), "wharf: {msg}");
+    if msg.contains("not found") && (msg.contains("executable") || msg.contains("exec")) {
+        ExitCode::from(127)
+    } else if msg.contains("ermission denied") && msg.contains("exec") {
+        ExitCode::from(126)
+    } else {
+        ExitCode::from(125)
+    }
+}
+
+/// The flags as the library's options.
+pub fn options(a: Args) -> anyhow::Result<RunOptions> {
     let network = match a.network.as_str() {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
@@ -120,10 +175,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("--pull {other:?}: use missing or never"),
     };
     let opts = RunOptions {
-        env: match env_entries(&a) {
-            Ok(e) => e,
-            Err(e) => return Ok(super::run_host::refused(&e)),
-        },
+        env: env_entries(&a)?,
         image: a.image,
         cmd: a.command,
         entrypoint: a.entrypoint,
@@ -148,21 +200,15 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         tty: a.tty,
         interactive: a.interactive,
         pull_missing,
-        host: match a.host.to_host_config() {
-            Ok(h) => h,
-            Err(e) => return Ok(super::run_host::refused(&e)),
-        },
+        restart: a.restart,
+        log_opts: a.log_opt,
+        stop_signal: a.stop_signal,
+        stop_timeout: a.stop_timeout,
+        labels: a.host.labels(a.label)?,
+        host: a.host.to_host_config()?,
         notice: Some(|line| {
             let _ = writeln!(std::io::stderr(), "{line}");
         }),
     };
-    let store = g.store()?;
-    match wharf_pod::run_foreground(&store, &g.run_root, &opts) {
-        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-        // Docker's convention: 125 when the container could not be run at all.
-        Err(e) => {
-            eprintln!("wharf: {e}");
-            Ok(ExitCode::from(125))
-        }
-    }
+    Ok(opts)
 }

@@ -1,7 +1,6 @@
 //! `wharf run`'s security, device, rlimit, sysctl, cgroup and `--init`
 //! flags: parsed here with the library's parsers into a `HostConfig`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,15 +58,6 @@ pub struct HostFlags {
     /// Run tini as pid 1 (bound read-only at /sbin/docker-init): it forwards signals and reaps zombies.
     #[arg(long)]
     init: bool,
-    /// Signal that stops the container (e.g. SIGINT; default the image's, else SIGTERM).
-    #[arg(long = "stop-signal", value_name = "SIGNAL")]
-    stop_signal: Option<String>,
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(long = "stop-timeout", value_name = "SECONDS", allow_negative_numbers = true)]
-    stop_timeout: Option<i64>,
-    /// Set a label: KEY[=VALUE].
-    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
-    label: Vec<String>,
     /// Read labels from a file (KEY=VALUE lines, # comments).
     #[arg(long = "label-file", value_name = "FILE")]
     label_file: Vec<PathBuf>,
@@ -84,14 +74,6 @@ impl HostFlags {
     pub fn to_host_config(&self) -> anyhow::Result<HostConfig> {
         let caps =
             |which, l: &[String]| l.iter().map(|c| hc::parse_capability(which, c)).collect::<Result<Vec<_>, _>>();
-        let mut labels = BTreeMap::new();
-        for f in &self.label_file {
-            labels.extend(hc::read_label_file(f)?);
-        }
-        for l in &self.label {
-            let (k, v) = hc::parse_label(l)?;
-            labels.insert(k, v);
-        }
         Ok(HostConfig {
             cap_add: caps("CapAdd", &self.cap_add)?,
             cap_drop: caps("CapDrop", &self.cap_drop)?,
@@ -109,10 +91,17 @@ impl HostFlags {
             cpuset_mems: self.cpuset_mems.clone().map(|m| hc::parse_cpuset("mems", &m).map(|_| m)).transpose()?,
             oom_score_adj: self.oom_score_adj.map(hc::check_oom_score_adj).transpose()?,
             init: self.init,
-            stop_signal: self.stop_signal.as_deref().map(hc::parse_signal).transpose()?,
-            stop_timeout: self.stop_timeout,
-            labels,
         })
+    }
+
+    /// `--label-file` entries (`KEY=VALUE`), then the `--label` flags, which win.
+    pub fn labels(&self, flags: Vec<String>) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for f in &self.label_file {
+            out.extend(hc::read_label_file(f)?.into_iter().map(|(k, v)| format!("{k}={v}")));
+        }
+        out.extend(flags);
+        Ok(out)
     }
 }
 
@@ -132,15 +121,11 @@ mod tests {
             cap_add: vec!["net_admin".into()],
             memory_swap: Some("-1".into()),
             shm_size: Some("128m".into()),
-            label: vec!["a=b".into(), "c".into()],
-            stop_signal: Some("INT".into()),
             ..Default::default()
         };
         let h = f.to_host_config().unwrap();
         assert_eq!(h.cap_add, ["CAP_NET_ADMIN"]);
         assert_eq!((h.memory_swap, h.shm_size), (Some(-1), Some(128 << 20)));
-        assert_eq!(h.labels.get("c").map(String::as_str), Some(""));
-        assert_eq!(h.stop_signal.as_deref(), Some("SIGINT"));
         let bad = HostFlags { shm_size: Some("lots".into()), ..Default::default() };
         let e = bad.to_host_config().unwrap_err().to_string();
         assert!(e.starts_with("invalid argument \"lots\" for \"--shm-size\" flag"), "{e}");

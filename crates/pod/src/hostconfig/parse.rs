@@ -282,21 +282,6 @@ pub fn parse_cpuset(what: &str, s: &str) -> Result<Vec<u32>> {
     Ok(out)
 }
 
-/// `--stop-signal`: `SIGUSR1`, `USR1`, `10` → `SIGUSR1` (Docker: "Invalid signal: X").
-pub fn parse_signal(s: &str) -> Result<String> {
-    use std::str::FromStr;
-    let bad = || invalid(format!("Invalid signal: {s}"));
-    let sig = match s.parse::<i32>() {
-        Ok(n) => nix::sys::signal::Signal::try_from(n).map_err(|_| bad())?,
-        Err(_) => {
-            let up = s.to_ascii_uppercase();
-            let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-            nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())?
-        }
-    };
-    Ok(sig.as_str().to_string())
-}
-
 /// `--label KEY[=VALUE]` (no value: empty, as Docker).
 pub fn parse_label(s: &str) -> Result<(String, String)> {
     let (k, v) = s.split_once('=').unwrap_or((s, ""));
@@ -469,14 +454,10 @@ mod tests {
     }
 
     #[test]
-    fn cpusets_signals_labels_sizes() {
+    fn cpusets_labels_sizes() {
         assert_eq!(parse_cpuset("cpus", "0-2,5").unwrap(), vec![0, 1, 2, 5]);
         assert_eq!(parse_cpuset("cpus", "x").unwrap_err().to_string(), "Invalid value x for cpuset cpus");
         assert!(parse_cpuset("mems", "3-1").is_err());
-        assert_eq!(parse_signal("usr1").unwrap(), "SIGUSR1");
-        assert_eq!(parse_signal("SIGKILL").unwrap(), "SIGKILL");
-        assert_eq!(parse_signal("15").unwrap(), "SIGTERM");
-        assert_eq!(parse_signal("SIGFOO").unwrap_err().to_string(), "Invalid signal: SIGFOO");
         assert_eq!(parse_label("a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert_eq!(parse_label("flag").unwrap(), ("flag".into(), String::new()));
         assert!(parse_label("=x").is_err());

@@ -212,10 +212,21 @@ fn the_config_round_trips_through_json() {
         security_opt: vec![SecurityOpt::NoNewPrivileges(true), SecurityOpt::SeccompUnconfined],
         ulimits: vec![Ulimit::parse("nofile=1:2").unwrap()],
         devices: vec![DeviceMapping::parse("/dev/null").unwrap()],
-        labels: [("a".to_string(), "b".to_string())].into(),
-        stop_signal: Some("SIGINT".into()),
         ..Default::default()
     };
     let back: HostConfig = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
     assert_eq!(back, h);
+}
+
+#[test]
+fn create_checks_what_needs_no_rootfs() {
+    let ok = HostConfig { group_add: vec!["wheel".into()], memory_swap: Some(-1), ..Default::default() };
+    check(&ok, Some(1 << 26), false).unwrap();
+    let swap = HostConfig { memory_swap: Some(1 << 20), ..Default::default() };
+    assert!(check(&swap, Some(1 << 26), false).is_err());
+    let dev = HostConfig { devices: vec![DeviceMapping::parse("/dev/wharf-nope").unwrap()], ..Default::default() };
+    assert!(check(&dev, None, false).is_err());
+    let net =
+        HostConfig { sysctls: [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(), ..Default::default() };
+    assert!(check(&net, None, true).is_err() && check(&net, None, false).is_ok());
 }

@@ -193,6 +193,23 @@ impl Attachment {
         &self.mounts
     }
 
+    /// Copies of the owner lock and the held host ports, for the
+    /// container's monitor to keep.
+    pub fn lock_fds(&self) -> Result<Vec<OwnedFd>> {
+        let mut out = Vec::new();
+        for fd in self.lock.iter().chain(&self.held_ports) {
+            out.push(fd.try_clone().map_err(|e| Error::io("dup lock", e))?);
+        }
+        Ok(out)
+    }
+
+    /// Closes this process's fds without any teardown (the monitor holds
+    /// the locks; the cleanup after the container tears down).
+    pub fn forget(mut self) {
+        self.lock = None;
+        self.held_ports.clear();
+    }
+
     /// CNI DEL and the rest of the mirror image; the first error is returned
     /// after every step has been tried.
     pub fn teardown(mut self) -> Result<()> {

@@ -49,6 +49,29 @@ impl AttachedMounts {
         }
     }
 
+    /// The anonymous volumes made for this container, in plan order.
+    pub fn anonymous(&self) -> &[String] {
+        &self.anonymous
+    }
+
+    /// Copies of the in-use locks, for the container's monitor to hold.
+    pub fn hand_over(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
+        let mut out = Vec::new();
+        for u in &self.uses {
+            out.extend(u.lock_fds()?);
+        }
+        Ok(out)
+    }
+
+    /// Lets go of this process's copies of the locks once the monitor
+    /// holds them: nothing is released or removed.
+    pub fn forget(mut self) {
+        self.anonymous.clear();
+        for u in self.uses.drain(..) {
+            u.hand_over();
+        }
+    }
+
     fn release_now(&mut self) -> Result<()> {
         self.uses.clear();
         let mut first = Ok(());
@@ -74,18 +97,6 @@ impl Drop for AttachedMounts {
 
 /// The record [`AttachedMounts::record`] writes in the container dir.
 const RECORD: &str = "volumes.json";
-
-/// The anonymous volumes a killed `run --rm` recorded in `container_dir`
-/// (none without `--rm`), to remove once that dir is gone.
-pub(crate) fn recorded_for_removal(container_dir: &Path) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(container_dir.join(RECORD)) else { return Vec::new() };
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if v["rm"] != true {
-        return Vec::new();
-    }
-    let names = v["anonymous"].as_array().into_iter().flatten().filter_map(Value::as_str);
-    names.filter(|n| super::valid_name(n)).map(str::to_string).collect()
-}
 
 /// The image's `VOLUME` paths.
 pub fn image_volumes(img: &wharf_image::Image) -> Vec<String> {

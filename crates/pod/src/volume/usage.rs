@@ -30,6 +30,25 @@ pub struct VolumeUse {
     /// The driver's mount was made by this use (a fresh tmpfs: copy-up applies again).
     pub fresh_mount: bool,
     pub volume: Volume,
+    /// Its locks are held by another process (the monitor): drop undoes nothing.
+    handed_over: bool,
+}
+
+impl VolumeUse {
+    /// Copies (same open file, same lock) of the use's lock fds.
+    pub(crate) fn lock_fds(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
+        let dup = |f: &File| f.try_clone().map(std::os::fd::OwnedFd::from).map_err(|e| Error::io("dup lock", e));
+        let mut out = vec![dup(&self._user)?];
+        if let Some(u) = &self.use_lock {
+            out.push(dup(u)?);
+        }
+        Ok(out)
+    }
+
+    /// Closes this process's fds only (another process holds the locks).
+    pub(crate) fn hand_over(mut self) {
+        self.handed_over = true;
+    }
 }
 
 fn open_lock(path: &Path) -> Result<File> {
@@ -117,6 +136,7 @@ impl Volumes {
             use_lock: Some(use_lock),
             fresh_mount: false,
             volume,
+            handed_over: false,
         };
         if !u.volume.options.is_empty() && !is_mountpoint(&u.volume.mountpoint) {
             mount_data(&u.volume.mountpoint, &u.volume.options)
@@ -129,6 +149,9 @@ impl Volumes {
 
 impl Drop for VolumeUse {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         let _ = fs::remove_file(&self.user_file);
         drop(self.use_lock.take());
         if self.volume.options.is_empty() {

@@ -1,0 +1,211 @@
+//! `logs`: the CRI-format log the monitor writes (`ctr.log`, and the
+//! rotated `ctr.log.1` … older first), with `--since/--until/--tail/-t`,
+//! and `-f` that follows the file across rotations until the container
+//! stops.
+
+use super::record::{self, Container};
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    /// RFC 3339 bounds (already normalised to UTC with nanoseconds).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub tail: Option<usize>,
+    pub timestamps: bool,
+}
+
+/// One log record (a whole line once its partials are joined).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub time: String,
+    pub stderr: bool,
+    pub text: Vec<u8>,
+}
+
+/// Parses CRI log lines, joining `P` pieces into their `F` line.
+#[derive(Default)]
+struct Parser {
+    partial: Option<Line>,
+}
+
+impl Parser {
+    fn push(&mut self, raw: &[u8]) -> Option<Line> {
+        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let mut it = raw.splitn(4, |&b| b == b' ');
+        let (time, stream, tag) = (it.next()?, it.next()?, it.next()?);
+        let text = it.next().unwrap_or(b"");
+        let stderr = stream == b"stderr";
+        let p = self.partial.get_or_insert_with(|| Line {
+            time: String::from_utf8_lossy(time).into_owned(),
+            stderr,
+            text: Vec::new(),
+        });
+        p.text.extend_from_slice(text);
+        if tag == b"P" {
+            return None;
+        }
+        let mut line = self.partial.take()?;
+        line.text.push(b'\n');
+        Some(line)
+    }
+}
+
+fn files(log: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+    let name = log.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for e in std::fs::read_dir(log.parent().unwrap_or(Path::new("."))).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if let Some(i) = n.strip_prefix(&format!("{name}.")).and_then(|i| i.parse().ok()) {
+            rotated.push((i, e.path()));
+        }
+    }
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    out.push(log.to_path_buf());
+    out
+}
+
+fn keep(l: &Line, o: &LogOptions) -> bool {
+    o.since.as_ref().is_none_or(|s| l.time.as_str() >= s.as_str())
+        && o.until.as_ref().is_none_or(|u| l.time.as_str() < u.as_str())
+}
+
+fn emit(l: &Line, o: &LogOptions, out: &mut impl Write, err: &mut impl Write) -> std::io::Result<()> {
+    let w: &mut dyn Write = if l.stderr { err } else { out };
+    if o.timestamps {
+        w.write_all(l.time.as_bytes())?;
+        w.write_all(b" ")?;
+    }
+    w.write_all(&l.text)
+}
+
+/// Writes the container's log to `out`/`err` (stdout and stderr lines).
+pub fn write_logs(c: &Container, o: &LogOptions, out: &mut impl Write, err: &mut impl Write) -> Result<()> {
+    let io = |e| Error::io("write logs", e);
+    let log = c.log_path();
+    let mut lines: Vec<Line> = Vec::new();
+    let mut parser = Parser::default();
+    let mut pos = (0u64, 0u64); // (inode, offset) of the live file
+    for f in files(&log) {
+        let Ok(file) = File::open(&f) else { continue };
+        let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        let mut r = BufReader::new(file);
+        let mut buf = Vec::new();
+        while r.read_until(b'\n', &mut buf).map_err(|e| Error::io("read log", e))? > 0 {
+            if buf.ends_with(b"\n") {
+                if let Some(l) = parser.push(&buf).filter(|l| keep(l, o)) {
+                    lines.push(l);
+                    if o.tail.is_some_and(|t| lines.len() > t * 2 + 1024) {
+                        let drop_n = lines.len() - o.tail.unwrap_or(0);
+                        lines.drain(..drop_n);
+                    }
+                }
+                buf.clear();
+            }
+        }
+        if f == log {
+            pos = (ino, r.stream_position().unwrap_or(0) - buf.len() as u64);
+        }
+    }
+    let skip = o.tail.map_or(0, |t| lines.len().saturating_sub(t));
+    for l in &lines[skip..] {
+        emit(l, o, out, err).map_err(io)?;
+    }
+    out.flush().map_err(io)?;
+    if o.follow {
+        follow(c, o, pos, parser, out, err)?;
+    }
+    Ok(())
+}
+
+/// `-f`: new lines as they come; a rotation (a new inode) restarts at the
+/// new file's start. Ends once the container stops and all is read.
+fn follow(
+    c: &Container,
+    o: &LogOptions,
+    (mut ino, mut offset): (u64, u64),
+    mut parser: Parser,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<()> {
+    let io = |e| Error::io("write logs", e);
+    let log = c.log_path();
+    let mut buf = Vec::new();
+    loop {
+        let running =
+            record::load(&c.dir).is_ok_and(|c| c.is_running() || c.status == super::Status::Created && c.owned);
+        let Ok(mut file) = File::open(&log) else {
+            if !running {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let meta = file.metadata().map_err(|e| Error::io("stat log", e))?;
+        if meta.ino() != ino || meta.len() < offset {
+            // Rotated: what the old file still had after `offset` is in ctr.log.1.
+            let old = PathBuf::from(format!("{}.1", log.display()));
+            if let Ok(mut f) = File::open(&old) {
+                if f.metadata().is_ok_and(|m| m.ino() == ino) && f.seek(SeekFrom::Start(offset)).is_ok() {
+                    read_new(&mut f, &mut buf, &mut parser, o, out, err)?;
+                }
+            }
+            ino = meta.ino();
+            offset = 0;
+        }
+        file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek log", e))?;
+        offset += read_new(&mut file, &mut buf, &mut parser, o, out, err)?;
+        out.flush().map_err(io)?;
+        if !running {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Emits the complete lines from `f`'s position; the bytes consumed.
+fn read_new(
+    f: &mut File,
+    buf: &mut Vec<u8>,
+    parser: &mut Parser,
+    o: &LogOptions,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<u64> {
+    let mut r = BufReader::new(f);
+    let mut used = 0u64;
+    loop {
+        buf.clear();
+        let n = r.read_until(b'\n', buf).map_err(|e| Error::io("read log", e))?;
+        if n == 0 || !buf.ends_with(b"\n") {
+            return Ok(used);
+        }
+        used += n as u64;
+        if let Some(l) = parser.push(buf).filter(|l| keep(l, o)) {
+            emit(&l, o, out, err).map_err(|e| Error::io("write logs", e))?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partials_join() {
+        let mut p = Parser::default();
+        assert_eq!(p.push(b"2026-01-01T00:00:00.000000000Z stdout P hel\n"), None);
+        let l = p.push(b"2026-01-01T00:00:00.100000000Z stdout F lo\n").unwrap();
+        assert_eq!(l.text, b"hello\n");
+        assert_eq!(l.time, "2026-01-01T00:00:00.000000000Z");
+        let e = p.push(b"2026-01-01T00:00:01.000000000Z stderr F \n").unwrap();
+        assert!(e.stderr && e.text == b"\n");
+    }
+}
