@@ -15,6 +15,7 @@ pkgs=(
   containernetworking-plugins iptables aardvark-dns
   systemd dbus  # systemd as PID 1 (and its system bus) in crates/runtime/tests/systemd_cgroup.rs
   curl
+  tini  # --init: /usr/bin/tini-static bound at /sbin/docker-init (tests/run_flags.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,6 +13,8 @@
 //! - [`prune`]: `image prune` (`-a`: but the images of containers), after
 //!   the leftovers of killed runs.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
+//! - [`hostconfig`]: the security, device, rlimit, sysctl, cgroup and
+//!   `--init` flags of `docker run` (Docker's syntax, checks and messages).
 //! - `net`: `--network none` is a namespace whose `lo` is up, as Docker's.
 //! - [`network`](crate::network): networks (CNI bridge, IPAM, port mapping, isolation, DNS)
 //!   and a container's attachment to one.
@@ -28,6 +30,7 @@
 mod console;
 pub mod container;
 mod error;
+pub mod hostconfig;
 pub mod leftover;
 mod net;
 pub mod network;

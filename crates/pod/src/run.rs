@@ -80,6 +80,7 @@ pub struct RunOptions {
     /// Told what the user should know on the way (`Unable to find image …`).
     #[serde(skip)]
     pub notice: Option<fn(&str)>,
+    pub host: crate::hostconfig::HostConfig,
 }
 
 /// A new container ID: 64 hex characters, as Docker's.

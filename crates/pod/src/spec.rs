@@ -29,6 +29,8 @@ pub(crate) fn check_options(o: &RunOptions) -> Result<()> {
     if o.cpus.is_some_and(|c| c <= 0.0) {
         return Err(Error::InvalidArgument("--cpus must be positive".into()));
     }
+    let limit = o.memory.as_deref().map(parse_bytes).transpose()?;
+    crate::hostconfig::check(&o.host, limit, o.network == NetworkMode::Host)?;
     if let Some(r) = &o.restart {
         crate::container::check_restart(r)?;
         if o.rm && r != "no" {
@@ -84,9 +86,11 @@ pub(crate) fn apply_flags(
         }
         res["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});
     }
-    if res.as_object().is_some_and(|r| !r.is_empty()) {
-        linux["resources"] = res;
+    // Merged: replacing would drop the default device rules (deny all).
+    for (k, v) in res.as_object().into_iter().flatten() {
+        linux["resources"][k] = v.clone();
     }
+    crate::hostconfig::apply(spec, &o.host, rootfs, o.network == NetworkMode::Host)?;
     add_mounts(spec, mounts)
 }
 

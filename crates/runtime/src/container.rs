@@ -381,7 +381,7 @@ impl Container {
     /// Changes resource limits of a live container.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         self.require(&[Status::Created, Status::Running, Status::Paused], "update")?;
-        self.cgroup()?.apply(r, &[])
+        self.cgroup()?.apply(r)
     }
 
     /// Memory, CPU and pids usage.

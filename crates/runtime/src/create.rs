@@ -83,7 +83,7 @@ pub(crate) fn create(store: &StateStore, id: &str, bundle: &Path, opts: &CreateO
     let cg = cgroups::create(linux.cgroups_path().as_deref(), id, opts.systemd_cgroup)?;
     cleanup.cgroup = Some(cg.record().clone());
     if let Some(r) = linux.resources() {
-        cg.apply(r, linux.devices().as_deref().unwrap_or_default())?;
+        cg.apply(r)?;
     }
     // A state written now lets `delete --force` find the cgroup (and init,
     // once known) should this process be killed half-way.

@@ -101,6 +101,29 @@ fn devices_and_dev_links() {
     lab.assert_clean();
 }
 
+// Regression: each linux.devices node was also allowed rwm, so a node the
+// spec's rules allow read-only (`docker run --device X:r`) was writable.
+#[test]
+fn a_device_keeps_the_access_its_rule_gives() {
+    if !privileged("a_device_keeps_the_access_its_rule_gives") {
+        return;
+    }
+    let mut lab = Lab::new("devacc");
+    let mut cfg = lab.config(&["sh", "-c", "echo -n '' > /dev/f && echo opened-for-write"]);
+    cfg["linux"]["devices"] =
+        json!([{"path": "/dev/f", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0, "gid": 0}]);
+    cfg["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+    ]);
+    let (_, out, _) = lab.run("ro", &cfg);
+    assert_eq!(out.trim(), "", "a read-only device was opened for writing");
+    cfg["linux"]["resources"]["devices"][1]["access"] = json!("rw");
+    let (code, out, err) = lab.run("rw", &cfg);
+    assert_eq!((code, out.trim()), (0, "opened-for-write"), "{err}");
+    lab.assert_clean();
+}
+
 #[test]
 fn user_cwd_env_umask_and_rlimits() {
     if !privileged("user_cwd_env_umask_and_rlimits") {

@@ -31,7 +31,10 @@ fn each(names: &[String], quiet: bool, mut f: impl FnMut(&str) -> anyhow::Result
 }
 
 pub fn create(g: &Globals, a: super::run::Args) -> anyhow::Result<ExitCode> {
-    let opts = super::run::options(a)?;
+    let opts = match super::run::options(a) {
+        Ok(o) => o,
+        Err(e) => return Ok(super::run_host::refused(&e)),
+    };
     match containers(g).create(&g.store()?, &opts) {
         Ok(c) => {
             crate::outln!("{}", c.id())?;

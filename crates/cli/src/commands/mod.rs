@@ -19,6 +19,7 @@ pub mod push;
 pub mod registry_args;
 pub mod rmi;
 pub mod run;
+pub mod run_host;
 pub mod save;
 pub mod system_prune;
 pub mod tag;

@@ -104,6 +104,8 @@ pub struct Args {
     /// missing (pull when not in the store) or never.
     #[arg(long, default_value = "missing")]
     pull: String,
+    #[command(flatten)]
+    host: super::run_host::HostFlags,
     /// Image to run.
     image: String,
     /// Command and arguments (replace the image's CMD).
@@ -115,14 +117,7 @@ fn env_entries(a: &Args) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     let pass = |k: &str| std::env::var(k).ok().map(|v| format!("{k}={v}"));
     for f in &a.env_file {
-        let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("--env-file {}: {e}", f.display()))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            if line.contains('=') {
-                out.push(line.to_string());
-            } else if let Some(e) = pass(line) {
-                out.push(e);
-            }
-        }
+        out.extend(wharf_pod::hostconfig::read_env_file(f)?);
     }
     for e in &a.env {
         if e.contains('=') {
@@ -136,7 +131,10 @@ fn env_entries(a: &Args) -> anyhow::Result<Vec<String>> {
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let detach = a.detach;
-    let opts = options(a)?;
+    let opts = match options(a) {
+        Ok(o) => o,
+        Err(e) => return Ok(super::run_host::refused(&e)),
+    };
     let store = g.store()?;
     if detach {
         return match wharf_pod::run::run_detached(&store, &g.run_root, &opts) {
@@ -214,7 +212,8 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         log_opts: a.log_opt,
         stop_signal: a.stop_signal,
         stop_timeout: a.stop_timeout,
-        labels: a.label,
+        labels: a.host.labels(a.label)?,
+        host: a.host.to_host_config()?,
         notice: Some(|line| {
             let _ = writeln!(std::io::stderr(), "{line}");
         }),

@@ -13,7 +13,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
 
 use crate::error::{Error, Result};
 
@@ -63,10 +63,11 @@ fn wild(n: Option<i64>) -> Option<u32> {
 }
 
 /// The rules a container gets, in the order v1 writes them: the spec's
-/// resource rules, the default devices, the devices the spec creates. None
-/// at all when the spec asks for no device rules (then nothing is filtered,
-/// as on v1).
-pub(crate) fn rules(r: &LinuxResources, devices: &[LinuxDevice]) -> Result<Vec<Rule>> {
+/// resource rules, then the default devices. None at all when the spec asks
+/// for no device rules (then nothing is filtered, as on v1). The nodes of
+/// `linux.devices` get no rule of their own, as with runc: a caller that
+/// allows one read-only (`docker run --device X:r`) must not see it writable.
+pub(crate) fn rules(r: &LinuxResources) -> Result<Vec<Rule>> {
     let asked = r.devices().as_deref().unwrap_or_default();
     if asked.is_empty() {
         return Ok(vec![]);
@@ -85,20 +86,6 @@ pub(crate) fn rules(r: &LinuxResources, devices: &[LinuxDevice]) -> Result<Vec<R
     for (t, maj, min, acc) in super::default_device_rules() {
         let typ = Some(if t == 'b' { DEV_BLOCK } else { DEV_CHAR });
         out.push(Rule { allow: true, typ, major: wild(Some(maj)), minor: wild(Some(min)), access: access_bits(acc) });
-    }
-    for d in devices {
-        let typ = match d.typ() {
-            LinuxDeviceType::B => DEV_BLOCK,
-            LinuxDeviceType::C | LinuxDeviceType::U => DEV_CHAR,
-            LinuxDeviceType::P | LinuxDeviceType::A => continue,
-        };
-        out.push(Rule {
-            allow: true,
-            typ: Some(typ),
-            major: wild(Some(d.major())),
-            minor: wild(Some(d.minor())),
-            access: ACC_ALL,
-        });
     }
     Ok(out)
 }
@@ -353,6 +340,20 @@ mod tests {
                 assert_eq!(i as i16 + ins.off + 1, b.len() as i16, "jump at {i}");
             }
         }
+    }
+
+    // Regression: every linux.devices node was allowed rwm after the spec's
+    // rules, so `docker run --device /dev/fuse:/dev/f:r` left it writable.
+    #[test]
+    fn a_read_only_device_rule_is_not_widened() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+        ]}))
+        .unwrap();
+        let fuse: Vec<_> =
+            rules(&r).unwrap().into_iter().filter(|x| x.major == Some(10) && x.minor == Some(229)).collect();
+        assert_eq!(fuse, [rule(true, Some(DEV_CHAR), Some(10), Some(229), 2)]);
     }
 
     #[test]

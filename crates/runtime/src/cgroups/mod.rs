@@ -18,7 +18,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -71,7 +71,7 @@ pub trait CgroupManager {
     /// per call, see [`Placement`]); container processes join via `placement`.
     fn add_task(&self, pid: i32) -> Result<()>;
     /// Writes the resource limits; also used by `update`.
-    fn apply(&self, resources: &LinuxResources, devices: &[LinuxDevice]) -> Result<()>;
+    fn apply(&self, resources: &LinuxResources) -> Result<()>;
     /// Freezes (`true`) or thaws every process of the container.
     fn set_frozen(&self, frozen: bool) -> Result<()>;
     fn is_frozen(&self) -> bool;

@@ -23,7 +23,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use super::dbus::{Conn, Value};
@@ -372,9 +372,9 @@ impl CgroupManager for Systemd {
         self.inner.add_task(pid)
     }
 
-    fn apply(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
         let mut props = resource_props(self.rec.mode, r);
-        let rules = super::devfilter::rules(r, devices)?;
+        let rules = super::devfilter::rules(r)?;
         if !rules.is_empty() {
             match device_props(&rules) {
                 Some(p) => props.extend(p),
@@ -390,7 +390,7 @@ impl CgroupManager for Systemd {
             let args = [Value::Str(unit.clone()), Value::Bool(true), Value::Props(props)];
             self.with_conn(|c| c.call(SYSTEMD, "SetUnitProperties", &args).map(drop))?;
         }
-        self.inner.apply(r, devices)
+        self.inner.apply(r)
     }
 
     fn set_frozen(&self, frozen: bool) -> Result<()> {
@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn device_allow_list_becomes_strict_policy() {
         let r: LinuxResources = serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
-        let props = device_props(&crate::cgroups::devfilter::rules(&r, &[]).unwrap()).unwrap();
+        let props = device_props(&crate::cgroups::devfilter::rules(&r).unwrap()).unwrap();
         assert_eq!(props[0], ("DevicePolicy".into(), Value::Str("strict".into())));
         let Value::Pairs(allow) = &props[1].1 else { panic!("{props:?}") };
         assert!(allow.contains(&("char-*".into(), "m".into())), "{allow:?}");
@@ -482,7 +482,7 @@ mod tests {
         let r: LinuxResources =
             serde_json::from_str(r#"{"devices":[{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#)
                 .unwrap();
-        assert!(device_props(&crate::cgroups::devfilter::rules(&r, &[]).unwrap()).is_none());
+        assert!(device_props(&crate::cgroups::devfilter::rules(&r).unwrap()).is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 
 use super::{read_file, read_u64, write_file, CgroupManager, CgroupRecord, Mode, Stats};
 use crate::error::{Error, Result};
@@ -208,11 +208,11 @@ impl V1 {
         Ok(())
     }
 
-    fn apply_devices(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
+    fn apply_devices(&self, r: &LinuxResources) -> Result<()> {
         // One list of rules for both renderings: v1's allow/deny files, or
         // the eBPF filter on the v2 mount of a hybrid host that lacks the
         // v1 devices controller.
-        let rules = super::devfilter::rules(r, devices)?;
+        let rules = super::devfilter::rules(r)?;
         if rules.is_empty() {
             return Ok(());
         }
@@ -254,7 +254,7 @@ impl CgroupManager for V1 {
         Ok(())
     }
 
-    fn apply(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
         self.apply_memory(r)?;
         self.apply_cpu(r)?;
         if let (Some(p), Some(dir)) = (r.pids(), self.dir("pids")) {
@@ -263,7 +263,7 @@ impl CgroupManager for V1 {
         }
         self.apply_blkio(r)?;
         self.apply_hugetlb(r)?;
-        self.apply_devices(r, devices)?;
+        self.apply_devices(r)?;
         if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
             let Some(dir) = self.unified() else {
                 return Err(Error::Unsupported("linux.resources.unified on a cgroup v1 host".into()));

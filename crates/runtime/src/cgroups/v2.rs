@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 
 use super::{read_file, read_u64, write_file, CgroupManager, CgroupRecord, Mode, Stats};
 use crate::error::{Error, Result};
@@ -143,11 +143,11 @@ impl CgroupManager for V2 {
         write_file(self.dir(), "cgroup.procs", &pid.to_string())
     }
 
-    fn apply(&self, r: &LinuxResources, devices: &[LinuxDevice]) -> Result<()> {
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
         let dir = self.dir().to_path_buf();
         // No device rules asked (also an `update` of other resources): the
         // filter in place, if any, stays.
-        let rules = super::devfilter::rules(r, devices)?;
+        let rules = super::devfilter::rules(r)?;
         if !rules.is_empty() {
             super::devfilter::apply(&dir, &rules)?;
         }
