@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 LAB=${LAB:-/tmp/wharf-bench-net}; RUNS=${RUNS:-20}
-cargo build --release -q -p wharf
+cargo build --release -q -p wharf -p wharf-runtime -p wharf-pod
 WHARF="$PWD/target/release/wharf --root $LAB/wroot --run-root $LAB/wrun"
 PODMAN="podman --root $LAB/proot --runroot $LAB/prun --cgroup-manager cgroupfs --events-backend file"
 PODMAN_RUN="run --rm --runtime runc --pull=never --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
