@@ -64,6 +64,11 @@ impl Store {
 
     /// Mounts `img` as a writable overlay under `dir` (created if needed).
     pub fn mount_rootfs(&self, img: &Image, dir: &Path) -> Result<Rootfs> {
+        self.mount_rootfs_with(img, dir, false)
+    }
+
+    /// [`Store::mount_rootfs`], `volatile` as in [`mount_overlay_with`].
+    pub fn mount_rootfs_with(&self, img: &Image, dir: &Path, volatile: bool) -> Result<Rootfs> {
         let mut lowers = self.layer_paths(img)?;
         let empty = dir.join("empty");
         if lowers.is_empty() {
@@ -74,7 +79,7 @@ impl Store {
         for d in [&upper, &work, &merged] {
             fs::create_dir_all(d).ctx("create", d)?;
         }
-        mount_overlay(&lowers, &upper, &work, &merged, &self.root().join("l"))?;
+        mount_overlay_with(&lowers, &upper, &work, &merged, &self.root().join("l"), volatile)?;
         Ok(Rootfs { dir: dir.to_path_buf(), merged })
     }
 }
@@ -105,6 +110,31 @@ pub fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
 /// Mounts an overlay of `lowers` (top first) with `upper`/`work` at `target`.
 /// A layer that repeats is mounted once, at its topmost place.
 pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, links: &Path) -> Result<()> {
+    mount_overlay_with(lowers, upper, work, target, links, false)
+}
+
+/// [`mount_overlay`]; `volatile`: the upper dir is never synced (no sync at
+/// unmount either, which costs an ext4 journal commit): for a container
+/// whose changes go with it (`run --rm`), as podman does. A kernel without
+/// the option (before 5.10) mounts without it.
+pub fn mount_overlay_with(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    links: &Path,
+    volatile: bool,
+) -> Result<()> {
+    if volatile {
+        if let Ok(()) = mount_overlay_inner(lowers, (upper, work, target, links), true) {
+            return Ok(());
+        }
+    }
+    mount_overlay_inner(lowers, (upper, work, target, links), false)
+}
+
+fn mount_overlay_inner(lowers: &[PathBuf], dirs: (&Path, &Path, &Path, &Path), volatile: bool) -> Result<()> {
+    let (upper, work, target, links) = dirs;
     let lowers = &distinct_lowers(lowers);
     if lowers.len() > MAX_LAYERS {
         return Err(Error::Unsupported(format!("{} layers: overlayfs stacks at most {MAX_LAYERS}", lowers.len())));
@@ -112,10 +142,10 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
     if !overlay_supported() {
         return Err(Error::Unsupported("this kernel has no overlayfs".into()));
     }
-    match mount_new_api(lowers, upper, work, target) {
+    match mount_new_api(lowers, upper, work, target, volatile) {
         Ok(()) => Ok(()),
         // ENOSYS: no fsopen; EINVAL: no lowerdir+ (before 6.8).
-        Err(NewApi::Unavailable) => mount_legacy(lowers, upper, work, target, links),
+        Err(NewApi::Unavailable) => mount_legacy(lowers, (upper, work, target, links), volatile),
         Err(NewApi::Failed(msg)) => {
             Err(Error::other(format!("mount overlay at {}", target.display()), std::io::Error::other(msg)))
         }
@@ -127,7 +157,7 @@ enum NewApi {
     Failed(String),
 }
 
-fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), NewApi> {
+fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, volatile: bool) -> Result<(), NewApi> {
     use rustix::io::Errno;
     let fsfd = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|_| NewApi::Unavailable)?;
     let fail = |what: &str, e: Errno, fsfd: &OwnedFd| NewApi::Failed(format!("{what}: {e}{}", kernel_log(fsfd)));
@@ -141,6 +171,9 @@ fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     }
     fsconfig_set_string(&fsfd, "upperdir", upper.as_os_str()).map_err(|e| fail("upperdir", e, &fsfd))?;
     fsconfig_set_string(&fsfd, "workdir", work.as_os_str()).map_err(|e| fail("workdir", e, &fsfd))?;
+    if volatile {
+        rustix::mount::fsconfig_set_flag(&fsfd, "volatile").map_err(|e| fail("volatile", e, &fsfd))?;
+    }
     fsconfig_create(&fsfd).map_err(|e| fail("create", e, &fsfd))?;
     let mnt = fsmount(&fsfd, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| fail("fsmount", e, &fsfd))?;
@@ -177,11 +210,13 @@ fn check_path(p: &Path) -> Result<()> {
     Ok(())
 }
 
-fn mount_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, links: &Path) -> Result<()> {
+fn mount_legacy(lowers: &[PathBuf], dirs: (&Path, &Path, &Path, &Path), volatile: bool) -> Result<()> {
+    let (upper, work, target, links) = dirs;
     for p in lowers.iter().map(PathBuf::as_path).chain([upper, work]) {
         check_path(p)?;
     }
-    let tail = format!(",upperdir={},workdir={}", upper.display(), work.display());
+    let vol = if volatile { ",volatile" } else { "" };
+    let tail = format!(",upperdir={},workdir={}{vol}", upper.display(), work.display());
     let abs: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
     let data = format!("lowerdir={}{tail}", abs.join(":"));
     if data.len() <= PAGE_LIMIT {
@@ -269,5 +304,5 @@ fn mount_data(data: &str, target: &Path, cwd: Option<&Path>) -> Result<()> {
 #[doc(hidden)]
 /// Test seam: the pre-6.8 path, whatever the kernel.
 pub fn mount_overlay_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, links: &Path) -> Result<()> {
-    mount_legacy(&distinct_lowers(lowers), upper, work, target, links)
+    mount_legacy(&distinct_lowers(lowers), (upper, work, target, links), false)
 }

@@ -5,11 +5,14 @@
 //! its overlay rootfs (`upper/`, `work/`, `merged/`); its runtime state lives
 //! under `<run-root>/runtime/`.
 //!
-//! - [`run`]: `wharf run` in the foreground: image → overlay rootfs → OCI
-//!   spec (the runtime's spec helper + image config + flags) → the runtime
-//!   library in-process → exit status → everything removed.
-//! - [`leftover`]: containers whose `wharf run` was killed (the owner lock
-//!   of their dir is free), killed and removed by the next command.
+//! - [`container`]: containers that outlive the CLI: records, setup, the
+//!   per-container monitor (`wharf-monitor`, `src/bin/`), lifecycle,
+//!   attach, logs, exec, ps/inspect views. Its docs say why records are
+//!   files under flocks rather than SQLite.
+//! - [`run`]: `wharf run` (foreground: create + start + attach, then the
+//!   CLI cleans up; `-d`: create + start) and the OCI spec it writes.
+//! - [`leftover`]: what killed commands left (a free owner lock): swept by
+//!   the next command through [`Containers::sweep`].
 //! - [`prune`]: `image prune` (`-a`: but the images of containers), after
 //!   the leftovers of killed runs.
 //! - `spec`: the `docker run` flags turned into OCI spec changes.
@@ -20,12 +23,10 @@
 //!   and a container's attachment to one.
 //! - [`volume`]: named and anonymous volumes (Docker's local driver), the
 //!   one parser of `-v`/`--mount`/`--tmpfs`, copy-up, in-use locks.
-//! - `console`: `-t`: the pty master received over a console socket, relayed
-//!   to the user's terminal.
+//! - `console`: signals sent to a foreground `wharf run` forwarded to the
+//!   container (Docker's `--sig-proxy`).
 //!
-//! Detached containers with a per-container monitor process, logs and `ps`
-//! come with the engine, pods after it; `run` is shaped for them (the
-//! container directory and state layout are the ones a monitor will use).
+//! Pods come next, on the same container machinery.
 
 mod console;
 pub mod container;

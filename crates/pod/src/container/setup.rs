@@ -71,7 +71,7 @@ impl Containers {
             let img = store.resolve(&rec.image_digest).or_else(|_| store.resolve(&rec.image))?;
             let mut plan = crate::volume::attach::plan(&specs, &crate::volume::attach::image_volumes(&img))?;
             reuse_anonymous(&mut plan, &rec.anonymous_volumes);
-            let merged = store.mount_rootfs(&img, &c.dir)?.merged;
+            let merged = store.mount_rootfs_with(&img, &c.dir, rec.options.rm)?.merged;
             (img, plan, merged)
         };
         let rootfs = Mounted(&merged);

@@ -35,6 +35,8 @@ pub fn daemonize() -> io::Result<()> {
         _ => unsafe { libc::_exit(0) },
     }
     check(unsafe { libc::setsid() })?;
+    // Not the caller's cwd: it may be a dir someone wants to unmount or remove.
+    check(unsafe { libc::chdir(c"/".as_ptr()) })?;
     Ok(())
 }
 
