@@ -39,6 +39,12 @@ pub struct RunOptions {
     pub memory: Option<String>,
     pub pids_limit: Option<i64>,
     pub cpus: Option<f64>,
+    /// `--memory-swap` (memory plus swap; `-1` unlimited), set by `update`.
+    pub memory_swap: Option<String>,
+    /// `--cpu-shares`, set by `update`.
+    pub cpu_shares: Option<u64>,
+    /// `--cpuset-cpus`, set by `update`.
+    pub cpuset_cpus: Option<String>,
     pub network: NetworkMode,
     /// The container's name (DNS on user networks; unique among running containers).
     pub name: Option<String>,

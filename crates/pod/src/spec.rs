@@ -84,10 +84,25 @@ pub(crate) fn apply_flags(
         }
         res["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});
     }
+    update_flags(&mut res, o)?;
     if res.as_object().is_some_and(|r| !r.is_empty()) {
         linux["resources"] = res;
     }
     add_mounts(spec, mounts)
+}
+
+/// The limits only `update` sets (recorded for the next start).
+fn update_flags(res: &mut Value, o: &RunOptions) -> Result<()> {
+    if let Some(s) = &o.memory_swap {
+        res["memory"]["swap"] = json!(if s == "-1" { -1 } else { parse_bytes(s)? });
+    }
+    if let Some(s) = o.cpu_shares {
+        res["cpu"]["shares"] = json!(s);
+    }
+    if let Some(c) = &o.cpuset_cpus {
+        res["cpu"]["cpus"] = json!(c);
+    }
+    Ok(())
 }
 
 /// A container on a network: its netns by path, hostname, and the

@@ -61,13 +61,14 @@ impl Containers {
             return Ok(rt.signal(sig, all)?);
         }
         let pid = c.state.pid;
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok()));
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+            s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok())
+        });
         if pid > 0 && ppid == Some(c.state.monitor_pid) {
             rustix::process::kill_process(
                 rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Conflict("bad pid".into()))?,
-                rustix::process::Signal::from_named_raw(sig).ok_or_else(|| Error::InvalidArgument(format!("signal {sig}")))?,
+                rustix::process::Signal::from_named_raw(sig)
+                    .ok_or_else(|| Error::InvalidArgument(format!("signal {sig}")))?,
             )
             .map_err(|e| Error::io(format!("kill {pid}"), e.into()))?;
             return Ok(());
@@ -97,6 +98,7 @@ impl Containers {
             self.wait_exit(c, client, Some(Duration::from_secs(30)));
         }
         self.wait_cleaned(&c.dir);
+        self.event(&c.record, "stop", &[]);
         Ok(())
     }
 
@@ -113,7 +115,9 @@ impl Containers {
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             mark_stopped(&c.dir)?;
         }
-        self.signal(c, sig, false)
+        self.signal(c, sig, false)?;
+        self.event(&c.record, "kill", &[("signal", sig.to_string())]);
+        Ok(())
     }
 
     /// Waits for the container to exit; its exit code.
@@ -191,6 +195,7 @@ impl Containers {
         let gone = dir.with_file_name(format!(".tmp-{}-{}", std::process::id(), rec.id));
         std::fs::rename(&dir, &gone).map_err(|e| record::io("rename", &dir, e))?;
         let removed = wharf_image::Rootfs::remove(&gone);
+        self.event(rec, "destroy", &[]);
         drop(lock);
         removed?;
         if volumes || rec.options.rm {
@@ -246,6 +251,7 @@ impl Containers {
         }
         std::fs::remove_file(dir.join(ACTIVE)).map_err(|e| record::io("remove", &dir.join(ACTIVE), e))?;
         let rec = record::load_record(&dir)?;
+        self.event(&rec, "die", &[("exitCode", state.exit_code.to_string())]);
         if rec.options.rm && !removing {
             let lock = std::fs::File::open(dir.join("lock")).map_err(|e| record::io("open", &dir, e))?;
             // Our lock is held on another fd; this one only keeps the API honest.
@@ -296,12 +302,14 @@ impl Containers {
                 return Err(Error::Conflict(format!("Container {} is already paused", c.id())));
             }
             rt.pause()?;
+            self.event(&c.record, "pause", &[]);
             std::fs::write(&marker, b"").map_err(|e| record::io("write", &marker, e))
         } else {
             if c.status != super::Status::Paused {
                 return Err(Error::Conflict(format!("Container {} is not paused", c.id())));
             }
             rt.resume()?;
+            self.event(&c.record, "unpause", &[]);
             std::fs::remove_file(&marker).map_err(|e| record::io("remove", &marker, e))
         }
     }
