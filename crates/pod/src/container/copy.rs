@@ -130,7 +130,12 @@ fn with_root<T>(cs: &Containers, store: &Store, c: &Container, f: impl FnOnce(&O
             let p = format!("/proc/{}/root", rt.pid());
             let root = rustix::fs::open(&p, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(|e| io("open", &p, e))?;
-            return f(&root);
+            // Still the container's init once opened (not a reused pid):
+            // its parent is the container's monitor.
+            if c.state.monitor_pid <= 0 || parent_of(rt.pid()) == Some(c.state.monitor_pid) {
+                return f(&root);
+            }
+            return Err(Error::Conflict(format!("container {} is not running", c.id())));
         }
     }
     // Stopped: its rootfs, mounted for the copy under the owner lock.
@@ -151,6 +156,11 @@ fn with_root<T>(cs: &Containers, store: &Store, c: &Container, f: impl FnOnce(&O
     drop(unmount);
     drop(lock);
     out
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
 }
 
 struct Unmount<'a>(&'a Path);
