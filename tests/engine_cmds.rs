@@ -111,6 +111,8 @@ fn stats_top_update_follow_the_container() {
     let table = s.ok(["stats", "--no-stream", "st1"]);
     assert!(table.starts_with("CONTAINER ID   NAME"), "{table}");
     assert!(table.contains("MEM USAGE / LIMIT") && table.contains("st1"), "{table}");
+    let tpl = s.ok(["stats", "--no-stream", "--format", "{{.Name}}:{{.MemPerc}}", "st1"]);
+    assert!(tpl.starts_with("st1:") && tpl.trim_end().ends_with('%'), "{tpl}");
 
     let top = s.ok(["top", "st1"]);
     let head = top.lines().next().unwrap();
@@ -150,7 +152,7 @@ fn cp_both_ways_and_never_out_of_the_container() {
     let script = format!(
         "mkdir -p /data/sub; echo inside > /data/sub/f; ln -s / /escape; ln -s /etc/passwd /data/pw; sleep 1000 # {marker}"
     );
-    let _rm = Remove(&s, &["cp1"]);
+    let _rm = Remove(&s, &["cp1", "cp2"]);
     let id = start(&s, "cp1", &[], &script);
     wait_for("the files", || s.run(["exec", "cp1", "test", "-L", "/escape"]).status.success());
     let host = s.dir.path().join("host");
@@ -209,7 +211,14 @@ fn cp_both_ways_and_never_out_of_the_container() {
     assert!(mounts_under(s.dir.path()).is_empty(), "cp left the rootfs mounted");
     let err = s.fails(["cp", "cp1:/nope", "-"]);
     assert!(err.contains("Could not find the file /nope"), "{err}");
-    remove_and_check(&s, &[id], marker);
+    // -a into a created (never started) container: its user owns the copy.
+    let created = s.ok(["create", "--name", "cp2", "-u", "4321:8765", "bb", "true"]).trim().to_string();
+    s.ok(["cp".as_ref(), "-a".as_ref(), src.join("d/x").as_os_str(), "cp2:/owned".as_ref()]);
+    let tar = s.run(["cp", "cp2:/owned", "-"]);
+    let mut a = tar::Archive::new(&tar.stdout[..]);
+    let e = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (4321, 8765));
+    remove_and_check(&s, &[id, created], marker);
 }
 
 fn events(s: &TestStore, args: &[&str]) -> Vec<serde_json::Value> {

@@ -91,6 +91,7 @@ impl Containers {
         let client = Client::connect(self, c.id()).ok();
         let sig = signal_number(o.signal.as_deref().unwrap_or(&self.stop_signal(c)))?;
         let _ = self.signal(c, sig, false);
+        self.event(&c.record, "kill", &[("signal", sig.to_string())]);
         let timeout = Duration::from_secs(o.timeout.or(c.record.options.stop_timeout).unwrap_or(10));
         if !self.wait_exit(c, client, Some(timeout)) {
             let _ = self.signal(c, libc::SIGKILL, true);
