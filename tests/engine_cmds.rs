@@ -152,7 +152,7 @@ fn cp_both_ways_and_never_out_of_the_container() {
     let script = format!(
         "mkdir -p /data/sub; echo inside > /data/sub/f; ln -s / /escape; ln -s /etc/passwd /data/pw; sleep 1000 # {marker}"
     );
-    let _rm = Remove(&s, &["cp1", "cp2"]);
+    let _rm = Remove(&s, &["cp1", "cp2", "cp3"]);
     let id = start(&s, "cp1", &[], &script);
     wait_for("the files", || s.run(["exec", "cp1", "test", "-L", "/escape"]).status.success());
     let host = s.dir.path().join("host");
@@ -211,6 +211,17 @@ fn cp_both_ways_and_never_out_of_the_container() {
     assert!(mounts_under(s.dir.path()).is_empty(), "cp left the rootfs mounted");
     let err = s.fails(["cp", "cp1:/nope", "-"]);
     assert!(err.contains("Could not find the file /nope"), "{err}");
+    // A stopped container's volumes are there for cp, read-only ones stay so.
+    let vol = start(&s, "cp3", &["-v", "cpvol:/v", "-v", "cpro:/ro:ro"], "echo in-volume > /v/f");
+    s.ok(["wait", "cp3"]);
+    s.ok(["cp".as_ref(), "cp3:/v/f".as_ref(), host.join("vf").as_os_str()]);
+    assert_eq!(std::fs::read_to_string(host.join("vf")).unwrap(), "in-volume\n");
+    s.ok(["cp".as_ref(), src.join("d/x").as_os_str(), "cp3:/v/new".as_ref()]);
+    let err = s.fails(["cp".as_ref(), src.join("d/x").as_os_str(), "cp3:/ro/new".as_ref()]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(mounts_under(s.dir.path()).is_empty(), "cp left mounts: {:?}", mounts_under(s.dir.path()));
+    let both = s.ok(["run", "--rm", "--network", "none", "-v", "cpvol:/v", "bb", "cat", "/v/f", "/v/new"]);
+    assert_eq!(both, "in-volume\nfrom host");
     // -a into a created (never started) container: its user owns the copy.
     let created = s.ok(["create", "--name", "cp2", "-u", "4321:8765", "bb", "true"]).trim().to_string();
     s.ok(["cp".as_ref(), "-a".as_ref(), src.join("d/x").as_os_str(), "cp2:/owned".as_ref()]);
@@ -218,7 +229,8 @@ fn cp_both_ways_and_never_out_of_the_container() {
     let mut a = tar::Archive::new(&tar.stdout[..]);
     let e = a.entries().unwrap().next().unwrap().unwrap();
     assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (4321, 8765));
-    remove_and_check(&s, &[id, created], marker);
+    remove_and_check(&s, &[id, created, vol], marker);
+    s.ok(["volume", "rm", "cpvol", "cpro"]);
 }
 
 fn events(s: &TestStore, args: &[&str]) -> Vec<serde_json::Value> {

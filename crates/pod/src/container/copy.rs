@@ -142,6 +142,10 @@ fn with_root<T>(cs: &Containers, store: &Store, c: &Container, f: impl FnOnce(&O
     cs.sweep();
     let lock = owner_lock(&c.dir)?
         .ok_or_else(|| Error::Conflict(format!("container {} is starting or running; try again", c.id())))?;
+    if c.dir.join(record::ACTIVE).exists() {
+        // Its monitor died before cleaning up (the sweep lost a race).
+        cs.cleanup_locked(c.id(), false)?;
+    }
     let rec = record::load_record(&c.dir)?;
     let merged = {
         let _content = store.content_lock()?;
@@ -151,11 +155,75 @@ fn with_root<T>(cs: &Containers, store: &Store, c: &Container, f: impl FnOnce(&O
     let unmount = Unmount(&merged);
     let root = rustix::fs::open(&merged, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| io("open", &merged.to_string_lossy(), e))?;
+    bind_volumes(cs, &rec, &root)?;
     let out = f(&root);
     drop(root);
     drop(unmount);
     drop(lock);
     out
+}
+
+/// A stopped container's volumes and bind mounts, bound where it would
+/// see them (the targets resolved inside its rootfs), so that `cp` reads
+/// and writes them as Docker does; they go with the rootfs's lazy unmount.
+fn bind_volumes(cs: &Containers, rec: &record::Record, root: &OwnedFd) -> Result<()> {
+    use crate::volume::mounts::MountKind;
+    let o = &rec.options;
+    let mut specs = crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
+    specs.sort_by_key(|m| m.target.matches('/').count());
+    let vols = crate::volume::Volumes::new(cs.root());
+    for m in specs {
+        let source = match &m.kind {
+            MountKind::Bind { source, .. } => source.clone(),
+            MountKind::Volume { name: Some(n), .. } => match vols.get(n) {
+                Ok(v) => v.mountpoint,
+                Err(_) => continue, // made at the first start
+            },
+            MountKind::Volume { name: None, .. } => {
+                match rec.anonymous_volumes.iter().find(|(t, _)| *t == m.target).and_then(|(_, n)| vols.get(n).ok()) {
+                    Some(v) => v.mountpoint,
+                    None => continue,
+                }
+            }
+            MountKind::Tmpfs { .. } => continue, // empty while stopped
+        };
+        if !source.exists() {
+            continue;
+        }
+        let is_dir = source.is_dir();
+        let target = match resolve(root, &m.target, true) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => {
+                let (parent, name) = split(&m.target);
+                let pfd = tarfs::mkdir_all(root, &parent)?;
+                let made = if is_dir {
+                    rustix::fs::mkdirat(&pfd, name.as_str(), Mode::from_raw_mode(0o755))
+                } else {
+                    rustix::fs::openat(
+                        &pfd,
+                        name.as_str(),
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .map(drop)
+                };
+                made.map_err(|e| io("create", &m.target, e))?;
+                resolve(root, &m.target, true).map_err(|e| io("resolve", &m.target, e))?
+            }
+            Err(e) => return Err(io("resolve", &m.target, e)),
+        };
+        // Onto the resolved target itself, through our descriptor of it.
+        let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&target));
+        rustix::mount::mount_bind(&source, &at).map_err(|e| io("bind", &m.target, e))?;
+        if m.readonly {
+            // The new mount, looked up again (our descriptor is of what it covers).
+            let top = resolve(root, &m.target, true).map_err(|e| io("resolve", &m.target, e))?;
+            let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&top));
+            let flags = rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY;
+            rustix::mount::mount_remount(&at, flags, "").map_err(|e| io("remount read-only", &m.target, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn parent_of(pid: i32) -> Option<i32> {
@@ -180,10 +248,19 @@ fn owner_lock(dir: &Path) -> Result<Option<std::fs::File>> {
         .write(true)
         .open(&p)
         .map_err(|e| record::io("open", &p, e))?;
-    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(f)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(record::io("lock", &p, e.into())),
+    // A monitor that reported the exit holds the lock while it cleans up: wait for that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Some(f)),
+            Err(rustix::io::Errno::WOULDBLOCK) => {}
+            Err(e) => return Err(record::io("lock", &p, e.into())),
+        }
+        let exiting = record::load_monitor_state(dir).is_some_and(|s| s.status == "exited");
+        if !exiting || std::time::Instant::now() > deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

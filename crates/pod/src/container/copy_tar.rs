@@ -167,7 +167,7 @@ fn clean(p: &Path) -> Result<Vec<String>> {
 }
 
 /// `dir` under `root`, made (0755) where missing; an `O_PATH` descriptor.
-fn mkdir_all(root: &OwnedFd, dir: &str) -> Result<OwnedFd> {
+pub(super) fn mkdir_all(root: &OwnedFd, dir: &str) -> Result<OwnedFd> {
     match resolve(root, dir, true) {
         Ok(fd) => return Ok(fd),
         Err(rustix::io::Errno::NOENT) => {}
