@@ -16,6 +16,7 @@ pkgs=(
   systemd dbus  # systemd as PID 1 (and its system bus) in crates/runtime/tests/systemd_cgroup.rs
   curl
   tini  # --init: /usr/bin/tini-static bound at /sbin/docker-init (tests/run_flags.rs)
+  procps  # `ps` for `wharf top` (tests/engine_cmds.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -75,6 +75,16 @@ enum Command {
     Exec(commands::ctr::ExecArgs),
     Logs(commands::logs::Args),
     Ps(commands::ps::Args),
+    /// Live resource usage of containers.
+    Stats(commands::stats::StatsArgs),
+    /// The processes of a container.
+    Top(commands::stats::TopArgs),
+    /// Change a container's resource limits (live, and for its next start).
+    Update(commands::stats::UpdateArgs),
+    /// Copy files between a container and the host.
+    Cp(commands::cp::Args),
+    /// What happened to containers (follows new events until ^C).
+    Events(commands::events::Args),
     #[command(subcommand)]
     Container(ContainerCommand),
     /// Download an image from a registry.
@@ -123,6 +133,10 @@ enum ContainerCommand {
     Rm(commands::ctr::RmArgs),
     Start(commands::ctr::StartArgs),
     Stop(commands::ctr::StopArgs),
+    Stats(commands::stats::StatsArgs),
+    Top(commands::stats::TopArgs),
+    Update(commands::stats::UpdateArgs),
+    Cp(commands::cp::Args),
     /// Releases what an exited container held (the monitor's exit command).
     #[command(hide = true)]
     Cleanup(commands::ctr::CleanupArgs),
@@ -140,6 +154,10 @@ enum SystemCommand {
     Check(commands::check::Args),
     /// Remove what killed commands left, dangling images, unused data and the build cache.
     Prune(commands::system_prune::Args),
+    /// Space used by images, containers, volumes and the build cache.
+    Df(commands::df::Args),
+    /// What happened to containers (follows new events until ^C).
+    Events(commands::events::Args),
 }
 
 /// Global settings every command may need.
@@ -210,6 +228,12 @@ fn main() -> ExitCode {
         Command::Container(ContainerCommand::Prune(a)) => commands::ctr::prune(&g, a),
         Command::Container(ContainerCommand::Inspect(a)) => commands::inspect::run(&g, a),
         Command::Container(ContainerCommand::Cleanup(a)) => commands::ctr::cleanup(&g, a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => commands::stats::stats(&g, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => commands::stats::top(&g, a),
+        Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => commands::stats::update(&g, a),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => commands::cp::run(&g, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => commands::events::run(&g, a),
+        Command::System(SystemCommand::Df(a)) => commands::df::run(&g, a),
         Command::Network(c) => commands::network::run(&g, c),
         Command::Build(a) => commands::build::run(&g, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&g, a),

@@ -3,7 +3,10 @@
 pub mod build;
 pub mod check;
 pub mod completion;
+pub mod cp;
 pub mod ctr;
+pub mod df;
+pub mod events;
 pub mod images;
 pub mod import;
 pub mod inspect;
@@ -21,6 +24,7 @@ pub mod rmi;
 pub mod run;
 pub mod run_host;
 pub mod save;
+pub mod stats;
 pub mod system_prune;
 pub mod tag;
 pub mod volume;

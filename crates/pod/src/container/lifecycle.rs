@@ -91,6 +91,7 @@ impl Containers {
         let client = Client::connect(self, c.id()).ok();
         let sig = signal_number(o.signal.as_deref().unwrap_or(&self.stop_signal(c)))?;
         let _ = self.signal(c, sig, false);
+        self.event(&c.record, "kill", &[("signal", sig.to_string())]);
         let timeout = Duration::from_secs(o.timeout.or(c.record.options.stop_timeout).unwrap_or(10));
         if !self.wait_exit(c, client, Some(timeout)) {
             let _ = self.signal(c, libc::SIGKILL, true);
@@ -98,6 +99,7 @@ impl Containers {
             self.wait_exit(c, client, Some(Duration::from_secs(30)));
         }
         self.wait_cleaned(&c.dir);
+        self.event(&c.record, "stop", &[]);
         Ok(())
     }
 
@@ -114,7 +116,9 @@ impl Containers {
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             mark_stopped(&c.dir)?;
         }
-        self.signal(c, sig, false)
+        self.signal(c, sig, false)?;
+        self.event(&c.record, "kill", &[("signal", sig.to_string())]);
+        Ok(())
     }
 
     /// Waits for the container to exit; its exit code.
@@ -192,6 +196,7 @@ impl Containers {
         let gone = dir.with_file_name(format!(".tmp-{}-{}", std::process::id(), rec.id));
         std::fs::rename(&dir, &gone).map_err(|e| record::io("rename", &dir, e))?;
         let removed = wharf_image::Rootfs::remove(&gone);
+        self.event(rec, "destroy", &[]);
         drop(lock);
         removed?;
         if volumes || rec.options.rm {
@@ -247,6 +252,7 @@ impl Containers {
         }
         std::fs::remove_file(dir.join(ACTIVE)).map_err(|e| record::io("remove", &dir.join(ACTIVE), e))?;
         let rec = record::load_record(&dir)?;
+        self.event(&rec, "die", &[("exitCode", state.exit_code.to_string())]);
         if rec.options.rm && !removing {
             let lock = std::fs::File::open(dir.join("lock")).map_err(|e| record::io("open", &dir, e))?;
             // Our lock is held on another fd; this one only keeps the API honest.
@@ -297,12 +303,14 @@ impl Containers {
                 return Err(Error::Conflict(format!("Container {} is already paused", c.id())));
             }
             rt.pause()?;
+            self.event(&c.record, "pause", &[]);
             std::fs::write(&marker, b"").map_err(|e| record::io("write", &marker, e))
         } else {
             if c.status != super::Status::Paused {
                 return Err(Error::Conflict(format!("Container {} is not paused", c.id())));
             }
             rt.resume()?;
+            self.event(&c.record, "unpause", &[]);
             std::fs::remove_file(&marker).map_err(|e| record::io("remove", &marker, e))
         }
     }

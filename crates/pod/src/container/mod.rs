@@ -13,6 +13,9 @@
 //! The CLI and `wharf cri` both drive this module.
 
 pub mod attach;
+mod copy;
+mod df;
+pub mod events;
 mod exec;
 mod lifecycle;
 pub mod logs;
@@ -20,14 +23,18 @@ mod monitor;
 pub mod proto;
 mod record;
 mod setup;
+mod stats;
 mod tty;
 pub mod view;
 
+pub use copy::{split_container_arg, CopyOptions, HostEnd};
+pub use df::DiskUsage;
 pub use exec::ExecRequest;
 pub use lifecycle::StopOptions;
 pub(crate) use monitor::{check_restart, log_limits};
 pub use record::{Container, MonitorState, Record, Status};
 pub use setup::Start;
+pub use stats::{Sample, Top, Update};
 
 use crate::error::{Error, Result};
 use crate::run::RunOptions;
@@ -162,6 +169,7 @@ impl Containers {
                 anonymous_volumes: Vec::new(),
             };
             record::save_record(owner.path(), &rec)?;
+            self.event(&rec, "create", &[]);
             // The lock goes with `owner`: a stopped container owns nothing.
             record::load(owner.path())
         })();
@@ -202,6 +210,7 @@ impl Containers {
             return Err(e);
         }
         record::release_name(&self.root, c.name(), c.id());
+        self.event(&rec, "rename", &[("oldName", c.name().to_string())]);
         Ok(())
     }
 }

@@ -126,6 +126,7 @@ impl Containers {
         }
         match spawned {
             Ok(_) => {
+                self.event(&rec, "start", &[]);
                 // The monitor holds the locks now; ours close without undoing anything.
                 std::mem::forget(active);
                 rootfs.keep();

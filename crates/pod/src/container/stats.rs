@@ -1,0 +1,319 @@
+//! `stats`, `top` and `update`: a running container's resource usage, its
+//! processes, and its limits changed while it runs.
+//!
+//! The figures are Docker's: CPU % is the container's CPU time over the
+//! host's between two samples, times the online CPUs; memory usage leaves
+//! out the inactive page cache (`total_inactive_file` on cgroup v1,
+//! `inactive_file` on v2) and the limit is the host's memory when the
+//! container has none; network I/O is read from the container's network
+//! namespace (`/proc/<init>/net/dev`, loopback left out); block I/O from
+//! blkio (v1) or io.stat (v2). The runtime's reader finds the controllers
+//! on v1, v2 or a hybrid host.
+
+use super::record::{self, Container};
+use super::Containers;
+use crate::error::{Error, Result};
+use serde_json::json;
+use std::time::Instant;
+
+/// One reading of a container's usage.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub at: Instant,
+    /// The container's CPU time, ns.
+    pub cpu_ns: u64,
+    /// The host's CPU time (all CPUs, every state), ns.
+    pub system_ns: u64,
+    pub online_cpus: u32,
+    pub mem_usage: u64,
+    pub mem_limit: u64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub blk_read: u64,
+    pub blk_write: u64,
+    pub pids: u64,
+}
+
+impl Sample {
+    /// A stopped container's row: zeros.
+    fn empty() -> Sample {
+        Sample {
+            at: Instant::now(),
+            cpu_ns: 0,
+            system_ns: system_cpu_ns(),
+            online_cpus: online_cpus(),
+            mem_usage: 0,
+            mem_limit: 0,
+            net_rx: 0,
+            net_tx: 0,
+            blk_read: 0,
+            blk_write: 0,
+            pids: 0,
+        }
+    }
+
+    /// Docker's CPU %: container delta / host delta × online CPUs × 100.
+    pub fn cpu_percent(&self, prev: &Sample) -> f64 {
+        let cpu = self.cpu_ns.saturating_sub(prev.cpu_ns) as f64;
+        let sys = self.system_ns.saturating_sub(prev.system_ns) as f64;
+        if cpu <= 0.0 || sys <= 0.0 {
+            return 0.0;
+        }
+        cpu / sys * f64::from(self.online_cpus) * 100.0
+    }
+
+    pub fn mem_percent(&self) -> f64 {
+        if self.mem_limit == 0 {
+            0.0
+        } else {
+            self.mem_usage as f64 / self.mem_limit as f64 * 100.0
+        }
+    }
+}
+
+/// `/proc/stat`'s first line, in ns (Docker's `system_cpu_usage`).
+fn system_cpu_ns() -> u64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .map(|l| l.split_whitespace().skip(1).take(8).filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * (1_000_000_000 / hz)
+}
+
+fn online_cpus() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32
+}
+
+fn host_memory() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Bytes received and sent on every interface but loopback of `pid`'s netns.
+fn net_io(pid: i32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    let mut rx_tx = (0, 0);
+    for l in text.lines().skip(2) {
+        let Some((name, rest)) = l.split_once(':') else { continue };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        if f.len() >= 9 {
+            rx_tx.0 += f[0];
+            rx_tx.1 += f[8];
+        }
+    }
+    rx_tx
+}
+
+/// What `update` changes; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    /// `--memory` (`512m`).
+    pub memory: Option<String>,
+    /// `--memory-swap`: memory plus swap (`1g`), `-1` for unlimited.
+    pub memory_swap: Option<String>,
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    /// Takes effect at the container's next start.
+    pub restart: Option<String>,
+}
+
+/// `top`: ps's column titles and the container's rows.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Top {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
+impl Containers {
+    fn live(&self, c: &Container) -> Option<wharf_runtime::Container> {
+        wharf_runtime::Container::load(&self.state_root(), c.id()).ok().filter(|_| c.is_running())
+    }
+
+    /// One reading of `c`'s usage; zeros when it does not run.
+    pub fn sample(&self, c: &Container) -> Result<Sample> {
+        let Some(rt) = self.live(c) else { return Ok(Sample::empty()) };
+        let s = match rt.runc_stats() {
+            Ok(s) => s,
+            Err(_) => return Ok(Sample::empty()), // it stopped meanwhile
+        };
+        let system_ns = system_cpu_ns();
+        let raw = &s.memory.raw;
+        let inactive = raw.get("total_inactive_file").or_else(|| raw.get("inactive_file")).copied().unwrap_or(0);
+        let usage = s.memory.usage.usage;
+        let mem_usage = if inactive < usage { usage - inactive } else { usage };
+        let host = host_memory();
+        let limit = s.memory.usage.limit;
+        let mem_limit = if limit == 0 || limit >= host { host } else { limit };
+        let (net_rx, net_tx) = net_io(rt.pid());
+        let blk = |op: &str| {
+            let list = &s.blkio.io_service_bytes_recursive;
+            list.iter().filter(|e| e.op.eq_ignore_ascii_case(op)).map(|e| e.value).sum()
+        };
+        let pids = match s.pids.current {
+            0 => rt.pids().map(|p| p.len() as u64).unwrap_or(0),
+            n => n,
+        };
+        Ok(Sample {
+            at: Instant::now(),
+            cpu_ns: s.cpu.usage.total,
+            system_ns,
+            online_cpus: online_cpus(),
+            mem_usage,
+            mem_limit,
+            net_rx,
+            net_tx,
+            blk_read: blk("read"),
+            blk_write: blk("write"),
+            pids,
+        })
+    }
+
+    /// `top`: runs the host's `ps` with `ps_args` (default `-ef`) and keeps
+    /// the rows of the container's processes, as Docker does.
+    pub fn top(&self, c: &Container, ps_args: &[String]) -> Result<Top> {
+        let rt = self.live(c).ok_or_else(|| Error::Conflict(format!("Container {} is not running", c.id())))?;
+        let pids = rt.pids()?;
+        let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
+        let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+        let ps = |extra: &[String]| {
+            std::process::Command::new("ps")
+                .args(&args)
+                .args(extra)
+                .output()
+                .map_err(|e| Error::io("run ps (is procps installed?)", e))
+        };
+        // Only the container's pids (-q), as Docker asks; some options
+        // (f) refuse -q, then all of them are listed and filtered.
+        let mut out = ps(&["-q".to_string(), list.join(",")])?;
+        if !out.status.success() || list.is_empty() {
+            out = ps(&[])?;
+        }
+        if !out.status.success() {
+            return Err(Error::InvalidArgument(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim().lines().next().unwrap_or("failed")
+            )));
+        }
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+
+    /// `update`: the new limits on the live cgroup (if it runs), then in
+    /// the record so that the next start applies them too.
+    pub fn update(&self, c: &Container, u: &Update) -> Result<()> {
+        // The record as it is now (a start may have added anonymous volumes).
+        let mut rec = record::load_record(&c.dir)?;
+        let o = &mut rec.options;
+        if let Some(r) = &u.restart {
+            super::check_restart(r)?;
+            if o.rm && r != "no" {
+                return Err(Error::InvalidArgument("Conflicting options: --restart and --rm".into()));
+            }
+            o.restart = Some(r.clone());
+        }
+        let mut res = json!({});
+        if let Some(m) = &u.memory {
+            res["memory"]["limit"] = json!(crate::spec::parse_bytes(m)?);
+            o.memory = Some(m.clone());
+        }
+        if let Some(s) = &u.memory_swap {
+            let v = if s == "-1" { -1 } else { crate::spec::parse_bytes(s)? };
+            let mem = o.memory.as_deref().map(crate::spec::parse_bytes).transpose()?;
+            if v > 0 && mem.is_none_or(|m| v < m) {
+                return Err(Error::InvalidArgument(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+                ));
+            }
+            if res["memory"]["limit"].is_null() {
+                if let Some(m) = mem {
+                    res["memory"]["limit"] = json!(m);
+                }
+            }
+            res["memory"]["swap"] = json!(v);
+            o.host.memory_swap = Some(v);
+        }
+        if let Some(cpus) = u.cpus {
+            if cpus <= 0.0 {
+                return Err(Error::InvalidArgument("--cpus must be positive".into()));
+            }
+            res["cpu"]["quota"] = json!((cpus * 100_000.0) as i64);
+            res["cpu"]["period"] = json!(100_000);
+            o.cpus = Some(cpus);
+        }
+        if let Some(s) = u.cpu_shares {
+            res["cpu"]["shares"] = json!(s);
+            o.host.cpu_shares = Some(s);
+        }
+        if let Some(set) = &u.cpuset_cpus {
+            res["cpu"]["cpus"] = json!(set);
+            o.host.cpuset_cpus = Some(set.clone());
+        }
+        if let Some(p) = u.pids_limit {
+            res["pids"]["limit"] = json!(if p <= 0 { -1 } else { p });
+            o.pids_limit = Some(p).filter(|&p| p > 0);
+        }
+        if res.as_object().is_some_and(|r| !r.is_empty()) {
+            if let Some(rt) = self.live(c) {
+                let r: wharf_runtime::oci_spec::runtime::LinuxResources =
+                    serde_json::from_value(res).map_err(|e| Error::InvalidArgument(format!("resources: {e}")))?;
+                rt.update(&r)?;
+            }
+        }
+        // The monitor holds the owner lock while the container runs; the
+        // record is only ever replaced whole (write + rename).
+        record::save_record(&c.dir, &rec)?;
+        self.event(&rec, "update", &[]);
+        Ok(())
+    }
+}
+
+/// ps's output, only the rows whose PID column is one of `pids`; the last
+/// column keeps its spaces (the command line).
+fn parse_ps(out: &str, pids: &[i32]) -> Result<Top> {
+    let mut lines = out.lines();
+    let titles: Vec<String> = lines.next().unwrap_or("").split_whitespace().map(String::from).collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| Error::InvalidArgument("Couldn't find PID field in ps output".into()))?;
+    let mut processes = Vec::new();
+    for l in lines {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        let n = titles.len();
+        let mut row: Vec<String> = fields.iter().take(n.saturating_sub(1)).map(|s| s.to_string()).collect();
+        if fields.len() >= n {
+            row.push(fields[n - 1..].join(" "));
+        }
+        processes.push(row);
+    }
+    Ok(Top { titles, processes })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ps_rows_are_the_containers_and_keep_the_command_whole() {
+        let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init splash\nroot 42 1 0 10:01 ? 00:00:00 sleep 1000\n";
+        let top = super::parse_ps(out, &[42]).unwrap();
+        assert_eq!(top.titles.len(), 8);
+        assert_eq!(top.processes, vec![vec!["root", "42", "1", "0", "10:01", "?", "00:00:00", "sleep 1000"]]);
+        assert!(super::parse_ps("USER CMD\n", &[1]).is_err());
+    }
+}
