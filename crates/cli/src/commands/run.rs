@@ -217,7 +217,6 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         notice: Some(|line| {
             let _ = writeln!(std::io::stderr(), "{line}");
         }),
-        ..Default::default()
     };
     Ok(opts)
 }
