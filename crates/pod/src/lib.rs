@@ -18,6 +18,8 @@
 //!   and a container's attachment to one.
 //! - [`volume`]: named and anonymous volumes (Docker's local driver), the
 //!   one parser of `-v`/`--mount`/`--tmpfs`, copy-up, in-use locks.
+//! - [`health`]: `HEALTHCHECK` and `--health-*` merged into the check the
+//!   monitor runs; its `health.json`.
 //! - `console`: `-t`: the pty master received over a console socket, relayed
 //!   to the user's terminal.
 //!
@@ -28,6 +30,7 @@
 mod console;
 pub mod container;
 mod error;
+pub mod health;
 pub mod leftover;
 mod net;
 pub mod network;
@@ -38,4 +41,5 @@ pub mod volume;
 
 pub use container::{Container, Containers, Status};
 pub use error::{Error, Result};
+pub use health::{HealthOptions, Healthcheck};
 pub use run::{run_foreground, NetworkMode, RunOptions};

@@ -61,13 +61,14 @@ impl Containers {
             return Ok(rt.signal(sig, all)?);
         }
         let pid = c.state.pid;
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok()));
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+            s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok())
+        });
         if pid > 0 && ppid == Some(c.state.monitor_pid) {
             rustix::process::kill_process(
                 rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Conflict("bad pid".into()))?,
-                rustix::process::Signal::from_named_raw(sig).ok_or_else(|| Error::InvalidArgument(format!("signal {sig}")))?,
+                rustix::process::Signal::from_named_raw(sig)
+                    .ok_or_else(|| Error::InvalidArgument(format!("signal {sig}")))?,
             )
             .map_err(|e| Error::io(format!("kill {pid}"), e.into()))?;
             return Ok(());

@@ -125,9 +125,15 @@ impl Containers {
         self.sweep();
         crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
         crate::spec::check_options(o)?;
-        let img = {
+        let health_flags = o.health.to_healthcheck()?;
+        let (img, healthcheck) = {
             let _content = store.content_lock()?;
-            crate::run::image(store, o)?
+            let img = crate::run::image(store, o)?;
+            let raw = store.blobs().read(img.id(), 16 << 20)?;
+            let raw = serde_json::from_slice(&raw)
+                .map_err(|e| Error::InvalidArgument(format!("image config {}: {e}", img.id())))?;
+            let h = crate::health::resolve(crate::health::from_image_config(&raw)?, health_flags)?;
+            (img, h)
         };
         let id = crate::run::new_id();
         let name = self.claim_name(o.name.as_deref(), &id)?;
@@ -160,6 +166,7 @@ impl Containers {
                 },
                 command,
                 anonymous_volumes: Vec::new(),
+                healthcheck,
             };
             record::save_record(owner.path(), &rec)?;
             // The lock goes with `owner`: a stopped container owns nothing.

@@ -1,7 +1,9 @@
 //! The monitor's life: create the container, then one poll loop over the
-//! container's output, the attach socket and its clients, and SIGCHLD.
+//! container's output, the attach socket and its clients, SIGCHLD, and
+//! the health probe's output and timers.
 
 use crate::args::{Args, Restart};
+use crate::health::Health;
 use crate::logfile::LogFile;
 use crate::sys;
 use std::io::{Read, Write};
@@ -53,6 +55,7 @@ pub struct Monitor {
     delay: Duration,
     restart_at: Option<Instant>,
     exit_code: Option<i32>,
+    health: Option<Health>,
 }
 
 fn io_err(what: &str, e: std::io::Error) -> String {
@@ -80,6 +83,7 @@ impl Monitor {
         let listener =
             UnixListener::bind(&a.socket).map_err(|e| io_err(&format!("listen on {}", a.socket.display()), e))?;
         listener.set_nonblocking(true).map_err(|e| io_err("fcntl", e))?;
+        let health = a.health.clone().map(|c| Health::new(c, &a.dir));
         let mut m = Monitor {
             a,
             log,
@@ -97,6 +101,7 @@ impl Monitor {
             delay: FIRST_DELAY,
             restart_at: None,
             exit_code: None,
+            health,
         };
         if let Err(e) = m.create_container() {
             let _ = std::fs::remove_file(&m.a.socket);
@@ -211,6 +216,9 @@ impl Monitor {
         self.started_at = Some(Instant::now());
         self.started_wall = sys::now_rfc3339();
         self.write_status("running", "");
+        if let Some(h) = &mut self.health {
+            h.on_start();
+        }
         Ok(())
     }
 
@@ -249,6 +257,7 @@ impl Monitor {
             pollfd(self.listener.as_raw_fd()),
             pollfd(self.out.as_ref().map_or(-1, |f| f.as_raw_fd())),
             pollfd(self.err.as_ref().map_or(-1, |f| f.as_raw_fd())),
+            pollfd(self.health.as_ref().map_or(-1, |h| h.fd())),
         ];
         for c in &self.clients {
             let mut p = pollfd(c.stream.as_raw_fd());
@@ -257,8 +266,10 @@ impl Monitor {
             }
             fds.push(p);
         }
-        let timeout = match self.restart_at {
-            Some(t) => t.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32,
+        let wake = [self.restart_at, self.health.as_ref().and_then(Health::wake_at)].into_iter().flatten().min();
+        let timeout = match wake {
+            // Rounded up: waking a little early would spin until the instant.
+            Some(t) => t.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(60_000) as i32,
             None => -1,
         };
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -271,7 +282,12 @@ impl Monitor {
         if fds[3].revents != 0 {
             self.pump(false);
         }
-        for (i, p) in fds[4..].iter().enumerate() {
+        if fds[4].revents != 0 {
+            if let Some(h) = &mut self.health {
+                h.read_output();
+            }
+        }
+        for (i, p) in fds[5..].iter().enumerate() {
             if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
                 self.read_client(i);
             }
@@ -289,6 +305,19 @@ impl Monitor {
         }
         if self.restart_at.is_some_and(|t| t <= Instant::now()) {
             self.restart();
+        }
+        self.health_tick();
+    }
+
+    /// Times out or starts a probe while the container runs.
+    fn health_tick(&mut self) {
+        if self.health.is_none() || self.exit_code.is_some() || self.started_at.is_none() {
+            return;
+        }
+        let paused = self.a.dir.join("paused").exists();
+        let a = &self.a;
+        if let Some(h) = &mut self.health {
+            h.tick(paused, |argv| spawn_probe(a, argv));
         }
     }
 
@@ -404,6 +433,9 @@ impl Monitor {
 
     fn reap(&mut self) {
         while let Some((pid, code)) = sys::reap_any() {
+            if self.health.as_mut().is_some_and(|h| h.on_reaped(pid, code)) {
+                continue;
+            }
             if pid == self.pid && self.exit_code.is_none() {
                 while self.pump(true) {}
                 while self.pump(false) {}
@@ -414,6 +446,9 @@ impl Monitor {
 
     fn on_exit(&mut self, code: i32) {
         self.exit_code = Some(code);
+        if let Some(h) = &mut self.health {
+            h.stop();
+        }
         let stopped = self.a.dir.join("stopped").exists();
         let again = !stopped
             && match self.a.restart {
@@ -498,6 +533,31 @@ impl Monitor {
     }
 }
 
+/// `wharf-runtime exec ID ARGV…` in its own process group (killed whole
+/// at timeout), stdout and stderr into one nonblocking pipe.
+fn spawn_probe(a: &Args, argv: &[String]) -> Result<(i32, OwnedFd), String> {
+    let (r, w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+    sys::set_nonblock(r.as_raw_fd()).map_err(|e| io_err("fcntl", e))?;
+    let w2 = w.try_clone().map_err(|e| io_err("dup", e))?;
+    let mut c = Command::new(&a.runtime);
+    c.arg("--root").arg(&a.state_root);
+    if a.systemd_cgroup {
+        c.arg("--systemd-cgroup");
+    }
+    c.arg("exec").arg(&a.id).args(argv);
+    c.stdin(Stdio::null()).stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            sys::reset_signals();
+            Ok(())
+        });
+    }
+    // Reaped by the loop (SIGCHLD), never waited for here.
+    let child = c.spawn().map_err(|e| io_err(&format!("run {}", a.runtime.display()), e))?;
+    Ok((child.id() as i32, r))
+}
+
 fn pollfd(fd: RawFd) -> libc::pollfd {
     libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
 }
@@ -548,7 +608,7 @@ fn write_all_fd(fd: RawFd, mut data: &[u8]) {
     }
 }
 
-fn json_escape(s: &str) -> String {
+pub(crate) fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
