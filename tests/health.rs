@@ -160,14 +160,14 @@ fn dockerfile_healthcheck_and_no_healthcheck() {
     s.ok(["run", "-d", "--network", "none", "--name", "img1", "hcimg", "sleep", "300"]);
     s.ok(["run", "-d", "--network", "none", "--name", "off1", "--no-healthcheck", "hcimg", "sleep", "300"]);
     // A flag overrides one field of the image's check, the rest is kept.
-    s.ok(["run", "-d", "--network", "none", "--name", "mix1", "--health-retries", "50", "hcimg", "sleep", "300"]);
+    s.ok(["run", "-d", "--network", "none", "--name", "mix1", "--health-retries", "1000", "hcimg", "sleep", "300"]);
     wait_health(&s, "img1", "unhealthy");
     s.ok(["exec", "img1", "touch", "/tmp/ok"]);
     wait_health(&s, "img1", "healthy");
     let mix = &inspect(&s, "mix1")["Config"]["Healthcheck"];
-    assert_eq!((mix["Retries"].as_u64(), mix["Interval"].as_u64()), (Some(50), Some(200_000_000)), "{mix}");
+    assert_eq!((mix["Retries"].as_u64(), mix["Interval"].as_u64()), (Some(1000), Some(200_000_000)), "{mix}");
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(health(&s, "mix1"), "starting", "50 retries are not used up in 0.7 s");
+    assert_eq!(health(&s, "mix1"), "starting", "1000 retries are not used up in 0.7 s");
 
     let off = inspect(&s, "off1");
     assert!(off["State"].get("Health").is_none(), "{off}");

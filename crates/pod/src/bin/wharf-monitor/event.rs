@@ -18,6 +18,9 @@ use wharf_pod::container::proto::{self, Hello};
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(60);
 const RESET_AFTER: Duration = Duration::from_secs(10);
+/// After work, the loop drops the code pages it faulted in again once it
+/// has been this long since the last time (see `sys::Trim`).
+const TRIM_EVERY: Duration = Duration::from_millis(100);
 /// A client that reads this far behind is dropped (the log has it all).
 const CLIENT_BACKLOG: usize = 4 << 20;
 
@@ -56,6 +59,8 @@ pub struct Monitor {
     restart_at: Option<Instant>,
     exit_code: Option<i32>,
     health: Option<Health>,
+    /// A probe's fork and exec (or its exit) just faulted in much code.
+    trim_now: bool,
 }
 
 fn io_err(what: &str, e: std::io::Error) -> String {
@@ -102,6 +107,7 @@ impl Monitor {
             restart_at: None,
             exit_code: None,
             health,
+            trim_now: false,
         };
         if let Err(e) = m.create_container() {
             let _ = std::fs::remove_file(&m.a.socket);
@@ -242,16 +248,28 @@ impl Monitor {
     }
 
     /// The loop, until the container is gone for good; then the exit.
+    /// An idle monitor comes back to its small resident set: after a wake,
+    /// the pages faulted in are dropped again within `TRIM_EVERY`.
     pub fn run(&mut self) -> ! {
+        let trim = sys::Trim::new();
+        let mut trimmed = Instant::now();
+        let mut dirty = true;
         loop {
             if self.exit_code.is_some() && self.restart_at.is_none() {
                 self.finish();
             }
-            self.poll_once();
+            if dirty && (self.trim_now || trimmed.elapsed() >= TRIM_EVERY) {
+                trim.run();
+                trimmed = Instant::now();
+                dirty = false;
+                self.trim_now = false;
+            }
+            self.poll_once(dirty.then_some(trimmed + TRIM_EVERY));
+            dirty = true;
         }
     }
 
-    fn poll_once(&mut self) {
+    fn poll_once(&mut self, trim_at: Option<Instant>) {
         let mut fds = vec![
             pollfd(self.sig.as_raw_fd()),
             pollfd(self.listener.as_raw_fd()),
@@ -266,7 +284,8 @@ impl Monitor {
             }
             fds.push(p);
         }
-        let wake = [self.restart_at, self.health.as_ref().and_then(Health::wake_at)].into_iter().flatten().min();
+        let wake =
+            [self.restart_at, self.health.as_ref().and_then(Health::wake_at), trim_at].into_iter().flatten().min();
         let timeout = match wake {
             // Rounded up: waking a little early would spin until the instant.
             Some(t) => t.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(60_000) as i32,
@@ -317,7 +336,7 @@ impl Monitor {
         let paused = self.a.dir.join("paused").exists();
         let a = &self.a;
         if let Some(h) = &mut self.health {
-            h.tick(paused, |argv| spawn_probe(a, argv));
+            self.trim_now |= h.tick(paused, |argv| spawn_probe(a, argv));
         }
     }
 
@@ -434,6 +453,7 @@ impl Monitor {
     fn reap(&mut self) {
         while let Some((pid, code)) = sys::reap_any() {
             if self.health.as_mut().is_some_and(|h| h.on_reaped(pid, code)) {
+                self.trim_now = true;
                 continue;
             }
             if pid == self.pid && self.exit_code.is_none() {

@@ -123,21 +123,22 @@ impl Health {
 
     /// Times out the probe, or starts the next one with `spawn` (pid and
     /// the read end of its output pipe); `paused` containers skip a turn.
-    pub fn tick(&mut self, paused: bool, spawn: impl FnOnce(&[String]) -> Result<(i32, OwnedFd), String>) {
+    /// Whether a probe was started.
+    pub fn tick(&mut self, paused: bool, spawn: impl FnOnce(&[String]) -> Result<(i32, OwnedFd), String>) -> bool {
         let now = Instant::now();
         if let Some(p) = &mut self.probe {
             if !p.timed_out && p.deadline <= now {
                 p.timed_out = true;
                 kill_group(p.pid);
             }
-            return;
+            return false;
         }
         if self.next.is_none_or(|t| t > now) {
-            return;
+            return false;
         }
         if paused {
             self.next = Some(now + self.interval());
-            return;
+            return false;
         }
         let start = crate::sys::now_rfc3339();
         match spawn(&self.check.argv()) {
@@ -145,8 +146,12 @@ impl Health {
                 self.next = None;
                 let deadline = now + self.check.timeout;
                 self.probe = Some(Probe { pid, out: Some(out), output: Vec::new(), start, deadline, timed_out: false });
+                true
             }
-            Err(e) => self.record(Entry { start, end: crate::sys::now_rfc3339(), code: -1, output: e }),
+            Err(e) => {
+                self.record(Entry { start, end: crate::sys::now_rfc3339(), code: -1, output: e });
+                false
+            }
         }
     }
 
