@@ -234,3 +234,36 @@ fn a_probe_past_its_timeout_is_killed_with_what_it_started() {
     remove_and_check(&s, &["hang1"]);
     assert_eq!(processes_running(&["sleep", "7431"]), Vec::<i32>::new());
 }
+
+#[test]
+fn the_containers_exit_is_seen_while_probes_run() {
+    if !privileged("the_containers_exit_is_seen_while_probes_run") {
+        return;
+    }
+    let s = store();
+    // Probes end (and are reaped) all the time around the init's exit.
+    s.ok([
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ends1",
+        "--health-cmd",
+        "sleep 0.1",
+        "--health-interval",
+        "20ms",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 1.5; exit 3",
+    ]);
+    wait_health(&s, "ends1", "healthy");
+    assert_eq!(s.ok(["wait", "ends1"]).trim(), "3");
+    let st = &inspect(&s, "ends1")["State"];
+    assert_eq!((st["Status"].as_str(), st["ExitCode"].as_i64()), (Some("exited"), Some(3)), "{st}");
+    assert!(ps_status(&s, "ends1").starts_with("Exited (3)"));
+    // The last word of the check is kept, as Docker keeps it.
+    assert_eq!(st["Health"]["Status"], "healthy", "{st}");
+    remove_and_check(&s, &["ends1"]);
+}
