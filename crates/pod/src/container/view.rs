@@ -31,14 +31,17 @@ fn since(t: &str) -> String {
 }
 
 /// The health check's status: `starting`, `healthy`, `unhealthy`, or
-/// `none` for a container without a check.
+/// `none` for a container without a check (or never started).
 pub fn health_status(c: &Container) -> String {
     if c.record.healthcheck.is_none() {
         return "none".into();
     }
-    crate::health::read_state(&c.dir)
-        .and_then(|h| h.get("Status").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "starting".into())
+    match crate::health::read_state(&c.dir) {
+        Some(h) => h.get("Status").and_then(Value::as_str).unwrap_or("starting").to_string(),
+        // Never started: Docker has no health state yet.
+        None if !c.is_running() => "none".into(),
+        None => "starting".into(),
+    }
 }
 
 /// `ps`'s STATUS column: "Up 5 seconds", "Exited (0) 3 seconds ago", …
@@ -155,10 +158,15 @@ impl Containers {
             "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { s.started_at.as_str() },
             "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { s.finished_at.as_str() },
         });
+        // As Docker: no State.Health before the first start.
         if c.record.healthcheck.is_some() {
-            let health = crate::health::read_state(&c.dir)
-                .unwrap_or_else(|| json!({"Status": "starting", "FailingStreak": 0, "Log": []}));
-            state["Health"] = health;
+            match crate::health::read_state(&c.dir) {
+                Some(h) => state["Health"] = h,
+                None if c.is_running() => {
+                    state["Health"] = json!({"Status": "starting", "FailingStreak": 0, "Log": []})
+                }
+                None => {}
+            }
         }
         let mut out = json!({
             "Id": c.id(),
