@@ -155,6 +155,15 @@ impl HealthOptions {
     }
 }
 
+/// The `Healthcheck` of `img`'s config, read from the blob itself: the OCI
+/// config model has no such field.
+pub(crate) fn of_image(store: &wharf_image::Store, img: &wharf_image::Image) -> Result<Option<Healthcheck>> {
+    let bytes = store.blobs().read(img.id(), 16 << 20)?;
+    let raw: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::InvalidArgument(format!("image config {}: {e}", img.id())))?;
+    from_image_config(&raw)
+}
+
 /// The image config's `Healthcheck` (raw config blob JSON: the OCI model drops it).
 pub fn from_image_config(raw: &Value) -> Result<Option<Healthcheck>> {
     match raw.get("config").and_then(|c| c.get("Healthcheck")) {

@@ -126,14 +126,9 @@ impl Containers {
         crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
         crate::spec::check_options(o)?;
         let health_flags = o.health.to_healthcheck()?;
-        let (img, healthcheck) = {
+        let img = {
             let _content = store.content_lock()?;
-            let img = crate::run::image(store, o)?;
-            let raw = store.blobs().read(img.id(), 16 << 20)?;
-            let raw = serde_json::from_slice(&raw)
-                .map_err(|e| Error::InvalidArgument(format!("image config {}: {e}", img.id())))?;
-            let h = crate::health::resolve(crate::health::from_image_config(&raw)?, health_flags)?;
-            (img, h)
+            crate::run::image(store, o)?
         };
         let id = crate::run::new_id();
         let name = self.claim_name(o.name.as_deref(), &id)?;
@@ -143,6 +138,8 @@ impl Containers {
             let digest = img.target.digest().to_string();
             std::fs::write(&image_file, &digest)
                 .map_err(|e| Error::io(format!("write {}", image_file.display()), e))?;
+            // Read after the image file marks the image as in use: no prune takes its config now.
+            let healthcheck = crate::health::resolve(crate::health::of_image(store, &img)?, health_flags.clone())?;
             let cfg = img.config.config().as_ref();
             let overrides = wharf_runtime::spec::ImageOverrides {
                 entrypoint: o.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),

@@ -628,7 +628,7 @@ fn write_all_fd(fd: RawFd, mut data: &[u8]) {
     }
 }
 
-pub(crate) fn json_escape(s: &str) -> String {
+fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
