@@ -206,6 +206,15 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         user: a.user,
         hostname: a.hostname,
         read_only: a.read_only,
+        health: wharf_pod::HealthOptions {
+            cmd: a.health_cmd,
+            interval: a.health_interval,
+            timeout: a.health_timeout,
+            start_period: a.health_start_period,
+            start_interval: a.health_start_interval,
+            retries: a.health_retries,
+            disable: a.no_healthcheck,
+        },
         memory: a.memory,
         pids_limit: a.pids_limit,
         cpus: a.cpus,
@@ -228,15 +237,6 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         stop_signal: a.stop_signal,
         stop_timeout: a.stop_timeout,
         labels: a.label,
-        health: wharf_pod::HealthOptions {
-            cmd: a.health_cmd,
-            interval: a.health_interval,
-            timeout: a.health_timeout,
-            start_period: a.health_start_period,
-            start_interval: a.health_start_interval,
-            retries: a.health_retries,
-            disable: a.no_healthcheck,
-        },
         notice: Some(|line| {
             let _ = writeln!(std::io::stderr(), "{line}");
         }),
