@@ -23,6 +23,8 @@
 //!   and a container's attachment to one.
 //! - [`volume`]: named and anonymous volumes (Docker's local driver), the
 //!   one parser of `-v`/`--mount`/`--tmpfs`, copy-up, in-use locks.
+//! - [`health`]: `HEALTHCHECK` and `--health-*` merged into the check the
+//!   monitor runs; its `health.json`.
 //! - `console`: signals sent to a foreground `wharf run` forwarded to the
 //!   container (Docker's `--sig-proxy`).
 //!
@@ -31,6 +33,7 @@
 mod console;
 pub mod container;
 mod error;
+pub mod health;
 pub mod hostconfig;
 pub mod leftover;
 mod net;
@@ -42,4 +45,5 @@ pub mod volume;
 
 pub use container::{Container, Containers, Status};
 pub use error::{Error, Result};
+pub use health::{HealthOptions, Healthcheck};
 pub use run::{run_foreground, NetworkMode, RunOptions};

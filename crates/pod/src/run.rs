@@ -77,6 +77,8 @@ pub struct RunOptions {
     pub stop_timeout: Option<u64>,
     /// `--label KEY=VALUE`.
     pub labels: Vec<String>,
+    /// `--health-cmd`, `--health-interval`, … and `--no-healthcheck`.
+    pub health: crate::health::HealthOptions,
     /// Told what the user should know on the way (`Unable to find image …`).
     #[serde(skip)]
     pub notice: Option<fn(&str)>,

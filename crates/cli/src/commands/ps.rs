@@ -21,7 +21,7 @@ pub struct Args {
     /// Do not truncate IDs and commands.
     #[arg(long)]
     no_trunc: bool,
-    /// Filter: status=, name=, label=KEY[=VALUE], ancestor=IMAGE, id=.
+    /// Filter: status=, name=, label=KEY[=VALUE], ancestor=IMAGE, id=, health=starting|healthy|unhealthy|none.
     #[arg(short, long)]
     filter: Vec<String>,
     /// table (default), json (one object per line), or a Go template ('{{.Names}}').
@@ -36,6 +36,10 @@ fn matches(c: &Container, f: &str) -> anyhow::Result<bool> {
         "name" => c.name().contains(v.trim_start_matches('/')),
         "id" => c.id().starts_with(v),
         "label" => c.record.options.labels.iter().any(|l| l == v || l.split_once('=').is_some_and(|(lk, _)| lk == v)),
+        "health" if ["starting", "healthy", "unhealthy", "none"].contains(&v) => {
+            wharf_pod::container::view::health_status(c) == v
+        }
+        "health" => anyhow::bail!("unrecognised filter value for health: {v}"),
         "ancestor" => {
             c.record.image == v
                 || c.record.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:"))

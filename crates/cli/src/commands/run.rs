@@ -24,6 +24,27 @@ pub struct Args {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[arg(long)]
     stop_timeout: Option<u64>,
+    /// Command to run to check health (with /bin/sh -c in the container).
+    #[arg(long, value_name = "CMD")]
+    health_cmd: Option<String>,
+    /// Time between health checks (ms|s|m|h) (default 30s).
+    #[arg(long, value_name = "TIME")]
+    health_interval: Option<String>,
+    /// Maximum time a health check may run (ms|s|m|h) (default 30s).
+    #[arg(long, value_name = "TIME")]
+    health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    health_retries: Option<i64>,
+    /// Start period in which failures do not count (ms|s|m|h) (default 0s).
+    #[arg(long, value_name = "TIME")]
+    health_start_period: Option<String>,
+    /// Time between health checks during the start period (ms|s|m|h) (default 5s).
+    #[arg(long, value_name = "TIME")]
+    health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Set a label: KEY=VALUE.
     #[arg(short, long = "label")]
     label: Vec<String>,
@@ -189,6 +210,15 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         user: a.user,
         hostname: a.hostname,
         read_only: a.read_only,
+        health: wharf_pod::HealthOptions {
+            cmd: a.health_cmd,
+            interval: a.health_interval,
+            timeout: a.health_timeout,
+            start_period: a.health_start_period,
+            start_interval: a.health_start_interval,
+            retries: a.health_retries,
+            disable: a.no_healthcheck,
+        },
         memory: a.memory,
         pids_limit: a.pids_limit,
         cpus: a.cpus,

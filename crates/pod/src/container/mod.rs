@@ -132,6 +132,7 @@ impl Containers {
         self.sweep();
         crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
         crate::spec::check_options(o)?;
+        let health_flags = o.health.to_healthcheck()?;
         let img = {
             let _content = store.content_lock()?;
             crate::run::image(store, o)?
@@ -144,6 +145,8 @@ impl Containers {
             let digest = img.target.digest().to_string();
             std::fs::write(&image_file, &digest)
                 .map_err(|e| Error::io(format!("write {}", image_file.display()), e))?;
+            // Read after the image file marks the image as in use: no prune takes its config now.
+            let healthcheck = crate::health::resolve(crate::health::of_image(store, &img)?, health_flags.clone())?;
             let cfg = img.config.config().as_ref();
             let overrides = wharf_runtime::spec::ImageOverrides {
                 entrypoint: o.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
@@ -167,6 +170,7 @@ impl Containers {
                 },
                 command,
                 anonymous_volumes: Vec::new(),
+                healthcheck,
             };
             record::save_record(owner.path(), &rec)?;
             self.event(&rec, "create", &[]);

@@ -20,6 +20,7 @@ pub(crate) struct Spawn<'a> {
     pub restart: &'a str,
     pub restart_count: u32,
     pub log_opts: &'a [String],
+    pub health: Option<&'a crate::health::Healthcheck>,
     /// Locks (and held ports) the monitor keeps for the container's life.
     pub fds: Vec<OwnedFd>,
 }
@@ -73,6 +74,18 @@ pub(crate) fn check_restart(p: &str) -> Result<()> {
     }
 }
 
+/// The check with Docker's defaults filled in: the monitor knows no defaults.
+fn health_args(cmd: &mut Command, h: &crate::health::Healthcheck) {
+    for t in &h.test {
+        cmd.arg("--health-test").arg(t);
+    }
+    cmd.arg("--health-interval-ns").arg(h.interval_ns().to_string());
+    cmd.arg("--health-timeout-ns").arg(h.timeout_ns().to_string());
+    cmd.arg("--health-start-period-ns").arg(h.start_period.to_string());
+    cmd.arg("--health-start-interval-ns").arg(h.start_interval_ns().to_string());
+    cmd.arg("--health-retries").arg(h.retries_or_default().to_string());
+}
+
 /// Spawns the monitor; returns the container's init pid once created.
 pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     let cs = s.containers;
@@ -102,6 +115,9 @@ pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     }
     cmd.arg("--restart").arg(s.restart).arg("--restart-count").arg(s.restart_count.to_string());
     cmd.arg("--log-max-size").arg(size.to_string()).arg("--log-max-file").arg(files.to_string());
+    if let Some(h) = s.health {
+        health_args(&mut cmd, h);
+    }
     let wharf = std::env::current_exe().map_err(|e| Error::io("find the wharf binary", e))?;
     let exit = [
         wharf.to_string_lossy().into_owned(),

@@ -13,6 +13,8 @@
 //!   rebooted; the next command cleans it up and records the truth.
 //! - `stopped` — the user stopped it (`stop`/`kill`): no restart.
 //! - `ctr.log[.N]` — its output, in the CRI log format.
+//! - `health.json` — the health check's state and last results, written
+//!   only by the monitor (write + rename).
 //!
 //! `<root>/names/<name>` is a symlink to the ID: `symlink(2)` fails if the
 //! name is taken, so claiming a name is atomic without any global lock.
@@ -56,6 +58,9 @@ pub struct Record {
     /// Anonymous volumes made at the first start: (target, volume name).
     #[serde(default)]
     pub anonymous_volumes: Vec<(String, String)>,
+    /// The health check the monitor runs (image's merged with the flags).
+    #[serde(default)]
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// `monitor.json`, as the monitor writes it.

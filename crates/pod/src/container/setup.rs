@@ -111,6 +111,7 @@ impl Containers {
             restart: o.restart.as_deref().unwrap_or("no"),
             restart_count: 0,
             log_opts: &o.log_opts,
+            health: rec.healthcheck.as_ref(),
             fds,
         };
         let mut spawned = monitor::spawn(spawn);

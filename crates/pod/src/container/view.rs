@@ -30,11 +30,29 @@ fn since(t: &str) -> String {
     parse_time(t).map_or_else(String::new, |t| human_duration((chrono::Utc::now() - t).num_seconds()))
 }
 
+/// The health check's status: `starting`, `healthy`, `unhealthy`, or
+/// `none` for a container without a check (or never started).
+pub fn health_status(c: &Container) -> String {
+    if c.record.healthcheck.is_none() {
+        return "none".into();
+    }
+    match crate::health::read_state(&c.dir) {
+        Some(h) => h.get("Status").and_then(Value::as_str).unwrap_or("starting").to_string(),
+        // Never started: Docker has no health state yet.
+        None if !c.is_running() => "none".into(),
+        None => "starting".into(),
+    }
+}
+
 /// `ps`'s STATUS column: "Up 5 seconds", "Exited (0) 3 seconds ago", …
 pub fn status_text(c: &Container) -> String {
     match c.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", since(&c.state.started_at)),
+        Status::Running => match health_status(c).as_str() {
+            "none" => format!("Up {}", since(&c.state.started_at)),
+            "starting" => format!("Up {} (health: starting)", since(&c.state.started_at)),
+            h => format!("Up {} ({h})", since(&c.state.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(&c.state.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", c.state.exit_code, since(&c.state.finished_at)),
         Status::Exited if c.state.finished_at.is_empty() => format!("Exited ({})", c.state.exit_code),
@@ -128,24 +146,35 @@ impl Containers {
         let (path, args) =
             c.record.command.split_first().map_or((String::new(), Vec::new()), |(p, a)| (p.clone(), a.to_vec()));
         let s = &c.state;
-        json!({
+        let mut state = json!({
+            "Status": c.status.to_string(),
+            "Running": c.is_running(),
+            "Paused": c.status == Status::Paused,
+            "Restarting": c.status == Status::Restarting,
+            "OOMKilled": s.oom_killed,
+            "Dead": false,
+            "Pid": if c.is_running() { s.pid } else { 0 },
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { s.started_at.as_str() },
+            "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { s.finished_at.as_str() },
+        });
+        // As Docker: no State.Health before the first start.
+        if c.record.healthcheck.is_some() {
+            match crate::health::read_state(&c.dir) {
+                Some(h) => state["Health"] = h,
+                None if c.is_running() => {
+                    state["Health"] = json!({"Status": "starting", "FailingStreak": 0, "Log": []})
+                }
+                None => {}
+            }
+        }
+        let mut out = json!({
             "Id": c.id(),
             "Created": c.record.created,
             "Path": path,
             "Args": args,
-            "State": {
-                "Status": c.status.to_string(),
-                "Running": c.is_running(),
-                "Paused": c.status == Status::Paused,
-                "Restarting": c.status == Status::Restarting,
-                "OOMKilled": s.oom_killed,
-                "Dead": false,
-                "Pid": if c.is_running() { s.pid } else { 0 },
-                "ExitCode": s.exit_code,
-                "Error": s.error,
-                "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { s.started_at.as_str() },
-                "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { s.finished_at.as_str() },
-            },
+            "State": state,
             "Image": c.record.image_id,
             "ResolvConfPath": c.dir.join("resolv.conf"),
             "HostnamePath": c.dir.join("hostname"),
@@ -188,6 +217,10 @@ impl Containers {
                 "Ports": self.ports(c),
                 "IPAddress": att.as_ref().and_then(|a| a.networks.first()).and_then(|e| e.ip).map(|i| i.to_string()).unwrap_or_default(),
             },
-        })
+        });
+        if let Some(h) = &c.record.healthcheck {
+            out["Config"]["Healthcheck"] = json!(h);
+        }
+        out
     }
 }

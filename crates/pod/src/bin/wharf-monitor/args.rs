@@ -1,7 +1,9 @@
 //! The monitor's command line, written by `wharf` (`container::monitor`).
 
+use crate::health::Check;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restart {
@@ -32,6 +34,8 @@ pub struct Args {
     pub exit_cmd: Vec<String>,
     pub sync_fd: Option<RawFd>,
     pub keep_fds: Vec<RawFd>,
+    /// The health check (`--health-test` words, durations in ns).
+    pub health: Option<Check>,
 }
 
 impl Args {
@@ -55,6 +59,15 @@ impl Args {
             exit_cmd: Vec::new(),
             sync_fd: None,
             keep_fds: Vec::new(),
+            health: None,
+        };
+        let mut check = Check {
+            test: Vec::new(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            start_period: Duration::ZERO,
+            start_interval: Duration::from_secs(5),
+            retries: 3,
         };
         while let Some(flag) = it.next() {
             let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -78,11 +91,20 @@ impl Args {
                 "--exit-cmd" => a.exit_cmd.push(val()?),
                 "--sync-fd" => a.sync_fd = Some(num(val()?)? as RawFd),
                 "--keep-fd" => a.keep_fds.push(num(val()?)? as RawFd),
+                "--health-test" => check.test.push(val()?),
+                "--health-interval-ns" => check.interval = Duration::from_nanos(num(val()?)?),
+                "--health-timeout-ns" => check.timeout = Duration::from_nanos(num(val()?)?),
+                "--health-start-period-ns" => check.start_period = Duration::from_nanos(num(val()?)?),
+                "--health-start-interval-ns" => check.start_interval = Duration::from_nanos(num(val()?)?),
+                "--health-retries" => check.retries = num(val()?)? as u32,
                 other => return Err(format!("unknown flag {other}")),
             }
         }
         if a.id.is_empty() || a.runtime.as_os_str().is_empty() || a.dir.as_os_str().is_empty() {
             return Err("--id, --runtime and --dir are required".into());
+        }
+        if !check.argv().is_empty() {
+            a.health = Some(check);
         }
         Ok(a)
     }

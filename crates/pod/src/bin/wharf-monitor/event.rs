@@ -1,7 +1,9 @@
 //! The monitor's life: create the container, then one poll loop over the
-//! container's output, the attach socket and its clients, and SIGCHLD.
+//! container's output, the attach socket and its clients, SIGCHLD, and
+//! the health probe's output and timers.
 
 use crate::args::{Args, Restart};
+use crate::health::Health;
 use crate::logfile::LogFile;
 use crate::sys;
 use std::io::{Read, Write};
@@ -16,6 +18,9 @@ use wharf_pod::container::proto::{self, Hello};
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(60);
 const RESET_AFTER: Duration = Duration::from_secs(10);
+/// After work, the loop drops the code pages it faulted in again once it
+/// has been this long since the last time (see `sys::Trim`).
+const TRIM_EVERY: Duration = Duration::from_millis(100);
 /// A client that reads this far behind is dropped (the log has it all).
 const CLIENT_BACKLOG: usize = 4 << 20;
 
@@ -53,6 +58,9 @@ pub struct Monitor {
     delay: Duration,
     restart_at: Option<Instant>,
     exit_code: Option<i32>,
+    health: Option<Health>,
+    /// A probe's fork and exec (or its exit) just faulted in much code.
+    trim_now: bool,
 }
 
 fn io_err(what: &str, e: std::io::Error) -> String {
@@ -80,6 +88,7 @@ impl Monitor {
         let listener =
             UnixListener::bind(&a.socket).map_err(|e| io_err(&format!("listen on {}", a.socket.display()), e))?;
         listener.set_nonblocking(true).map_err(|e| io_err("fcntl", e))?;
+        let health = a.health.clone().map(|c| Health::new(c, &a.dir));
         let mut m = Monitor {
             a,
             log,
@@ -97,6 +106,8 @@ impl Monitor {
             delay: FIRST_DELAY,
             restart_at: None,
             exit_code: None,
+            health,
+            trim_now: false,
         };
         if let Err(e) = m.create_container() {
             let _ = std::fs::remove_file(&m.a.socket);
@@ -211,6 +222,9 @@ impl Monitor {
         self.started_at = Some(Instant::now());
         self.started_wall = sys::now_rfc3339();
         self.write_status("running", "");
+        if let Some(h) = &mut self.health {
+            h.on_start();
+        }
         Ok(())
     }
 
@@ -234,21 +248,34 @@ impl Monitor {
     }
 
     /// The loop, until the container is gone for good; then the exit.
+    /// An idle monitor comes back to its small resident set: after a wake,
+    /// the pages faulted in are dropped again within `TRIM_EVERY`.
     pub fn run(&mut self) -> ! {
+        let trim = sys::Trim::new();
+        let mut trimmed = Instant::now();
+        let mut dirty = true;
         loop {
             if self.exit_code.is_some() && self.restart_at.is_none() {
                 self.finish();
             }
-            self.poll_once();
+            if dirty && (self.trim_now || trimmed.elapsed() >= TRIM_EVERY) {
+                trim.run();
+                trimmed = Instant::now();
+                dirty = false;
+                self.trim_now = false;
+            }
+            self.poll_once(dirty.then_some(trimmed + TRIM_EVERY));
+            dirty = true;
         }
     }
 
-    fn poll_once(&mut self) {
+    fn poll_once(&mut self, trim_at: Option<Instant>) {
         let mut fds = vec![
             pollfd(self.sig.as_raw_fd()),
             pollfd(self.listener.as_raw_fd()),
             pollfd(self.out.as_ref().map_or(-1, |f| f.as_raw_fd())),
             pollfd(self.err.as_ref().map_or(-1, |f| f.as_raw_fd())),
+            pollfd(self.health.as_ref().map_or(-1, |h| h.fd())),
         ];
         for c in &self.clients {
             let mut p = pollfd(c.stream.as_raw_fd());
@@ -257,8 +284,11 @@ impl Monitor {
             }
             fds.push(p);
         }
-        let timeout = match self.restart_at {
-            Some(t) => t.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32,
+        let wake =
+            [self.restart_at, self.health.as_ref().and_then(Health::wake_at), trim_at].into_iter().flatten().min();
+        let timeout = match wake {
+            // Rounded up: waking a little early would spin until the instant.
+            Some(t) => t.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(60_000) as i32,
             None => -1,
         };
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -271,7 +301,12 @@ impl Monitor {
         if fds[3].revents != 0 {
             self.pump(false);
         }
-        for (i, p) in fds[4..].iter().enumerate() {
+        if fds[4].revents != 0 {
+            if let Some(h) = &mut self.health {
+                h.read_output();
+            }
+        }
+        for (i, p) in fds[5..].iter().enumerate() {
             if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
                 self.read_client(i);
             }
@@ -289,6 +324,19 @@ impl Monitor {
         }
         if self.restart_at.is_some_and(|t| t <= Instant::now()) {
             self.restart();
+        }
+        self.health_tick();
+    }
+
+    /// Times out or starts a probe while the container runs.
+    fn health_tick(&mut self) {
+        if self.health.is_none() || self.exit_code.is_some() || self.started_at.is_none() {
+            return;
+        }
+        let paused = self.a.dir.join("paused").exists();
+        let a = &self.a;
+        if let Some(h) = &mut self.health {
+            self.trim_now |= h.tick(paused, |argv| spawn_probe(a, argv));
         }
     }
 
@@ -404,6 +452,10 @@ impl Monitor {
 
     fn reap(&mut self) {
         while let Some((pid, code)) = sys::reap_any() {
+            if self.health.as_mut().is_some_and(|h| h.on_reaped(pid, code)) {
+                self.trim_now = true;
+                continue;
+            }
             if pid == self.pid && self.exit_code.is_none() {
                 while self.pump(true) {}
                 while self.pump(false) {}
@@ -414,6 +466,9 @@ impl Monitor {
 
     fn on_exit(&mut self, code: i32) {
         self.exit_code = Some(code);
+        if let Some(h) = &mut self.health {
+            h.stop();
+        }
         let stopped = self.a.dir.join("stopped").exists();
         let again = !stopped
             && match self.a.restart {
@@ -496,6 +551,31 @@ impl Monitor {
         }
         std::process::exit(0)
     }
+}
+
+/// `wharf-runtime exec ID ARGV…` in its own process group (killed whole
+/// at timeout), stdout and stderr into one nonblocking pipe.
+fn spawn_probe(a: &Args, argv: &[String]) -> Result<(i32, OwnedFd), String> {
+    let (r, w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+    sys::set_nonblock(r.as_raw_fd()).map_err(|e| io_err("fcntl", e))?;
+    let w2 = w.try_clone().map_err(|e| io_err("dup", e))?;
+    let mut c = Command::new(&a.runtime);
+    c.arg("--root").arg(&a.state_root);
+    if a.systemd_cgroup {
+        c.arg("--systemd-cgroup");
+    }
+    c.arg("exec").arg(&a.id).args(argv);
+    c.stdin(Stdio::null()).stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            sys::reset_signals();
+            Ok(())
+        });
+    }
+    // Reaped by the loop (SIGCHLD), never waited for here.
+    let child = c.spawn().map_err(|e| io_err(&format!("run {}", a.runtime.display()), e))?;
+    Ok((child.id() as i32, r))
 }
 
 fn pollfd(fd: RawFd) -> libc::pollfd {

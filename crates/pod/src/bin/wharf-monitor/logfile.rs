@@ -82,6 +82,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wharf-monitor-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("ctr.log");
+        // 200: the three first records (133 bytes with their 30-byte
+        // timestamps) rotated at once under the 120 this test had.
         let mut l = LogFile::open(&p, 200, 3).unwrap();
         l.write("stdout", b"one\ntwo\npart");
         let text = std::fs::read_to_string(&p).unwrap();

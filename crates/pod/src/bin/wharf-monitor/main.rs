@@ -10,11 +10,13 @@
 //! for good it releases the locks it was handed (the container dir's owner
 //! lock and the network and volume locks) and execs the exit command
 //! (`wharf container cleanup ID`) unless a foreground client cleaned up.
+//! With a health check it runs the probes (`health`) and writes `health.json`.
 //!
 //! Only std and libc, so that it stays small: see `sys::trim_resident`.
 
 mod args;
 mod event;
+mod health;
 mod logfile;
 mod sys;
 

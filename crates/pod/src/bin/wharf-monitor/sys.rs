@@ -144,18 +144,41 @@ pub fn wait_writable(fd: RawFd, ms: i32) -> bool {
 /// the page cache, shared; only the resident set of each monitor shrinks.
 /// Relocated (RELRO) and writable mappings are left alone.
 pub fn trim_resident() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
-    for line in maps.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 6 || !f[5].starts_with('/') || f[1].contains('w') {
-            continue;
+    Trim::new().run();
+}
+
+/// The mappings [`trim_resident`] drops, found once, so that the loop can
+/// drop them again cheaply after a burst of work (a probe's fork and exec
+/// fault in much of libc, 64 KiB at a time with the kernel's fault-around).
+/// A binary's mappings live as long as the process (no dlclose), so the
+/// ranges never come to name other memory.
+pub struct Trim {
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Trim {
+    pub fn new() -> Trim {
+        let mut ranges = Vec::new();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        for line in maps.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 6 || !f[5].starts_with('/') || f[1].contains('w') {
+                continue;
+            }
+            if !(f[1].contains('x') || f[2].trim_start_matches('0').is_empty()) {
+                continue;
+            }
+            let Some((a, b)) = f[0].split_once('-') else { continue };
+            let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+            ranges.push((a, b - a));
         }
-        if !(f[1].contains('x') || f[2].trim_start_matches('0').is_empty()) {
-            continue;
+        Trim { ranges }
+    }
+
+    pub fn run(&self) {
+        for &(a, len) in &self.ranges {
+            unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) };
         }
-        let Some((a, b)) = f[0].split_once('-') else { continue };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
-        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
     }
 }
 
