@@ -31,8 +31,11 @@ fn each(names: &[String], quiet: bool, mut f: impl FnMut(&str) -> anyhow::Result
 }
 
 pub fn create(g: &Globals, a: super::run::Args) -> anyhow::Result<ExitCode> {
-    let opts = super::run::options(a)?;
-    match containers(g).create(&g.store()?, &opts) {
+    let (opts, store) = match super::run::options(a).and_then(|o| Ok((o, g.store()?))) {
+        Ok(v) => v,
+        Err(e) => return Ok(super::run::refused(&e)),
+    };
+    match containers(g).create(&store, &opts) {
         Ok(c) => {
             crate::outln!("{}", c.id())?;
             Ok(ExitCode::SUCCESS)
