@@ -61,13 +61,14 @@ impl Containers {
             return Ok(rt.signal(sig, all)?);
         }
         let pid = c.state.pid;
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok()));
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+            s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok())
+        });
         if pid > 0 && ppid == Some(c.state.monitor_pid) {
             rustix::process::kill_process(
                 rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Conflict("bad pid".into()))?,
-                rustix::process::Signal::from_named_raw(sig).ok_or_else(|| Error::InvalidArgument(format!("signal {sig}")))?,
+                rustix::process::Signal::from_named_raw(sig)
+                    .ok_or_else(|| Error::InvalidArgument(format!("signal {sig}")))?,
             )
             .map_err(|e| Error::io(format!("kill {pid}"), e.into()))?;
             return Ok(());
@@ -116,11 +117,17 @@ impl Containers {
         self.signal(c, sig, false)
     }
 
-    /// Waits for the container to exit; its exit code.
+    /// Waits for the container to exit and its exit to be recorded whole
+    /// (OOMKilled is known only once cleaned up); its exit code.
     pub fn wait(&self, c: &Container) -> Result<i32> {
         if c.is_running() || c.owned {
             let client = Client::connect(self, c.id()).ok();
             self.wait_exit(c, client, None);
+            let exited = record::load_monitor_state(&c.dir);
+            self.wait_cleaned(&c.dir);
+            if let (false, Some(s)) = (c.dir.exists(), exited) {
+                return Ok(s.exit_code); // --rm removed it
+            }
         }
         let now = record::load(&c.dir)?;
         Ok(now.state.exit_code)
