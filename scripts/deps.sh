@@ -15,6 +15,7 @@ pkgs=(
   containernetworking-plugins iptables aardvark-dns
   systemd dbus  # systemd as PID 1 (and its system bus) in crates/runtime/tests/systemd_cgroup.rs
   curl
+  python3  # a pty for run -it, exec -it and attach (tests/engine_io.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do
