@@ -167,8 +167,10 @@ impl Containers {
 
     /// `rm [-f] [-v]`.
     pub fn remove(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
-        if c.is_running() {
-            if !force {
+        // Created but held by its monitor (its starter killed): no -f needed, as for any created one.
+        let held = c.status == super::Status::Created && super::setup::held(&c.dir);
+        if c.is_running() || held {
+            if !force && !held {
                 return Err(Error::Conflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
                     c.id()
