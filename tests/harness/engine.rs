@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 /// iptables rules from before, and the container IDs seen so far.
 pub struct Engine {
     pub s: TestStore,
-    iptables_before: String,
+    /// `iptables-save` from before the test.
+    pub iptables_before: String,
     seen: Mutex<BTreeSet<String>>,
 }
 
@@ -91,6 +92,11 @@ impl Engine {
     pub fn remember(&self) {
         let ids = entries(&self.s.root.join("containers"));
         self.seen.lock().unwrap().extend(ids.into_iter().filter(|i| i.len() == 64));
+    }
+
+    /// Every container ID seen so far.
+    pub fn ids(&self) -> Vec<String> {
+        self.seen.lock().unwrap().iter().cloned().collect()
     }
 
     /// `inspect -f TEMPLATE NAME`.
