@@ -292,14 +292,7 @@ pub struct PruneArgs {
 }
 
 pub fn prune(g: &Globals, _a: PruneArgs) -> anyhow::Result<ExitCode> {
-    let cs = containers(g);
-    cs.sweep();
-    let mut removed = Vec::new();
-    for c in cs.list()? {
-        if !c.is_running() && !c.owned && cs.remove(&c, false, false).is_ok() {
-            removed.push(c.id().to_string());
-        }
-    }
+    let removed = containers(g).prune()?;
     if !removed.is_empty() {
         crate::outln!("Deleted Containers:")?;
         for id in &removed {

@@ -21,7 +21,7 @@ pub struct StopOptions {
 /// The owner lock, waiting while the holder is only cleaning up after an
 /// exit (a monitor's last moments, its exit command); None if the
 /// container runs.
-fn lock_for_cleanup(dir: &Path) -> Result<Option<File>> {
+pub(crate) fn lock_for_cleanup(dir: &Path) -> Result<Option<File>> {
     let p = dir.join("lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -291,6 +291,22 @@ impl Containers {
         }
         crate::network::sweep_orphans(&crate::network::Networks::new(&self.root, &self.run_root));
         n
+    }
+
+    /// `container prune` (and `system prune`): removes every container that
+    /// is not running and not held by anyone; their IDs.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        self.sweep();
+        let mut removed = Vec::new();
+        for c in self.list()? {
+            // Not `owned`: an exit still being cleaned up holds the lock a moment
+            // (remove waits for it); a created one held by its starter stays.
+            let held = c.owned && c.status == super::Status::Created;
+            if !c.is_running() && !held && self.remove(&c, false, false).is_ok() {
+                removed.push(c.id().to_string());
+            }
+        }
+        Ok(removed)
     }
 
     /// `pause`/`unpause`: the runtime's freezer, and a marker for `ps`.

@@ -53,16 +53,23 @@ impl Containers {
     /// Starts `c` (created or exited); Ok(false) if it already runs.
     pub fn start(&self, store: &Store, c: &Container, how: Start) -> Result<bool> {
         self.sweep();
-        let Some(lock) = take_owner_lock(&c.dir)? else {
-            // Set up and held by its monitor, but whoever was to let it go
-            // was killed (a `run -d` or `start`): let it go now.
-            if how == Start::Now && wait_held(&c.dir) {
-                if let Ok(mut cl) = super::attach::Client::connect(self, c.id()) {
-                    cl.start()?;
-                    return Ok(true);
+        let lock = match take_owner_lock(&c.dir)? {
+            Some(l) => l,
+            None => {
+                // Set up and held by its monitor, but whoever was to let it go
+                // was killed (a `run -d` or `start`): let it go now.
+                if how == Start::Now && wait_held(&c.dir) {
+                    if let Ok(mut cl) = super::attach::Client::connect(self, c.id()) {
+                        cl.start()?;
+                        return Ok(true);
+                    }
+                }
+                // An exit still being cleaned up (`restart` right after `stop`): wait for it.
+                match super::lifecycle::lock_for_cleanup(&c.dir)? {
+                    Some(l) => l,
+                    None => return Ok(false),
                 }
             }
-            return Ok(false);
         };
         // A dead monitor's leftovers first (the sweep may have lost a race).
         if c.dir.join(ACTIVE).exists() {
