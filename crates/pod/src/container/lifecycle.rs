@@ -242,6 +242,7 @@ impl Containers {
             Err(e) => return Err(record::io("unmount", &merged, e.into())),
         }
         let _ = std::fs::remove_file(self.socket(id));
+        crate::volume::Volumes::new(&self.root).container_exited(id);
         if state.status != "exited" || oom {
             if state.status != "exited" {
                 state.status = "exited".into();
