@@ -211,7 +211,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         (&["run", "--rm", "-p", "99999:80", "bb", "true"], "invalid publish spec"),
         (&["run", "--rm", "--add-host", "nohost", "bb", "true"], "invalid --add-host"),
         (&["run", "--rm", "--dns", "resolver.example", "bb", "true"], "invalid --dns"),
-        (&["run", "--rm", "--name", "bad name", "bb", "true"], "invalid container name"),
+        (&["run", "--rm", "--name", "bad name", "bb", "true"], "Invalid container name"),
         (&["run", "--rm", "--network", "container:other", "bb", "true"], "container:other"),
     ];
     for (args, msg) in cases {
@@ -328,6 +328,8 @@ fn published_ports_are_reachable_from_the_host() {
     let server = spawn(
         &s,
         &[
+            "--name",
+            "srv",
             "--network",
             &n,
             "-p",
@@ -340,7 +342,7 @@ fn published_ports_are_reachable_from_the_host() {
             "for i in 1 2; do echo hello$i | nc -l -p 8080; done",
         ],
     );
-    wait_for_ip(&s, &n, "");
+    wait_for_ip(&s, &n, "srv");
     // Another container cannot publish the same host port meanwhile.
     let o = run(&s, &["--network", &n, "-p", &m2, "bb", "true"]);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
