@@ -382,3 +382,21 @@ fn a_killed_starter_leaves_a_held_container() {
     }
     e.assert_no_leaks();
 }
+
+// Broke: a `run`/`create` killed after claiming its name but before its
+// container dir existed left the name forever (a dangling names/ link).
+#[test]
+fn a_name_left_by_a_killed_create_is_swept() {
+    if !privileged("a_name_left_by_a_killed_create_is_swept") {
+        return;
+    }
+    let e = Engine::new();
+    // What such a kill leaves: the name, pointing to no container.
+    let names = e.s.root.join("names");
+    std::fs::create_dir_all(&names).unwrap();
+    std::os::unix::fs::symlink("ab".repeat(32), names.join("stale-name")).unwrap();
+    e.ok(&["ps", "-a"]);
+    assert_eq!(entries(&names), Vec::<String>::new(), "the next command sweeps the dangling name");
+    e.ok(&["create", "--name", "stale-name", "bb", "true"]);
+    e.clean_up();
+}

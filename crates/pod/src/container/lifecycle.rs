@@ -290,6 +290,7 @@ impl Containers {
                 Err(e) => tracing::warn!("removing container {}: {e}", d.name),
             }
         }
+        record::sweep_names(&self.root);
         crate::network::sweep_orphans(&crate::network::Networks::new(&self.root, &self.run_root));
         n
     }
