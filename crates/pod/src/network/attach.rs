@@ -176,6 +176,7 @@ impl Attachment {
             netns: &self.record.netns,
             ifname: &self.record.ifname,
             runtime_config: rc,
+            hold: self.lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
         }
     }
 
@@ -236,8 +237,13 @@ impl Drop for Attachment {
 /// Teardown from a record alone (also after a crash).
 fn undo(networks: &Networks, dir: &Path, r: &AttachmentRecord) -> Result<()> {
     let rc = ports::runtime_config(&r.ports);
-    let inv =
-        cni::Invocation { container_id: &r.container_id, netns: &r.netns, ifname: &r.ifname, runtime_config: &rc };
+    let inv = cni::Invocation {
+        container_id: &r.container_id,
+        netns: &r.netns,
+        ifname: &r.ifname,
+        runtime_config: &rc,
+        hold: None,
+    };
     let dns = if r.dns { dns::Aardvark::new(networks.run_root()).remove(&r.network, &r.container_id) } else { Ok(()) };
     // A run killed during ADD recorded no result: the IP host-local reserved
     // for it stands in, so the firewall and portmap plugins find their rules.

@@ -19,6 +19,10 @@ pub(crate) struct Invocation<'a> {
     pub ifname: &'a str,
     /// Capability arguments, e.g. `{"portMappings": [...]}`.
     pub runtime_config: &'a Value,
+    /// The attachment's lock, inherited by the plugin: if its caller is
+    /// killed, the sweep waits for the plugin to finish its ADD before DEL
+    /// (else the rules it adds after the DEL stay for good).
+    pub hold: Option<std::os::fd::RawFd>,
 }
 
 /// ADD through the whole list; the last plugin's result.
@@ -85,7 +89,19 @@ fn exec(command: &str, conf: &Value, inv: &Invocation) -> Result<Value> {
     let bin = find_plugin(kind)?;
     // The plugins run iptables and ip: make sure the sbin dirs are searched.
     let path = format!("{}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin", std::env::var("PATH").unwrap_or_default());
-    let mut child = Command::new(&bin)
+    let mut cmd = Command::new(&bin);
+    if let Some(fd) = inv.hold {
+        // SAFETY: fcntl is async-signal-safe; `fd` is open in the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", inv.container_id)
         .env("CNI_NETNS", inv.netns)
