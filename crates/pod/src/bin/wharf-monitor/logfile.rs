@@ -82,7 +82,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wharf-monitor-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("ctr.log");
-        let mut l = LogFile::open(&p, 120, 3).unwrap();
+        // Above the first write (3 records of ~45 bytes): it does not rotate.
+        let mut l = LogFile::open(&p, 200, 3).unwrap();
         l.write("stdout", b"one\ntwo\npart");
         let text = std::fs::read_to_string(&p).unwrap();
         let tags: Vec<_> = text.lines().map(|l| l.splitn(4, ' ').skip(1).collect::<Vec<_>>().join(" ")).collect();
