@@ -1,7 +1,8 @@
 //! Chaos: several wharf commands at once (import, build, run, save, rmi,
-//! prune), each SIGKILLed after a random delay, for a bounded time; then one
-//! `wharf system prune -f` must leave nothing: `system check` clean, no
-//! mount, cgroup, runtime state, work dir or process.
+//! prune), each SIGKILLed after a random delay, for a bounded time; then
+//! `rm -f` of the containers (a killed `run` leaves its container running,
+//! as Docker's) and one `wharf system prune -f` must leave nothing:
+//! `system check` clean, no mount, cgroup, runtime state, work dir or process.
 //!
 //! `WHARF_CHAOS_SECS` (default 30) sets the time; `WHARF_CHAOS_SEED` replays
 //! a run's choices of commands and delays (the seed is printed; the
@@ -117,6 +118,16 @@ fn chaos_of_killed_commands_leaves_nothing_after_one_system_prune() {
     watch(&s, &seen);
     eprintln!("chaos: {} commands; left before prune: {:?}", pids.lock().unwrap().len(), mounts_under(s.dir.path()));
 
+    // A killed `wharf run` leaves its container running under its monitor,
+    // as Docker's and podman's do: the user removes them (rm -f), then one
+    // system prune must leave nothing.
+    let ids = s.ok(["ps", "-a", "-q", "--no-trunc"]);
+    if !ids.trim().is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.lines());
+        let o = s.run(&args);
+        assert!(o.status.success(), "WHARF_CHAOS_SEED={seed}: rm -f: {}", String::from_utf8_lossy(&o.stderr));
+    }
     let out = s.ok(["system", "prune", "-f"]);
     eprintln!("{out}");
     let dir = s.dir.path();

@@ -85,6 +85,20 @@ fn is_mounted_under(dir: &Path) -> bool {
     !mounts_under(dir).is_empty()
 }
 
+/// A SIGKILLed `wharf run` leaves its container running under its monitor,
+/// as Docker's and podman's do: `ps` says so. Killing the running monitors too
+/// (SIGKILL, by the pids in monitor.json) makes the orphans the sweep is for.
+fn kill_monitors(s: &TestStore) {
+    let running = s.ok(["ps", "-q", "--no-trunc"]);
+    assert!(!running.trim().is_empty(), "the container should outlive the killed run");
+    for id in running.lines() {
+        let bytes = std::fs::read(s.root.join("containers").join(id).join("monitor.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        // SAFETY: kill(2) of the monitor this test's run started, by its pid.
+        unsafe { libc::kill(v["MonitorPid"].as_i64().unwrap() as i32, libc::SIGKILL) };
+    }
+}
+
 // Broke: a build SIGKILLed in a RUN left its overlay mount, work dir, runtime
 // state, cgroups and the RUN's processes forever; nothing removed them.
 #[test]
@@ -122,6 +136,7 @@ fn run_rm_killed_is_cleaned_by_the_next_prune() {
     let script = format!("echo ready-$((6*7)); sleep 600; : {marker}");
     let child = spawn_until(&s, &["run", "--rm", "bb:1", "sh", "-c", &script].map(std::ffi::OsStr::new), "ready-42");
     sigkill(child);
+    kill_monitors(&s);
     let ids = container_ids(&s);
     assert!(is_mounted_under(s.dir.path()) && ids.len() == 1, "the kill left nothing to clean: test is void");
     assert!(!processes_mentioning(&marker).is_empty(), "the container should outlive the kill");
@@ -153,6 +168,7 @@ fn run_rm_killed_is_cleaned_by_the_next_run() {
     let script = format!("echo ready-$((6*7)); sleep 600; : {marker}");
     let child = spawn_until(&s, &["run", "--rm", "bb:1", "sh", "-c", &script].map(std::ffi::OsStr::new), "ready-42");
     sigkill(child);
+    kill_monitors(&s);
     let ids = container_ids(&s);
     s.ok(["run", "--rm", "bb:1", "true"]);
     assert_nothing_left(&s, &marker, &ids);
@@ -215,6 +231,9 @@ fn image_prune_all_keeps_only_the_images_of_containers() {
     assert!(images.contains("bb") && !images.contains("other"), "{images}");
     sigkill(child);
     let ids = container_ids(&s);
+    // The container outlives its killed run (as Docker's): the user removes it.
+    let id = &ids[0].1;
+    s.ok(["rm", "-f", id.as_str()]);
     s.ok(["system", "prune", "-f"]);
     assert_nothing_left(&s, &marker, &ids);
 }
@@ -238,10 +257,13 @@ fn run_rm_killed_leaves_no_anonymous_volume() {
     // Without --rm the anonymous volume outlives the container, as Docker's
     // (this run's container is swept by the next run).
     sigkill(spawn_until(&s, &args(&[]), "ready-42"));
+    kill_monitors(&s);
     let kept = volumes();
     sigkill(spawn_until(&s, &args(&["--rm"]), "ready-42"));
     let ids = container_ids(&s);
-    assert_eq!((kept.len(), volumes().len(), ids.len()), (1, 2, 1), "the kills left no volumes: test is void");
+    kill_monitors(&s);
+    // The first one's record stays (exited), as a Docker container's would.
+    assert_eq!((kept.len(), volumes().len(), ids.len()), (1, 2, 2), "the kills left no volumes: test is void");
     s.ok(["system", "prune", "-f"]);
     assert_nothing_left(&s, &marker, &ids);
     assert_eq!(volumes(), kept, "only the --rm run's volume goes");

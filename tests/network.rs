@@ -211,7 +211,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         (&["run", "--rm", "-p", "99999:80", "bb", "true"], "invalid publish spec"),
         (&["run", "--rm", "--add-host", "nohost", "bb", "true"], "invalid --add-host"),
         (&["run", "--rm", "--dns", "resolver.example", "bb", "true"], "invalid --dns"),
-        (&["run", "--rm", "--name", "bad name", "bb", "true"], "invalid container name"),
+        (&["run", "--rm", "--name", "bad name", "bb", "true"], "Invalid container name"),
         (&["run", "--rm", "--network", "container:other", "bb", "true"], "container:other"),
     ];
     for (args, msg) in cases {
@@ -328,6 +328,8 @@ fn published_ports_are_reachable_from_the_host() {
     let server = spawn(
         &s,
         &[
+            "--name",
+            "srv",
             "--network",
             &n,
             "-p",
@@ -340,7 +342,7 @@ fn published_ports_are_reachable_from_the_host() {
             "for i in 1 2; do echo hello$i | nc -l -p 8080; done",
         ],
     );
-    wait_for_ip(&s, &n, "");
+    wait_for_ip(&s, &n, "srv");
     // Another container cannot publish the same host port meanwhile.
     let o = run(&s, &["--network", &n, "-p", &m2, "bb", "true"]);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
@@ -436,6 +438,15 @@ fn kill9_of_run_then_prune_leaves_nothing() {
     let mut child = bg.child.take().unwrap();
     child.kill().unwrap(); // SIGKILL to `wharf run`
     child.wait().unwrap();
+    // The container lives on under its monitor (as Docker's): kill that too,
+    // so that nobody tears the network down but the next command.
+    let mon_file = s.root.join("containers").join(&id).join("monitor.json");
+    let t = Instant::now();
+    while !mon_file.exists() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mon: serde_json::Value = serde_json::from_slice(&std::fs::read(&mon_file).unwrap()).unwrap();
+    kill_pid(mon["MonitorPid"].as_i64().unwrap() as i32);
     kill_pid(container_pid(&s, &id).expect("the container outlives its killed wharf run"));
     // The runtime's forked wharf (no exec) inherited the owner lock and holds
     // it until the container is gone: the prune raced its exit and kept the
@@ -454,15 +465,8 @@ fn kill9_of_run_then_prune_leaves_nothing() {
     let ipam = s.root.join("cni/ipam").join(&n).join(&ip);
     assert!(!ipam.exists(), "IP reservation {ip} left");
     assert!(!iptables_save().contains(&id), "iptables rules of {id} left");
-    // The container itself (overlay, runtime state) is the engine's sweep; clean it here.
-    let rt = wharf_tests::bin("wharf-runtime");
-    let st =
-        Command::new(rt).arg("--root").arg(s.dir.path().join("run/runtime")).args(["delete", "--force", &id]).status();
-    assert!(st.unwrap().success());
-    for m in mounts_under(s.dir.path()) {
-        let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
-    }
-    let _ = std::fs::remove_dir_all(s.root.join("containers").join(&id));
+    // The container itself (overlay, runtime state, record) is the engine's: rm -f.
+    s.ok(["rm", "-f", &id]);
     assert_no_network_leaks(&s, &[&n]);
 }
 

@@ -62,8 +62,9 @@ fn exit_status_env_workdir_user_entrypoint() {
     assert_eq!(stdout(&o).trim(), "1 yes /tmp 65534", "{}", String::from_utf8_lossy(&o.stderr));
     let o = run(&s, &["--entrypoint", "/bin/echo", "bb", "from", "entrypoint"]);
     assert_eq!(stdout(&o).trim(), "from entrypoint");
+    // Docker's and podman's code for a command not found.
     let o = run(&s, &["bb", "/no/such/binary"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/binary"));
     assert_clean(&s);
 }

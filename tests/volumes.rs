@@ -206,15 +206,19 @@ fn anonymous_volumes_for_image_volumes() {
     assert!(names(&s).is_empty());
     // A container that cannot start leaves no anonymous volume, even without --rm.
     let o = s.run(["run", "seeded", "/no/such/binary"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(127), "Docker's code for a command not found");
     assert!(names(&s).is_empty(), "{:?}", names(&s));
-    // Without --rm the container goes (no kept containers yet) and the volume stays, dangling.
-    out(&s.run(["run", "seeded", "true"]));
+    // Without --rm the container stays (exited), and its volume in use by it, as Docker's.
+    out(&s.run(["run", "--name", "kept", "seeded", "true"]));
     let left = names(&s);
     assert_eq!(left.len(), 1);
     let v: serde_json::Value = serde_json::from_str(&s.ok(["volume", "inspect", &left[0]])).unwrap();
     assert_eq!(v[0]["Labels"]["com.docker.volume.anonymous"], "");
     s.ok(["volume", "create", "named"]);
+    let p = s.ok(["volume", "prune", "-f"]);
+    assert!(!p.contains(&left[0]), "a stopped container's volume is in use: {p}");
+    // Removed without -v, the container leaves it dangling.
+    s.ok(["rm", "kept"]);
     let p = s.ok(["volume", "prune", "-f"]);
     assert!(p.contains(&left[0]) && !p.contains("named"), "{p}");
     assert_eq!(names(&s), ["named"]);

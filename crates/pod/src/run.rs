@@ -174,6 +174,9 @@ pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<
         End::Exited(code) => {
             cs.cleanup(c.id());
             let _ = client.send(proto::CLEANED, &[]);
+            // Until the monitor hangs up (it exits at once): nothing of the
+            // container outlives this command.
+            let _ = client.wait_exit(Some(std::time::Instant::now() + std::time::Duration::from_secs(5)));
             Ok(code)
         }
         End::Detached => Ok(0),

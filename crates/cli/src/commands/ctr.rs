@@ -31,11 +31,11 @@ fn each(names: &[String], quiet: bool, mut f: impl FnMut(&str) -> anyhow::Result
 }
 
 pub fn create(g: &Globals, a: super::run::Args) -> anyhow::Result<ExitCode> {
-    let opts = match super::run::options(a) {
-        Ok(o) => o,
-        Err(e) => return Ok(super::run_host::refused(&e)),
+    let (opts, store) = match super::run::options(a).and_then(|o| Ok((o, g.store()?))) {
+        Ok(v) => v,
+        Err(e) => return Ok(super::run::refused(&e)),
     };
-    match containers(g).create(&g.store()?, &opts) {
+    match containers(g).create(&store, &opts) {
         Ok(c) => {
             crate::outln!("{}", c.id())?;
             Ok(ExitCode::SUCCESS)
@@ -292,14 +292,7 @@ pub struct PruneArgs {
 }
 
 pub fn prune(g: &Globals, _a: PruneArgs) -> anyhow::Result<ExitCode> {
-    let cs = containers(g);
-    cs.sweep();
-    let mut removed = Vec::new();
-    for c in cs.list()? {
-        if !c.is_running() && !c.owned && cs.remove(&c, false, false).is_ok() {
-            removed.push(c.id().to_string());
-        }
-    }
+    let removed = containers(g).prune()?;
     if !removed.is_empty() {
         crate::outln!("Deleted Containers:")?;
         for id in &removed {

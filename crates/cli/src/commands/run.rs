@@ -152,11 +152,10 @@ fn env_entries(a: &Args) -> anyhow::Result<Vec<String>> {
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let detach = a.detach;
-    let opts = match options(a) {
-        Ok(o) => o,
-        Err(e) => return Ok(super::run_host::refused(&e)),
+    let (opts, store) = match options(a).and_then(|o| Ok((o, g.store()?))) {
+        Ok(v) => v,
+        Err(e) => return Ok(refused(&e)),
     };
-    let store = g.store()?;
     if detach {
         return match wharf_pod::run::run_detached(&store, &g.run_root, &opts) {
             Ok(id) => {
@@ -172,14 +171,21 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A flag wharf cannot use: Docker's 125 too.
+pub fn refused(e: &anyhow::Error) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "wharf: {e:#}");
+    ExitCode::from(125)
+}
+
 /// Docker's convention: 125 when the container could not be run at all,
 /// 126 when its command cannot be executed, 127 when it is not found.
 pub fn failed(e: &wharf_pod::Error) -> ExitCode {
     let msg = e.to_string();
     let _ = writeln!(std::io::stderr(), "wharf: {msg}");
-    if msg.contains("not found") && (msg.contains("executable") || msg.contains("exec")) {
+    let exec = msg.contains("exec");
+    if exec && (msg.contains("not found") || msg.contains("No such file or directory")) {
         ExitCode::from(127)
-    } else if msg.contains("ermission denied") && msg.contains("exec") {
+    } else if exec && msg.contains("ermission denied") || msg.contains("is not an executable file") {
         ExitCode::from(126)
     } else {
         ExitCode::from(125)

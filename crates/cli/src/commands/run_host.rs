@@ -1,9 +1,7 @@
 //! `wharf run`'s security, device, rlimit, sysctl, cgroup and `--init`
 //! flags: parsed here with the library's parsers into a `HostConfig`.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use wharf_pod::hostconfig::{self as hc, HostConfig};
 
@@ -103,12 +101,6 @@ impl HostFlags {
         out.extend(flags);
         Ok(out)
     }
-}
-
-/// A flag refused before any container exists: Docker's exit status 125.
-pub fn refused(e: &anyhow::Error) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "wharf: {e:#}");
-    ExitCode::from(125)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 const WARNING: &str = "WARNING! This will remove:
-  - all containers whose wharf run was killed, and what killed builds left
+  - all stopped containers, and what killed commands left
   - all networks not used by at least one container
   - all dangling images
   - unused build cache";
@@ -29,6 +29,11 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     if !a.force && !confirmed(a.all, a.volumes)? {
         eprintln!("wharf: nothing removed (confirm with y, or pass -f)");
         return Ok(ExitCode::FAILURE);
+    }
+    // Stopped containers first (Docker's order): their images become unused.
+    let ctrs = wharf_pod::Containers::new(&g.root, &g.run_root).prune()?;
+    if !ctrs.is_empty() {
+        crate::outln!("Deleted Containers:\n{}\n", ctrs.join("\n"))?;
     }
     let r = super::prune::prune(g, a.all)?.images;
     super::prune::print_images(&r, a.all)?;

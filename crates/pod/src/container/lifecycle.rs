@@ -21,7 +21,7 @@ pub struct StopOptions {
 /// The owner lock, waiting while the holder is only cleaning up after an
 /// exit (a monitor's last moments, its exit command); None if the
 /// container runs.
-fn lock_for_cleanup(dir: &Path) -> Result<Option<File>> {
+pub(crate) fn lock_for_cleanup(dir: &Path) -> Result<Option<File>> {
     let p = dir.join("lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -121,11 +121,17 @@ impl Containers {
         Ok(())
     }
 
-    /// Waits for the container to exit; its exit code.
+    /// Waits for the container to exit and its exit to be recorded whole
+    /// (OOMKilled is known only once cleaned up); its exit code.
     pub fn wait(&self, c: &Container) -> Result<i32> {
         if c.is_running() || c.owned {
             let client = Client::connect(self, c.id()).ok();
             self.wait_exit(c, client, None);
+            let exited = record::load_monitor_state(&c.dir);
+            self.wait_cleaned(&c.dir);
+            if let (false, Some(s)) = (c.dir.exists(), exited) {
+                return Ok(s.exit_code); // --rm removed it
+            }
         }
         let now = record::load(&c.dir)?;
         Ok(now.state.exit_code)
@@ -165,8 +171,10 @@ impl Containers {
 
     /// `rm [-f] [-v]`.
     pub fn remove(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
-        if c.is_running() {
-            if !force {
+        // Created but held by its monitor (its starter killed): no -f needed, as for any created one.
+        let held = c.status == super::Status::Created && super::setup::held(&c.dir);
+        if c.is_running() || held {
+            if !force && !held {
                 return Err(Error::Conflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
                     c.id()
@@ -239,6 +247,7 @@ impl Containers {
             Err(e) => return Err(record::io("unmount", &merged, e.into())),
         }
         let _ = std::fs::remove_file(self.socket(id));
+        crate::volume::Volumes::new(&self.root).container_exited(id);
         if state.status != "exited" || oom {
             if state.status != "exited" {
                 state.status = "exited".into();
@@ -287,8 +296,25 @@ impl Containers {
                 Err(e) => tracing::warn!("removing container {}: {e}", d.name),
             }
         }
+        record::sweep_names(&self.root);
         crate::network::sweep_orphans(&crate::network::Networks::new(&self.root, &self.run_root));
         n
+    }
+
+    /// `container prune` (and `system prune`): removes every container that
+    /// is not running and not held by anyone; their IDs.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        self.sweep();
+        let mut removed = Vec::new();
+        for c in self.list()? {
+            // Not `owned`: an exit still being cleaned up holds the lock a moment
+            // (remove waits for it); a created one held by its starter stays.
+            let held = c.owned && c.status == super::Status::Created;
+            if !c.is_running() && !held && self.remove(&c, false, false).is_ok() {
+                removed.push(c.id().to_string());
+            }
+        }
+        Ok(removed)
     }
 
     /// `pause`/`unpause`: the runtime's freezer, and a marker for `ps`.

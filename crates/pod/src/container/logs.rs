@@ -125,8 +125,12 @@ pub fn write_logs(c: &Container, o: &LogOptions, out: &mut impl Write, err: &mut
     Ok(())
 }
 
-/// `-f`: new lines as they come; a rotation (a new inode) restarts at the
-/// new file's start. Ends once the container stops and all is read.
+/// `-f`: new lines as they come, following the file across rotations:
+/// `(ino, offset)` is how far the file with that inode was read; each
+/// round reads it on from there (wherever rotation moved it: `ctr.log.N`)
+/// and every newer file whole, so no line is lost or repeated however
+/// many rotations happened in between. Ends once the container stops and
+/// all is read.
 fn follow(
     c: &Container,
     o: &LogOptions,
@@ -141,27 +145,27 @@ fn follow(
     loop {
         let running =
             record::load(&c.dir).is_ok_and(|c| c.is_running() || c.status == super::Status::Created && c.owned);
-        let Ok(mut file) = File::open(&log) else {
-            if !running {
-                return Ok(());
+        // Opened before reading: a rotation now moves the files, not the open inodes.
+        let opened: Vec<(u64, File)> = files(&log)
+            .iter()
+            .filter_map(|p| File::open(p).ok())
+            .filter_map(|f| f.metadata().ok().map(|m| (m.ino(), f)))
+            .collect();
+        // Ours, else (rotated away past max-file, or a new log) the oldest there is.
+        let from = match opened.iter().position(|(i, _)| *i == ino) {
+            Some(i) => i,
+            None => {
+                offset = 0;
+                0
             }
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
         };
-        let meta = file.metadata().map_err(|e| Error::io("stat log", e))?;
-        if meta.ino() != ino || meta.len() < offset {
-            // Rotated: what the old file still had after `offset` is in ctr.log.1.
-            let old = PathBuf::from(format!("{}.1", log.display()));
-            if let Ok(mut f) = File::open(&old) {
-                if f.metadata().is_ok_and(|m| m.ino() == ino) && f.seek(SeekFrom::Start(offset)).is_ok() {
-                    read_new(&mut f, &mut buf, &mut parser, o, out, err)?;
-                }
+        for (i, mut f) in opened.into_iter().skip(from) {
+            if i != ino {
+                (ino, offset) = (i, 0);
             }
-            ino = meta.ino();
-            offset = 0;
+            f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek log", e))?;
+            offset += read_new(&mut f, &mut buf, &mut parser, o, out, err)?;
         }
-        file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek log", e))?;
-        offset += read_new(&mut file, &mut buf, &mut parser, o, out, err)?;
         out.flush().map_err(io)?;
         if !running {
             return Ok(());

@@ -138,9 +138,13 @@ impl Containers {
             crate::run::image(store, o)?
         };
         let id = crate::run::new_id();
-        let name = self.claim_name(o.name.as_deref(), &id)?;
+        let mut claimed = None;
         let made = (|| {
             let owner = wharf_image::OwnedDir::create(&self.containers_dir(), &id)?;
+            // The name after the dir: a name whose dir is gone is stale (a
+            // creation killed in between), for claim_name and the sweep.
+            let name = self.claim_name(o.name.as_deref(), &id)?;
+            claimed = Some(name.clone());
             let image_file = owner.path().join(crate::leftover::IMAGE_FILE);
             let digest = img.target.digest().to_string();
             std::fs::write(&image_file, &digest)
@@ -178,7 +182,9 @@ impl Containers {
             record::load(owner.path())
         })();
         if made.is_err() {
-            record::release_name(&self.root, &name, &id);
+            if let Some(name) = &claimed {
+                record::release_name(&self.root, name, &id);
+            }
             let _ = wharf_image::Rootfs::remove(&self.dir(&id));
         }
         made

@@ -204,8 +204,8 @@ pub(crate) fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let owner = std::fs::read_link(&link).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-            // A name left by a container whose record is gone (killed mid-rm).
-            if !owner.is_empty() && !root.join("containers").join(&owner).join(RECORD).exists() && owner != id {
+            // A name left by a container whose dir is gone (killed mid-rm or mid-create).
+            if !owner.is_empty() && !root.join("containers").join(&owner).exists() && owner != id {
                 let _ = std::fs::remove_file(&link);
                 return claim_name(root, name, id);
             }
@@ -214,6 +214,17 @@ pub(crate) fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
             )))
         }
         Err(e) => Err(io("create", &link, e)),
+    }
+}
+
+/// Removes the names whose container dir is gone (a `create` or `rm`
+/// killed between the name and the dir).
+pub(crate) fn sweep_names(root: &Path) {
+    for e in std::fs::read_dir(root.join("names")).into_iter().flatten().flatten() {
+        let Ok(id) = std::fs::read_link(e.path()) else { continue };
+        if !root.join("containers").join(&id).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

@@ -53,7 +53,24 @@ impl Containers {
     /// Starts `c` (created or exited); Ok(false) if it already runs.
     pub fn start(&self, store: &Store, c: &Container, how: Start) -> Result<bool> {
         self.sweep();
-        let Some(lock) = take_owner_lock(&c.dir)? else { return Ok(false) };
+        let lock = match take_owner_lock(&c.dir)? {
+            Some(l) => l,
+            None => {
+                // Set up and held by its monitor, but whoever was to let it go
+                // was killed (a `run -d` or `start`): let it go now.
+                if how == Start::Now && wait_held(&c.dir) {
+                    if let Ok(mut cl) = super::attach::Client::connect(self, c.id()) {
+                        cl.start()?;
+                        return Ok(true);
+                    }
+                }
+                // An exit still being cleaned up (`restart` right after `stop`): wait for it.
+                match super::lifecycle::lock_for_cleanup(&c.dir)? {
+                    Some(l) => l,
+                    None => return Ok(false),
+                }
+            }
+        };
         // A dead monitor's leftovers first (the sweep may have lost a race).
         if c.dir.join(ACTIVE).exists() {
             self.cleanup_locked(c.id(), false)?;
@@ -147,6 +164,21 @@ impl Containers {
             }
         }
     }
+}
+
+/// A live monitor holds the container created, its process waiting for START.
+pub(crate) fn held(dir: &Path) -> bool {
+    record::lock_held(dir) && record::load_monitor_state(dir).is_some_and(|s| s.status == "created")
+}
+
+/// Whether the container is [`held`], waiting (10 s at most) while its
+/// owner is still setting it up: no monitor state yet, the lock held.
+fn wait_held(dir: &Path) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while record::load_monitor_state(dir).is_none() && record::lock_held(dir) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    held(dir)
 }
 
 /// Unmounts the rootfs unless kept.

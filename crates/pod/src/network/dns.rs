@@ -129,11 +129,22 @@ impl Aardvark {
             .unwrap_or(0)
     }
 
-    /// The running server's pid, if its pid file names a live aardvark-dns.
+    /// The running server's pid, if its pid file names a live aardvark-dns;
+    /// else (the run root wiped under it) the aardvark-dns serving this dir.
     fn running(&self) -> Option<i32> {
-        let pid: i32 = std::fs::read_to_string(self.dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        (comm.trim() == "aardvark-dns").then_some(pid)
+        let is_aardvark =
+            |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "aardvark-dns");
+        let from_file: Option<i32> =
+            std::fs::read_to_string(self.dir.join(PID_FILE)).ok().and_then(|p| p.trim().parse().ok());
+        if let Some(pid) = from_file.filter(|p| is_aardvark(*p)) {
+            return Some(pid);
+        }
+        let want = format!("\0--config\0{}\0", self.dir.display());
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            (is_aardvark(pid) && String::from_utf8_lossy(&cmd).contains(&want)).then_some(pid)
+        })
     }
 
     /// SIGHUP to the running server; or start one when there is config.

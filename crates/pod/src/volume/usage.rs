@@ -104,6 +104,26 @@ pub(super) fn users(vol_dir: &Path, containers: &Path) -> Result<Vec<String>> {
 }
 
 impl Volumes {
+    /// After `container` exited (its monitor, which held its uses, gone):
+    /// the last user out unmounts the driver's filesystem of the volumes it
+    /// used. Its user entries stay while its record does (a stopped
+    /// container still references its volumes, as Docker's).
+    pub(crate) fn container_exited(&self, container: &str) {
+        let Ok(_lock) = self.lock() else { return };
+        for v in self.list().unwrap_or_default().into_iter().filter(|v| !v.options.is_empty()) {
+            let dir = self.path(&v.name);
+            if !dir.join("users").join(container).exists() {
+                continue;
+            }
+            // `.use` free: no running container holds it any more.
+            if let Ok(Some(_nobody)) = try_exclusive(&dir) {
+                if let Err(e) = unmount_data(&dir) {
+                    tracing::warn!("volume {}: {e}", v.name);
+                }
+            }
+        }
+    }
+
     /// Starts `container`'s use of volume `name` (mounting the driver's
     /// filesystem if this is the first user).
     pub fn acquire(&self, name: &str, container: &str) -> Result<VolumeUse> {

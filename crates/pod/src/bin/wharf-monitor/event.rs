@@ -190,7 +190,7 @@ impl Monitor {
         let log = std::fs::read_to_string(self.a.dir.join("runtime.log")).unwrap_or_default();
         let line = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
         // JSON lines from `--log-format json`, or text.
-        let msg = line.split("\"msg\":\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_string).unwrap_or(line);
+        let msg = quoted_after(&line, "\"msg\":\"").or_else(|| quoted_after(&line, " msg=\"")).unwrap_or(line);
         if msg.is_empty() {
             format!("wharf-runtime {op} failed")
         } else {
@@ -626,6 +626,21 @@ fn write_all_fd(fd: RawFd, mut data: &[u8]) {
         }
         data = &data[n as usize..];
     }
+}
+
+/// The quoted value after `key` (which ends with its opening quote), unescaped.
+fn quoted_after(line: &str, key: &str) -> Option<String> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 fn json_escape(s: &str) -> String {
