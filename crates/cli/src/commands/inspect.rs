@@ -45,10 +45,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         }
-        let img = store.resolve(name).map_err(|e| match kind {
-            None => anyhow::anyhow!("Error: No such object: {name}"),
-            _ => e.into(),
-        })?;
+        let img = store.resolve(name)?;
         let tags: Vec<&str> = index
             .manifests()
             .iter()

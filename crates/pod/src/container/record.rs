@@ -236,9 +236,10 @@ pub(crate) fn release_name(root: &Path, name: &str, id: &str) {
     }
 }
 
-/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// Docker's characters, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; one character is
+/// enough, as podman's rule has it (Docker wants two).
 pub(crate) fn check_name(name: &str) -> Result<()> {
-    let ok = name.len() >= 2
+    let ok = !name.is_empty()
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if ok {
