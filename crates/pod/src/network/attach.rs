@@ -412,6 +412,14 @@ pub fn sweep_orphans(networks: &Networks) {
 
 /// [`sweep_orphans`] with the networks lock, `held`, already taken by the caller.
 pub(crate) fn sweep_locked(networks: &Networks, held: &OwnedFd) {
+    sweep_locked_with(networks, held, false)
+}
+
+/// [`sweep_locked`]; `thorough` (network rm and prune) also looks through
+/// every process for an aardvark-dns whose pid file a wiped run root took
+/// with it — too slow for the sweep every command does (hundreds of
+/// /proc reads).
+pub(crate) fn sweep_locked_with(networks: &Networks, held: &OwnedFd, thorough: bool) {
     let run_root = networks.run_root();
     for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
         let dir = e.path();
@@ -459,7 +467,7 @@ pub(crate) fn sweep_locked(networks: &Networks, held: &OwnedFd) {
             let _ = aardvark.remove(&net, &id);
         }
     }
-    aardvark.sweep();
+    aardvark.sweep(thorough);
 }
 
 /// Attachment record dirs whose owner died (its lock is free, or it has

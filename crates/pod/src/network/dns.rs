@@ -130,14 +130,18 @@ impl Aardvark {
     }
 
     /// The running server's pid, if its pid file names a live aardvark-dns;
-    /// else (the run root wiped under it) the aardvark-dns serving this dir.
-    fn running(&self) -> Option<i32> {
+    /// else, with `scan` (the run root wiped under it), the aardvark-dns
+    /// serving this dir found among all processes.
+    fn running(&self, scan: bool) -> Option<i32> {
         let is_aardvark =
             |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "aardvark-dns");
         let from_file: Option<i32> =
             std::fs::read_to_string(self.dir.join(PID_FILE)).ok().and_then(|p| p.trim().parse().ok());
         if let Some(pid) = from_file.filter(|p| is_aardvark(*p)) {
             return Some(pid);
+        }
+        if !scan {
+            return None;
         }
         let want = format!("\0--config\0{}\0", self.dir.display());
         std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
@@ -149,7 +153,8 @@ impl Aardvark {
 
     /// SIGHUP to the running server; or start one when there is config.
     fn reload(&self) -> Result<()> {
-        if let Some(pid) = self.running() {
+        // Before starting one: never two servers for one config dir.
+        if let Some(pid) = self.running(true) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP);
             return Ok(());
         }
@@ -176,8 +181,9 @@ impl Aardvark {
         Ok(())
     }
 
-    /// Stops the server (a store's last network removed, or a sweep).
-    pub(crate) fn sweep(&self) {
+    /// Stops the server (a store's last network removed, or a sweep);
+    /// `scan`: see [`Aardvark::running`].
+    pub(crate) fn sweep(&self, scan: bool) {
         let Ok(_lock) = crate::network::lock_file(&self.lock, true) else { return };
         // Temp files of writes a kill -9 cut short (writes hold this lock).
         let parent = self.lock.parent().unwrap_or(Path::new("."));
@@ -187,7 +193,7 @@ impl Aardvark {
             }
         }
         if self.configs() == 0 {
-            if let Some(pid) = self.running() {
+            if let Some(pid) = self.running(scan) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
             }
             let _ = std::fs::remove_file(self.dir.join(PID_FILE));

@@ -293,7 +293,7 @@ impl Networks {
     /// config and records. The default network too (it is made again on use).
     pub fn remove(&self, name_or_id: &str) -> Result<Network> {
         let lock = self.lock()?;
-        attach::sweep_locked(self, &lock);
+        attach::sweep_locked_with(self, &lock, true);
         let net = self.get(name_or_id)?;
         let users = self.containers(&net);
         if !users.is_empty() {
@@ -329,7 +329,7 @@ impl Networks {
     pub fn prune(&self) -> Result<Vec<String>> {
         // One lock for all: no run can join a network between its check and its removal.
         let lock = self.lock()?;
-        attach::sweep_locked(self, &lock);
+        attach::sweep_locked_with(self, &lock, true);
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for n in self.list()? {
