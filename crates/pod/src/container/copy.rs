@@ -140,7 +140,7 @@ fn with_root<T>(cs: &Containers, store: &Store, c: &Container, f: impl FnOnce(&O
     }
     // Stopped: its rootfs, mounted for the copy under the owner lock.
     cs.sweep();
-    let lock = owner_lock(&c.dir)?
+    let lock = super::lifecycle::lock_for_cleanup(&c.dir)?
         .ok_or_else(|| Error::Conflict(format!("container {} is starting or running; try again", c.id())))?;
     if c.dir.join(record::ACTIVE).exists() {
         // Its monitor died before cleaning up (the sweep lost a race).
@@ -236,31 +236,6 @@ struct Unmount<'a>(&'a Path);
 impl Drop for Unmount<'_> {
     fn drop(&mut self) {
         let _ = rustix::mount::unmount(self.0, rustix::mount::UnmountFlags::DETACH);
-    }
-}
-
-fn owner_lock(dir: &Path) -> Result<Option<std::fs::File>> {
-    use rustix::fs::{flock, FlockOperation};
-    let p = dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| record::io("open", &p, e))?;
-    // A monitor that reported the exit holds the lock while it cleans up: wait for that.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(Some(f)),
-            Err(rustix::io::Errno::WOULDBLOCK) => {}
-            Err(e) => return Err(record::io("lock", &p, e.into())),
-        }
-        let exiting = record::load_monitor_state(dir).is_some_and(|s| s.status == "exited");
-        if !exiting || std::time::Instant::now() > deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

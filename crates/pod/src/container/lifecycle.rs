@@ -5,7 +5,6 @@ use super::attach::Client;
 use super::record::{self, Container, MonitorState, ACTIVE, STOPPED};
 use super::Containers;
 use crate::error::{Error, Result};
-use rustix::fs::{flock, FlockOperation};
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,19 +21,10 @@ pub struct StopOptions {
 /// exit (a monitor's last moments, its exit command); None if the
 /// container runs.
 pub(crate) fn lock_for_cleanup(dir: &Path) -> Result<Option<File>> {
-    let p = dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| record::io("open", &p, e))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(Some(f)),
-            Err(rustix::io::Errno::WOULDBLOCK) => {}
-            Err(e) => return Err(record::io("lock", &p, e.into())),
+        if let Some(f) = record::try_owner_lock(dir)? {
+            return Ok(Some(f));
         }
         let exited = record::load_monitor_state(dir).is_some_and(|s| s.status == "exited");
         if !exited || Instant::now() > deadline {

@@ -160,6 +160,20 @@ pub(crate) fn save_monitor_state(dir: &Path, s: &MonitorState) -> Result<()> {
     write_atomic(&dir.join(MONITOR), &bytes)
 }
 
+/// `<dir>/lock` (made if missing) locked exclusively, without waiting;
+/// None if someone holds it.
+pub(crate) fn try_owner_lock(dir: &Path) -> Result<Option<std::fs::File>> {
+    use rustix::fs::{flock, FlockOperation};
+    let p = dir.join("lock");
+    let f =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| io("open", &p, e))?;
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(io("lock", &p, e.into())),
+    }
+}
+
 /// Whether someone holds `<dir>/lock` (a shared try-lock, released at once).
 pub(crate) fn lock_held(dir: &Path) -> bool {
     use rustix::fs::{flock, FlockOperation, Mode, OFlags};

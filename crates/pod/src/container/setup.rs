@@ -8,7 +8,6 @@ use super::{monitor, Containers};
 use crate::error::{Error, Result};
 use crate::network::{self, AttachRequest, Attachment};
 use crate::run::{NetworkMode, RunOptions};
-use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use wharf_image::Store;
@@ -21,23 +20,6 @@ pub enum Start {
     /// Created, its process held until a client sends START on the attach
     /// socket (`run` in the foreground attaches first, so no output is missed).
     OnAttach,
-}
-
-/// The owner lock, taken without waiting.
-fn take_owner_lock(dir: &Path) -> Result<Option<File>> {
-    use rustix::fs::{flock, FlockOperation};
-    let p = dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| record::io("open", &p, e))?;
-    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(f)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(record::io("lock", &p, e.into())),
-    }
 }
 
 /// Undoes a failed setup: `active` goes, the lock is released by drop.
@@ -53,7 +35,7 @@ impl Containers {
     /// Starts `c` (created or exited); Ok(false) if it already runs.
     pub fn start(&self, store: &Store, c: &Container, how: Start) -> Result<bool> {
         self.sweep();
-        let lock = match take_owner_lock(&c.dir)? {
+        let lock = match record::try_owner_lock(&c.dir)? {
             Some(l) => l,
             None => {
                 // Set up and held by its monitor, but whoever was to let it go

@@ -553,6 +553,9 @@ mod tests {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     sweep_orphans(&nets);
+                    // flock is not fair: a sweeper that takes the lock back at
+                    // once would starve the setups (commands sweep once each).
+                    std::thread::sleep(std::time::Duration::from_micros(200));
                 }
             })
         };
