@@ -332,35 +332,12 @@ fn new_session_keyring() {
     unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0usize) };
 }
 
-/// The namespace a sysctl belongs to; anything else would change the host.
-fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
-    const IPC: &[&str] = &[
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    if key.starts_with("net.") {
-        Some(LinuxNamespaceType::Network)
-    } else if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
-        Some(LinuxNamespaceType::Ipc)
-    } else if key == "kernel.hostname" || key == "kernel.domainname" {
-        Some(LinuxNamespaceType::Uts)
-    } else {
-        None
-    }
-}
-
 fn set_sysctls(spec: &Spec, ns: &NsPlan) -> Result<()> {
     for (k, v) in spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
         if k.contains("..") || k.contains('/') {
             return Err(Error::InvalidArgument(format!("bad sysctl key {k:?}")));
         }
-        match sysctl_namespace(k) {
+        match crate::spec::sysctl_namespace(k) {
             Some(t) if ns.has(t) => {}
             Some(t) => {
                 return Err(Error::InvalidArgument(format!(

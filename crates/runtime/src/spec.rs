@@ -273,6 +273,29 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
     Ok((uid, gid, groups))
 }
 
+/// The namespace a sysctl belongs to; anything else would change the host.
+pub fn sysctl_namespace(key: &str) -> Option<oci_spec::runtime::LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if key.starts_with("net.") {
+        Some(oci_spec::runtime::LinuxNamespaceType::Network)
+    } else if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(oci_spec::runtime::LinuxNamespaceType::Ipc)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(oci_spec::runtime::LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

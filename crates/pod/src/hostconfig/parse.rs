@@ -12,50 +12,8 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
 }
 
-/// Capability names by kernel number (linux/capability.h), as Docker lists them.
-pub(crate) const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+/// Capability names by kernel number, as Docker lists them.
+pub(crate) use wharf_runtime::caps::NAMES as CAPABILITIES;
 
 /// `--cap-add`/`--cap-drop` value: `net_admin`, `CAP_NET_ADMIN` → `CAP_NET_ADMIN`; `all` → `ALL`.
 /// `which` is `CapAdd` or `CapDrop`, for Docker's message.
@@ -185,19 +143,11 @@ impl DeviceMapping {
 
 /// `--sysctl KEY=VALUE`: only the namespaced ones Docker allows.
 pub fn parse_sysctl(s: &str) -> Result<(String, String)> {
-    const KEYS: [&str; 8] = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
     let not_allowed = || invalid(format!("sysctl '{s}' is not allowed"));
     let (k, v) = s.split_once('=').ok_or_else(not_allowed)?;
-    if KEYS.contains(&k) || k.starts_with("net.") || k.starts_with("fs.mqueue.") {
+    use wharf_runtime::oci_spec::runtime::LinuxNamespaceType::{Ipc, Network};
+    // Docker allows the IPC and network ones (not the UTS ones the runtime knows).
+    if matches!(wharf_runtime::spec::sysctl_namespace(k), Some(Ipc | Network)) {
         Ok((k.to_string(), v.to_string()))
     } else {
         Err(not_allowed())
