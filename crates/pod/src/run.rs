@@ -147,7 +147,7 @@ pub(crate) fn write_spec(
 pub fn run_detached(store: &Store, run_root: &Path, o: &RunOptions) -> Result<String> {
     let cs = Containers::new(store.root(), run_root);
     let c = cs.create(store, o)?;
-    if let Err(e) = cs.start(store, &c, Start::Now) {
+    if let Err(e) = cs.start_swept(store, &c, Start::Now) {
         let _ = cs.remove(&c, true, true);
         return Err(e);
     }
@@ -161,7 +161,7 @@ pub fn run_detached(store: &Store, run_root: &Path, o: &RunOptions) -> Result<St
 pub fn run_foreground(store: &Store, run_root: &Path, o: &RunOptions) -> Result<i32> {
     let cs = Containers::new(store.root(), run_root);
     let c = cs.create(store, o)?;
-    if let Err(e) = cs.start(store, &c, Start::OnAttach) {
+    if let Err(e) = cs.start_swept(store, &c, Start::OnAttach) {
         let _ = cs.remove(&c, true, true);
         return Err(e);
     }

@@ -35,6 +35,12 @@ impl Containers {
     /// Starts `c` (created or exited); Ok(false) if it already runs.
     pub fn start(&self, store: &Store, c: &Container, how: Start) -> Result<bool> {
         self.sweep();
+        self.start_swept(store, c, how)
+    }
+
+    /// [`Containers::start`] right after [`Containers::create`], which swept
+    /// already (`run`: once per command on the start-up path).
+    pub(crate) fn start_swept(&self, store: &Store, c: &Container, how: Start) -> Result<bool> {
         let lock = match record::try_owner_lock(&c.dir)? {
             Some(l) => l,
             None => {

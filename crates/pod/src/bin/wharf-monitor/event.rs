@@ -643,7 +643,8 @@ fn quoted_after(line: &str, key: &str) -> Option<String> {
     Some(out)
 }
 
-fn json_escape(s: &str) -> String {
+/// A JSON string's body, escaped (the monitor writes its files without serde).
+pub(crate) fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

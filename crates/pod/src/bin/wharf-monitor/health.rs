@@ -228,7 +228,7 @@ impl Health {
                 e.start,
                 e.end,
                 e.code,
-                escape(&e.output)
+                crate::event::json_escape(&e.output)
             ));
         }
         body.push_str("]}\n");
@@ -237,20 +237,6 @@ impl Health {
             let _ = std::fs::rename(&tmp, &self.file);
         }
     }
-}
-
-/// A JSON string's body, escaped.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn kill_group(pgid: i32) {
