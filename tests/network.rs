@@ -139,9 +139,20 @@ fn assert_no_network_leaks(s: &TestStore, nets: &[&str]) {
     assert!(!pid_file.exists(), "aardvark-dns still running");
 }
 
-/// After `network rm`: no bridge and no iptables rule naming it.
-fn assert_bridge_gone(bridge: &str) {
-    assert!(!Path::new("/sys/class/net").join(bridge).exists(), "bridge {bridge} leaked");
+/// A link's ifindex, if it exists.
+fn ifindex(link: &str) -> Option<String> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(link).join("ifindex")).ok()
+}
+
+/// After `network rm`: no bridge and no iptables rule naming it. Bridge
+/// names are host-wide: a test running alongside may have made a new
+/// bridge under the freed name (another ifindex) — that one is not ours.
+fn assert_bridge_gone(bridge: &str, index: Option<String>) {
+    match ifindex(bridge) {
+        None => {}
+        Some(now) if Some(&now) != index.as_ref() => return,
+        Some(_) => panic!("bridge {bridge} leaked"),
+    }
     let rules = iptables_save();
     assert!(!rules.contains(&format!(" {bridge} ")), "iptables rules for {bridge} leaked:\n{rules}");
 }
@@ -180,15 +191,17 @@ fn create_ls_inspect_rm_prune() {
     assert!(stdout(&o).contains("10.213.7.0/24"), "{}", stdout(&o));
     // prune removes unused user networks, not the default one.
     run(&s, &["bb", "true"]);
+    let (index_a, index_b) = (ifindex(&bridge_a), ifindex(&bridge_b));
     let pruned = s.ok(["network", "prune", "-f"]);
     assert!(pruned.contains(&a) && pruned.contains(&b), "{pruned}");
     assert!(s.ok(["network", "ls"]).contains("wharf"));
-    assert_bridge_gone(&bridge_a);
-    assert_bridge_gone(&bridge_b);
+    assert_bridge_gone(&bridge_a, index_a);
+    assert_bridge_gone(&bridge_b, index_b);
     let default_bridge =
         inspect(&s, "bridge")["Options"]["com.docker.network.bridge.name"].as_str().unwrap().to_string();
+    let index = ifindex(&default_bridge);
     assert_eq!(s.ok(["network", "rm", "bridge"]).trim(), "wharf");
-    assert_bridge_gone(&default_bridge);
+    assert_bridge_gone(&default_bridge, index);
     assert_no_network_leaks(&s, &[&a, &b, "wharf"]);
 }
 
