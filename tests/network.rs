@@ -534,3 +534,44 @@ fn an_unknown_driver_is_refused() {
     assert!(stderr(&o).contains("unknown driver \"macvlan\""), "{}", stderr(&o));
     assert!(!s.root.join("networks/nt-drv.json").exists());
 }
+
+/// Masquerade and isolation were per container (CNI `ipMasq` + firewall
+/// plugin: ~35 iptables execs per run, ~130 ms): they are the network's,
+/// made with it, made again when gone, and removed with it.
+#[test]
+fn iptables_rules_are_the_networks_not_each_containers() {
+    if !privileged("iptables_rules_are_the_networks_not_each_containers") {
+        return;
+    }
+    let s = store();
+    let n = unique("nt-fw");
+    let id = s.ok(["network", "create", &n]).trim().to_string();
+    let bridge = inspect(&s, &n)["Options"]["com.docker.network.bridge.name"].as_str().unwrap().to_string();
+    let (nat, filter) = (format!("WHARF-N-{}", &id[..12]), format!("WHARF-F-{}", &id[..12]));
+    let rules = iptables_save();
+    assert!(rules.contains(&format!("-j {nat}")) && rules.contains(&format!("-A FORWARD -j {filter}")), "{rules}");
+    // Ends when told (a file in a bind mount), however slow the start is.
+    let flag = s.dir.path().join("fw-flag");
+    std::fs::create_dir_all(&flag).unwrap();
+    let v = format!("{}:/flag", flag.display());
+    let wait = "while [ ! -e /flag/stop ]; do sleep 0.1; done";
+    let server = spawn(&s, &["--network", &n, "--name", "fw", "-v", &v, "bb", "sh", "-c", wait]);
+    wait_for_ip(&s, &n, "fw");
+    let ctr = record_of(&s, "fw")["container_id"].as_str().unwrap().to_string();
+    let rules = iptables_save();
+    std::fs::write(flag.join("stop"), "").unwrap();
+    assert!(!rules.contains(&ctr), "a container without -p has no rule of its own:\n{rules}");
+    server.finish();
+    // Flushed by someone (a firewall reload): the next run makes them again.
+    let del = Command::new("iptables").args(["-w", "-D", "FORWARD", "-j", &filter]).status().unwrap();
+    assert!(del.success());
+    let o = run(&s, &["--network", &n, "bb", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(iptables_save().contains(&format!("-A FORWARD -j {filter}")), "the rules are made again");
+    let index = ifindex(&bridge);
+    s.ok(["network", "rm", &n]);
+    let rules = iptables_save();
+    assert!(!rules.contains(&nat) && !rules.contains(&filter), "chains of {n} left:\n{rules}");
+    assert_bridge_gone(&bridge, index);
+    assert_no_network_leaks(&s, &[&n]);
+}

@@ -214,13 +214,18 @@ fn check_request(req: &AttachRequest) -> Result<()> {
     hosts::check_resolv_words("--dns-option", &req.dns_options)
 }
 
-/// The bridge, made again if it is gone since the network was made (a
-/// reboot), unless another run did while this one waited for the lock.
+/// The bridge and the network's rules, made again if they are gone since
+/// the network was made (a reboot, a flush of iptables), unless another run
+/// did while this one waited for the lock.
 pub(crate) fn ensure_bridge(net: &crate::network::Network) -> Result<()> {
-    if !link::exists(&net.bridge) {
+    use crate::network::firewall;
+    if !link::exists(&net.bridge) || !firewall::present(net) {
         let _host = crate::network::lock_file(Path::new(crate::network::HOST_LOCK), true)?;
         if !link::exists(&net.bridge) {
             link::create_bridge(&net.bridge, net.gateway, &net.subnet()?)?;
+        }
+        if !firewall::present(net) {
+            firewall::install(net)?;
         }
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! A network's CNI conflist, generated from its record: `bridge` with
 //! host-local IPAM (state under the store's root, never /var/lib/cni),
 //! `portmap` (only when the container publishes ports: a plugin with nothing
-//! to do still costs an exec) and `firewall` (isolation between bridges).
+//! to do still costs an exec). No `ipMasq` and no `firewall` plugin: the
+//! masquerade and the isolation are the network's own rules (`firewall`),
+//! made once, not per container.
 
 use crate::error::Result;
 use crate::network::Network;
@@ -17,7 +19,7 @@ pub(crate) fn generate(net: &Network, ipam_dir: &Path, with_ports: bool) -> Resu
         "type": "bridge",
         "bridge": net.bridge,
         "isGateway": true,
-        "ipMasq": !net.internal,
+        "ipMasq": false,
         "hairpinMode": true,
         "ipam": {
             "type": "host-local",
@@ -29,7 +31,5 @@ pub(crate) fn generate(net: &Network, ipam_dir: &Path, with_ports: bool) -> Resu
     if with_ports {
         plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}));
     }
-    // Containers of other bridges may not reach this one's (Docker's isolation).
-    plugins.push(json!({"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"}));
     Ok(json!({"cniVersion": CNI_VERSION, "name": net.name, "plugins": plugins}))
 }

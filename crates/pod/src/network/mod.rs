@@ -10,8 +10,9 @@
 //! - `subnet`: IPv4 CIDR arithmetic and the host's routed subnets.
 //! - `link`: the network's bridge on the host, made at `network create` (so
 //!   the subnet is taken on the host at once) and deleted by `network rm`.
-//! - `conflist`: bridge + host-local IPAM + portmap + firewall, from the record.
-//! - `firewall`: the firewall plugin's per-bridge rules, removed with the bridge.
+//! - `conflist`: bridge + host-local IPAM + portmap, from the record.
+//! - `firewall`: the network's masquerade and isolation rules, made with its
+//!   bridge and removed with it (and what the CNI firewall plugin left).
 //! - `cni`: running the plugins per the CNI 1.0 spec (ADD chained through
 //!   prevResult, DEL in reverse).
 //! - `netns`: named network namespaces, bind-mounted nsfs files.
@@ -183,7 +184,11 @@ impl Networks {
         // Record first: a kill -9 after it leaves a network whose bridge is
         // made again on first use, never a bridge no record names.
         self.write_record(&net)?;
-        if let Err(e) = link::create_bridge(&net.bridge, net.gateway, &subnet) {
+        if let Err(e) = link::create_bridge(&net.bridge, net.gateway, &subnet).and_then(|()| {
+            firewall::install(&net).inspect_err(|_| {
+                let _ = link::delete(&net.bridge);
+            })
+        }) {
             let _ = remove_file(&self.dir().join(format!("{}.conflist", net.name)));
             let _ = remove_file(&self.record_path(&net.name));
             return Err(e);
@@ -313,6 +318,7 @@ impl Networks {
         {
             // Under the host lock: once the bridge is gone its name may be taken again.
             let _host = lock_file(Path::new(HOST_LOCK), true)?;
+            firewall::remove(net)?;
             firewall::remove_bridge_rules(&net.bridge)?;
             link::delete(&net.bridge)?;
         }
