@@ -316,7 +316,20 @@ fn emulated_run_two_platforms_pushed() {
     assert!(m.get("layers").is_some(), "{m}");
     let img: Value = serde_json::from_str(&s.ok(["inspect", "wharf-test/emu-arm64:1"])).unwrap();
     assert!(img.to_string().contains("\"arm64\""), "{img}");
+    // FROM an index in a registry, for arm64 only: that platform is pulled,
+    // the index kept under the name; the host's image comes when run.
+    let bb = format!("{}/bb:multi", reg.addr);
+    s.ok(["manifest", "push", "wharf-test/bb:1", &bb]);
+    let s2 = TestStore::new();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {bb}\nRUN uname -m > /arch\n")).unwrap();
+    s2.ok(["build", "-q", "--platform", "linux/arm64", "-t", "wharf-test/from-reg:1", ctx.to_str().unwrap()]);
+    s2.assert_consistent();
+    let listed: Value = serde_json::from_str(&s2.ok(["manifest", "inspect", &bb])).unwrap();
+    assert_eq!(listed["manifests"].as_array().unwrap().len(), 2, "the index is kept: {listed}");
+    assert_eq!(s2.ok(["run", "--rm", "--network", "none", &bb, "uname", "-m"]).trim(), "x86_64");
+    assert_eq!(s2.ok(["run", "--rm", "--network", "none", "wharf-test/from-reg:1", "cat", "/arch"]).trim(), "aarch64");
     assert_no_leaks(&s);
+    assert_no_leaks(&s2);
 }
 
 #[test]
