@@ -246,6 +246,24 @@ ENTRYPOINT ["/hello"]
         let host = wharf_image::host_arch();
         assert_eq!(String::from_utf8_lossy(find(files, "built-on")).trim(), format!("{host}->{plat}"));
     }
+    // The build stage's steps before `ARG TARGETARCH` matters run once for
+    // both platforms, even with --no-cache (they ran once per platform).
+    let out = s.run([
+        "build",
+        "--progress",
+        "plain",
+        "--no-cache",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let ids: Vec<&str> =
+        log.lines().filter(|l| l.contains("] COPY hello.c /src/")).filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(ids.len(), 2, "{log}");
+    let cached = ids.iter().filter(|id| log.lines().any(|l| l == format!("{id} CACHED"))).count();
+    assert_eq!(cached, 1, "one platform reuses the other's COPY: {log}");
     // -o type=oci wrote the index with both platforms.
     let out = Command::new("tar").arg("-xOf").arg(&oci).arg("index.json").output().unwrap();
     let idx: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -82,6 +82,24 @@ pub(crate) struct Ctx<'a> {
     pub platform: Platform,
     /// `linux/arm64 ` in front of stage names when several are built.
     pub label: String,
+    /// Steps this build made, by cache key, shared by the platforms.
+    pub steps: &'a SharedSteps,
+}
+
+/// The steps a build has run, by cache key: a step that two platforms share
+/// (the same key: before `ARG TARGETARCH` in a `--platform=$BUILDPLATFORM`
+/// stage) runs once, the other platform waiting for it, even with --no-cache.
+#[derive(Default)]
+pub(crate) struct SharedSteps(
+    std::sync::Mutex<HashMap<String, std::sync::Arc<std::sync::Mutex<Option<state::ImageState>>>>>,
+);
+
+impl SharedSteps {
+    /// The slot of key `k`: lock it while running the step, fill it after.
+    pub(crate) fn slot(&self, k: &str) -> std::sync::Arc<std::sync::Mutex<Option<state::ImageState>>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(k.to_string()).or_default().clone()
+    }
 }
 
 impl Ctx<'_> {
@@ -194,6 +212,7 @@ fn build_platforms(
 ) -> BuildResult<Descriptor> {
     let platforms = if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() };
     let multi = platforms.len() > 1;
+    let steps = SharedSteps::default();
     let one = |p: &Platform| -> BuildResult<Descriptor> {
         let ctx = Ctx {
             store,
@@ -206,6 +225,7 @@ fn build_platforms(
             lexer: df.lexer(),
             platform: p.clone(),
             label: if multi { format!("{p} ") } else { String::new() },
+            steps: &steps,
         };
         stage::build_target(&ctx, df)?.commit(store)
     };

@@ -244,6 +244,12 @@ impl Stages<'_, '_> {
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         let k = key(&cur.key, &refs);
         apply_scope(&expanded.instruction, scope, shell, cmd_set);
+        let slot = self.ctx.steps.slot(&k);
+        let mut made = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = made.clone() {
+            self.ctx.emit(&Event::Cached { id });
+            return Ok(Built { state, key: k });
+        }
         if !self.ctx.opts.no_cache {
             if let Some(state) = self.ctx.cache.get(&k, self.ctx.store) {
                 self.ctx.emit(&Event::Cached { id });
@@ -255,6 +261,7 @@ impl Stages<'_, '_> {
         let layer = self.execute(&mut state, &expanded, scope, shell, *cmd_set, id)?;
         state.record(&self.ctx.now(), &history_text(step), layer);
         self.ctx.cache.put(&k, &state)?;
+        *made = Some(state.clone());
         self.ctx.emit(&Event::Done { id, secs: t0.elapsed().as_secs_f64() });
         Ok(Built { state, key: k })
     }
