@@ -18,6 +18,9 @@ pkgs=(
   tini  # --init: /usr/bin/tini-static bound at /sbin/docker-init (tests/run_flags.rs)
   procps  # `ps` for `wharf top` (tests/engine_cmds.rs)
   python3  # a pty for run -it, exec -it and attach (tests/engine_io.rs)
+  # multi-platform builds (tests/multiplatform.rs, bench/multiplatform.sh): QEMU for
+  # emulated RUN, the aarch64 cross toolchain for a cross-compiled stage, file(1)
+  qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross file
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -29,6 +32,14 @@ if ((${#missing[@]})); then
     apt-get update -qq
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# An arm64 busybox for emulated RUN (tests/multiplatform.rs): it cannot be
+# installed next to the host's busybox-static, so only its .deb is kept.
+if ! ls /var/cache/wharf-deps/busybox-static_*_arm64.deb >/dev/null 2>&1; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+  mkdir -p /var/cache/wharf-deps
+  (cd /var/cache/wharf-deps && apt-get download -qq busybox-static:arm64 2>/dev/null) ||
+    (apt-get update -qq && cd /var/cache/wharf-deps && apt-get download -qq busybox-static:arm64)
 fi
 if ! command -v cargo >/dev/null; then
   for d in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do

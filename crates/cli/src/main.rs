@@ -98,6 +98,9 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(commands::network::Command),
+    /// Assemble, inspect and push manifest lists (image indexes).
+    #[command(subcommand)]
+    Manifest(commands::manifest::Command),
     /// Store maintenance.
     #[command(subcommand)]
     System(SystemCommand),
@@ -235,6 +238,7 @@ fn main() -> ExitCode {
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => commands::events::run(&g, a),
         Command::System(SystemCommand::Df(a)) => commands::df::run(&g, a),
         Command::Network(c) => commands::network::run(&g, c),
+        Command::Manifest(c) => commands::manifest::run(&g, c),
         Command::Build(a) => commands::build::run(&g, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&g, a),
         Command::Push(a) => commands::push::run(&g, a),

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::images::ref_name;
 use crate::layout::{Store, MAX_METADATA_BLOB};
 use crate::reference::Reference;
+use oci_spec::image::Descriptor;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -96,13 +97,48 @@ impl Store {
                 continue;
             }
             rep.images += 1;
-            let img = match self.load_image(d) {
-                Ok(i) => i,
-                Err(e) => {
-                    rep.problems.push(format!("image {label}: {e}"));
-                    continue;
+            for img in self.check_targets(d, &label, rep) {
+                self.check_image(&img, &label, rep, &mut needed);
+            }
+        }
+        Ok(needed)
+    }
+
+    /// The images under an index entry: itself, or each platform of an
+    /// index whose manifest is here (an index may list platforms never
+    /// pulled: a build for one platform keeps the index; not all absent).
+    fn check_targets(&self, d: &Descriptor, label: &str, rep: &mut CheckReport) -> Vec<crate::Image> {
+        if crate::images::is_index(d.media_type()) {
+            let children: Vec<Descriptor> = self
+                .blobs()
+                .read(d.digest(), MAX_METADATA_BLOB)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<oci_spec::image::ImageIndex>(&b).ok())
+                .map(|i| i.manifests().clone())
+                .unwrap_or_default();
+            let here: Vec<&Descriptor> = children.iter().filter(|c| self.blobs().exists(c.digest())).collect();
+            if !here.is_empty() {
+                let mut out = Vec::new();
+                for c in here {
+                    match self.load_image(c) {
+                        Ok(i) => out.push(i),
+                        Err(e) => rep.problems.push(format!("image {label}: {}: {e}", c.digest())),
+                    }
                 }
-            };
+                return out;
+            }
+        }
+        match self.load_image(d) {
+            Ok(i) => vec![i],
+            Err(e) => {
+                rep.problems.push(format!("image {label}: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn check_image(&self, img: &crate::Image, label: &str, rep: &mut CheckReport, needed: &mut HashSet<Digest>) {
+        {
             for l in img.manifest.layers() {
                 if !self.blobs().exists(l.digest()) {
                     rep.problems.push(format!("image {label}: layer blob {} is missing", l.digest()));
@@ -121,7 +157,6 @@ impl Store {
                 rep.problems.push(format!("image {label}: config: {e}"));
             }
         }
-        Ok(needed)
     }
 
     fn check_snapshots(&self, rep: &mut CheckReport, needed: &HashSet<Digest>) -> Result<()> {

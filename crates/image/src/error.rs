@@ -39,6 +39,9 @@ pub enum Error {
     Malformed { what: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// Bad input that is not a reference or digest (a platform, a list edit).
+    #[error("{0}")]
+    InvalidInput(String),
     #[error("{context} {path}: {source}", path = path.display())]
     Io {
         context: &'static str,
@@ -58,7 +61,9 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::ImageNotFound(_) | Error::BlobNotFound(_) => ErrorKind::NotFound,
-            Error::InvalidReference { .. } | Error::InvalidDigest { .. } => ErrorKind::InvalidInput,
+            Error::InvalidReference { .. } | Error::InvalidDigest { .. } | Error::InvalidInput(_) => {
+                ErrorKind::InvalidInput
+            }
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::DigestMismatch { .. }
             | Error::LayerEntry { .. }

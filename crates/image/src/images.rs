@@ -3,6 +3,7 @@
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::layout::{Store, MAX_METADATA_BLOB};
+use crate::platform::Platform;
 use crate::reference::Reference;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use std::collections::HashMap;
@@ -63,11 +64,11 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-fn is_index(mt: &MediaType) -> bool {
+pub(crate) fn is_index(mt: &MediaType) -> bool {
     matches!(mt, MediaType::ImageIndex) || mt.to_string() == DOCKER_MANIFEST_LIST
 }
 
-fn is_manifest(mt: &MediaType) -> bool {
+pub(crate) fn is_manifest(mt: &MediaType) -> bool {
     matches!(mt, MediaType::ImageManifest) || mt.to_string() == DOCKER_MANIFEST
 }
 
@@ -77,8 +78,41 @@ fn canonical(name: &str) -> Option<String> {
 }
 
 impl Store {
-    /// Follows `desc` down to this host's image manifest.
+    /// Follows `desc` down to this host's image manifest. An index with no
+    /// entry for the host gives its first platform whose manifest is here,
+    /// as Docker runs a foreign image (under emulation) when asked to.
     pub fn load_image(&self, desc: &Descriptor) -> Result<Image> {
+        self.load_image_with(desc, None)
+    }
+
+    /// Follows `desc` down to `platform`'s image manifest (strictly: an
+    /// index without it, or a manifest of another platform, is not found).
+    pub fn load_image_for(&self, desc: &Descriptor, platform: &Platform) -> Result<Image> {
+        let img = self.load_image_with(desc, Some(platform))?;
+        let have = Platform::normalized(
+            &img.config.os().to_string(),
+            &img.config.architecture().to_string(),
+            img.config.variant().as_deref().unwrap_or(""),
+        );
+        if !platform.accepts(&have) {
+            return Err(Error::ImageNotFound(format!("{}: is {have}, not {platform}", desc.digest())));
+        }
+        Ok(img)
+    }
+
+    /// `name` resolved to `platform`'s image, strictly.
+    pub fn resolve_for(&self, name: &str, platform: &Platform) -> Result<Image> {
+        let entry = self.entry(name)?;
+        self.load_image_for(&entry, platform)
+    }
+
+    /// What index.json holds for a name, digest reference or ID prefix.
+    pub fn entry(&self, name: &str) -> Result<Descriptor> {
+        let index = self.index()?;
+        find_entry(self, &index, name)
+    }
+
+    fn load_image_with(&self, desc: &Descriptor, want: Option<&Platform>) -> Result<Image> {
         let mut cur = desc.clone();
         for _ in 0..4 {
             let mt = cur.media_type().clone();
@@ -92,9 +126,10 @@ impl Store {
             if is_index(&mt) {
                 let idx: ImageIndex = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::malformed(format!("index {}", cur.digest()), e))?;
-                cur = pick_platform(&idx).ok_or_else(|| {
-                    Error::ImageNotFound(format!("{}: no manifest for linux/{}", cur.digest(), host_arch()))
-                })?;
+                let p = want.cloned().unwrap_or_else(Platform::host);
+                cur = self
+                    .pick_platform(&idx, &p, want.is_none())
+                    .ok_or_else(|| Error::ImageNotFound(format!("{}: no manifest for {p}", cur.digest())))?;
                 continue;
             }
             if !is_manifest(&mt) {
@@ -148,8 +183,7 @@ impl Store {
 
     /// Finds the index entry for a name, a digest reference, or an ID prefix.
     pub fn resolve(&self, name: &str) -> Result<Image> {
-        let index = self.index()?;
-        let entry = find_entry(self, &index, name)?;
+        let entry = self.entry(name)?;
         self.load_image(&entry)
     }
 
@@ -213,15 +247,34 @@ fn untagged(d: &Descriptor) -> Descriptor {
     d
 }
 
-fn pick_platform(idx: &ImageIndex) -> Option<Descriptor> {
-    let arch = host_arch();
-    idx.manifests()
-        .iter()
-        .find(|m| {
-            m.platform().as_ref().is_some_and(|p| p.os().to_string() == "linux" && p.architecture().to_string() == arch)
-        })
-        .or_else(|| if idx.manifests().len() == 1 { idx.manifests().first() } else { None })
-        .cloned()
+impl Store {
+    /// The entry of `idx` for `want`; with `lenient`, when the index lists
+    /// no such platform, its only entry or its first one that is here.
+    fn pick_platform(&self, idx: &ImageIndex, want: &Platform, lenient: bool) -> Option<Descriptor> {
+        let plat = |m: &Descriptor| {
+            m.platform().as_ref().map(|p| {
+                Platform::normalized(
+                    &p.os().to_string(),
+                    &p.architecture().to_string(),
+                    p.variant().as_deref().unwrap_or(""),
+                )
+            })
+        };
+        let list = idx.manifests();
+        let found = list
+            .iter()
+            .find(|m| plat(m).as_ref() == Some(want))
+            .or_else(|| list.iter().find(|m| plat(m).is_some_and(|p| want.accepts(&p))));
+        if found.is_some() || !lenient {
+            return found
+                .or_else(|| if list.len() == 1 && plat(&list[0]).is_none() { list.first() } else { None })
+                .cloned();
+        }
+        let usable = |m: &&Descriptor| {
+            is_manifest(m.media_type()) && plat(m).is_some_and(|p| p.os != "unknown") && self.blobs().exists(m.digest())
+        };
+        if list.len() == 1 { list.first() } else { list.iter().find(usable) }.cloned()
+    }
 }
 
 fn looks_like_id(name: &str) -> Option<&str> {

@@ -2,7 +2,7 @@
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::images::{host_arch, Image};
+use crate::images::Image;
 use crate::layout::Store;
 use crate::reference::Reference;
 use oci_spec::image::{Descriptor, MediaType};
@@ -16,6 +16,8 @@ pub struct ImportOptions {
     /// `USER …`, `LABEL …`, `EXPOSE …`, `VOLUME …`, `STOPSIGNAL …`.
     pub changes: Vec<String>,
     pub message: Option<String>,
+    /// The image's platform (`docker import --platform`); the host's by default.
+    pub platform: Option<crate::platform::Platform>,
 }
 
 impl Store {
@@ -42,14 +44,18 @@ impl Store {
         if let Some(m) = &opts.message {
             history["comment"] = json!(m);
         }
-        let cfg = json!({
+        let platform = opts.platform.clone().unwrap_or_else(crate::platform::Platform::host);
+        let mut cfg = json!({
             "created": now,
-            "architecture": host_arch(),
-            "os": "linux",
+            "architecture": platform.arch,
+            "os": platform.os,
             "config": Value::Object(config),
             "rootfs": {"type": "layers", "diff_ids": [applied.diff_id.to_string()]},
             "history": [history],
         });
+        if !platform.variant.is_empty() {
+            cfg["variant"] = json!(platform.variant);
+        }
         let layer = Descriptor::new(applied.compression.layer_media_type().into(), layer_size, layer_digest);
         let target = self.put_image(&cfg, vec![layer])?;
         match &opts.reference {

@@ -15,6 +15,8 @@
 //! - [`snapshot`]: unpacked layers, keyed by diffID.
 //! - [`rootfs`]: overlay mounts of an image's snapshots.
 //! - `import`, [`archive`]: `import`, `save` and `load`.
+//! - [`platform`]: `os/arch[/variant]`, and picking one in an index.
+//! - [`manifest_list`]: indexes made by hand (`wharf manifest`) and by builds.
 //! - `check`: `system check`.
 //! - `lock`: flock files, and [`OwnedDir`]: a dir whose owner holds its lock
 //!   for life, so that [`leftovers`] finds the dirs of killed processes
@@ -35,6 +37,8 @@ mod images;
 mod import;
 mod layout;
 mod lock;
+pub mod manifest_list;
+pub mod platform;
 pub mod reference;
 pub mod rootfs;
 pub mod snapshot;
@@ -50,5 +54,6 @@ pub use import::ImportOptions;
 pub use layout::Store;
 pub use lock::{dead_dirs, leftovers, FileLock, Leftover, OwnedDir, OWNER_LOCK};
 pub use oci_spec::image as spec;
+pub use platform::Platform;
 pub use reference::Reference;
 pub use rootfs::Rootfs;

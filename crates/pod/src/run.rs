@@ -67,6 +67,9 @@ pub struct RunOptions {
     pub interactive: bool,
     /// Pull the image when the store lacks it.
     pub pull_missing: bool,
+    /// `--platform os/arch[/variant]`: that platform's image of an index
+    /// (pulled if the store lacks it); the host's by default.
+    pub platform: Option<String>,
     /// `--restart no|always|unless-stopped|on-failure[:N]`.
     pub restart: Option<String>,
     /// `--log-opt max-size=…`, `max-file=…`.
@@ -97,7 +100,12 @@ pub(crate) fn new_id() -> String {
 }
 
 pub(crate) fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image> {
-    match store.resolve(&o.image) {
+    let platform = o.platform.as_deref().map(wharf_image::Platform::parse).transpose()?;
+    let resolve = || match &platform {
+        Some(p) => store.resolve_for(&o.image, p),
+        None => store.resolve(&o.image),
+    };
+    match resolve() {
         Ok(i) => Ok(i),
         Err(e) if e.kind() == wharf_image::ErrorKind::NotFound && o.pull_missing => {
             let r = wharf_image::Reference::parse(&o.image)?;
@@ -105,8 +113,12 @@ pub(crate) fn image(store: &Store, o: &RunOptions) -> Result<wharf_image::Image>
                 notice(&format!("Unable to find image '{}' locally", r.familiar()));
             }
             let reg = wharf_registry::Registry::new(r.domain(), wharf_registry::RegistryOptions::default())?;
-            wharf_registry::block_on(reg.pull(store, &r, &wharf_registry::PullOptions::default()))?;
-            Ok(store.resolve(&o.image)?)
+            let popts = wharf_registry::PullOptions {
+                platform: platform.as_ref().map(|p| p.to_string()),
+                ..Default::default()
+            };
+            wharf_registry::block_on(reg.pull(store, &r, &popts))?;
+            Ok(resolve()?)
         }
         Err(e) => Err(e.into()),
     }

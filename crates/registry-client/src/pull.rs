@@ -25,7 +25,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 use wharf_image::blobs::{BlobWriter, PendingBlob};
 use wharf_image::spec::{Descriptor, MediaType};
-use wharf_image::{Digest, Reference, Store};
+use wharf_image::{Digest, Platform, Reference, Store};
 
 pub(crate) const MAX_MANIFEST: usize = 4 << 20;
 pub(crate) const ACCEPT: [&str; 5] = [
@@ -42,12 +42,16 @@ pub struct PullOptions {
     pub platform: Option<String>,
     /// Keep the whole index and every platform's image.
     pub all_platforms: bool,
+    /// When the name is an index, tag the index (with only the chosen
+    /// platform's image here) rather than that image: what a build for a
+    /// foreign platform does, so the host's image keeps its name.
+    pub keep_index: bool,
     pub progress: ProgressFn,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
-        PullOptions { platform: None, all_platforms: false, progress: crate::progress::silent() }
+        PullOptions { platform: None, all_platforms: false, keep_index: false, progress: crate::progress::silent() }
     }
 }
 
@@ -92,30 +96,9 @@ pub(crate) fn classify(body: &[u8], content_type: Option<&str>) -> Result<(Kind,
     Err(Error::Unsupported(format!("not an image manifest or index (mediaType {mt:?})")))
 }
 
-fn host_platform() -> (String, String, Option<String>) {
-    ("linux".into(), wharf_image::host_arch().into(), None)
-}
-
-fn parse_platform(p: &str) -> Result<(String, String, Option<String>)> {
-    let parts: Vec<&str> = p.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
-        [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
-        _ => Err(Error::InvalidInput(format!("platform {p:?} must be os/arch[/variant]"))),
-    }
-}
-
 /// The child of `index` for the wanted platform.
-fn select(index: &Value, want: &(String, String, Option<String>)) -> Option<Value> {
-    let children = index.get("manifests")?.as_array()?;
-    let matches = |m: &&Value, strict_variant: bool| {
-        let p = m.get("platform");
-        let f = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_str);
-        f("os") == Some(&want.0)
-            && f("architecture") == Some(&want.1)
-            && (!strict_variant || want.2.is_none() || f("variant") == want.2.as_deref())
-    };
-    children.iter().find(|m| matches(m, true)).or_else(|| children.iter().find(|m| matches(m, false))).cloned()
+fn select(index: &Value, want: &Platform) -> Option<Value> {
+    wharf_image::platform::select(index.get("manifests")?.as_array()?, want).cloned()
 }
 
 fn descriptor(media_type: &str, digest: &str, size: u64) -> Result<Descriptor> {
@@ -173,11 +156,11 @@ impl Registry {
         let (store, opts) = (ctx.store, ctx.opts);
         let index: Value = serde_json::from_slice(body).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let want = match &opts.platform {
-            Some(p) => parse_platform(p)?,
-            None => host_platform(),
+            Some(p) => Platform::parse(p).map_err(|e| Error::InvalidInput(e.to_string()))?,
+            None => Platform::host(),
         };
-        let chosen = select(&index, &want)
-            .ok_or_else(|| Error::NotFound { reference: format!("{r} for platform {}/{}", want.0, want.1) })?;
+        let chosen =
+            select(&index, &want).ok_or_else(|| Error::NotFound { reference: format!("{r} for platform {want}") })?;
         let children: Vec<Value> = if opts.all_platforms {
             index["manifests"].as_array().cloned().unwrap_or_default()
         } else {
@@ -200,7 +183,7 @@ impl Registry {
                 id = this_id;
             }
         }
-        if opts.all_platforms {
+        if opts.all_platforms || opts.keep_index {
             ctx.created.blob(store.blobs().put_bytes(body)?);
             return Ok((descriptor(mt, digest, body.len() as u64)?, id));
         }
@@ -209,6 +192,17 @@ impl Registry {
             chosen.get("mediaType").and_then(Value::as_str).unwrap_or("application/vnd.oci.image.manifest.v1+json");
         let size = chosen.get("size").and_then(Value::as_u64).unwrap_or(0);
         Ok((descriptor(cmt, cd, size)?, id))
+    }
+
+    /// The manifest or index `r` names, as the registry serves it: its bytes,
+    /// media type and digest (`wharf manifest inspect REF`).
+    pub async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, String, String)> {
+        let oref = self.oci_ref(r.path(), r.tag(), r.digest());
+        let auth = self.authorize(&oref, false, &[]).await?;
+        let (body, mt, digest) =
+            self.fetch_manifest(&auth, r.path(), r.digest().or(r.tag()).unwrap_or("latest"), r).await?;
+        let (_, mt) = classify(&body, Some(&mt))?;
+        Ok((body, mt, digest))
     }
 
     /// GET of a manifest by tag or digest, with a size limit and digest check.

@@ -53,7 +53,7 @@ impl Registry {
     /// Pushes the stored image `src` to `dest`.
     pub async fn push(&self, store: &Store, src: &str, dest: &Reference, opts: &PushOptions) -> Result<Pushed> {
         let _content = store.content_lock()?;
-        let target = store.resolve(src)?.target;
+        let target = store.entry(src)?;
         let (manifests, blobs) = plan(store, target.digest().as_ref(), target.media_type().as_ref())?;
         let sources = Sources::new(store.root());
         let mounts: BTreeSet<String> =

@@ -7,6 +7,7 @@
 
 mod cache;
 mod copy_step;
+pub mod emulation;
 mod error;
 mod leftover;
 mod output;
@@ -25,7 +26,7 @@ use crate::layer::{LayerCompression, TarOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use wharf_image::spec::Descriptor;
-use wharf_image::{Digest, Reference, Store};
+use wharf_image::{Digest, Platform, Reference, Store};
 
 /// What `wharf build` asks for.
 #[derive(Debug, Clone)]
@@ -49,13 +50,18 @@ pub struct BuildOptions {
     pub secrets: HashMap<String, PathBuf>,
     /// Where progress events go (None: quiet, and RUN output is dropped).
     pub progress: Option<progress::Progress>,
+    // Multi-platform builds (issue 14 §2).
+    /// `--platform a,b,…`: each is built (at the same time) and the result
+    /// is an image index; empty: the host's platform, a plain image.
+    pub platforms: Vec<Platform>,
 }
 
 /// What a build made.
 #[derive(Debug, Clone)]
 pub struct Built {
+    /// The image's manifest, or the index of a multi-platform build.
     pub manifest: Descriptor,
-    /// The image ID (config digest).
+    /// The image ID (config digest); an index's own digest for a multi-platform build.
     pub id: Digest,
 }
 
@@ -72,6 +78,28 @@ pub(crate) struct Ctx<'a> {
     pub secrets: &'a HashMap<String, PathBuf>,
     pub cache: BuildCache,
     pub lexer: crate::Lexer,
+    /// The platform being built (TARGETPLATFORM).
+    pub platform: Platform,
+    /// `linux/arm64 ` in front of stage names when several are built.
+    pub label: String,
+    /// Steps this build made, by cache key, shared by the platforms.
+    pub steps: &'a SharedSteps,
+}
+
+/// The steps a build has run, by cache key: a step that two platforms share
+/// (the same key: before `ARG TARGETARCH` in a `--platform=$BUILDPLATFORM`
+/// stage) runs once, the other platform waiting for it, even with --no-cache.
+#[derive(Default)]
+pub(crate) struct SharedSteps(
+    std::sync::Mutex<HashMap<String, std::sync::Arc<std::sync::Mutex<Option<state::ImageState>>>>>,
+);
+
+impl SharedSteps {
+    /// The slot of key `k`: lock it while running the step, fill it after.
+    pub(crate) fn slot(&self, k: &str) -> std::sync::Arc<std::sync::Mutex<Option<state::ImageState>>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(k.to_string()).or_default().clone()
+    }
 }
 
 impl Ctx<'_> {
@@ -157,47 +185,106 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     // Held until the build ends: a build that finds it free knows we died.
     let owned = wharf_image::OwnedDir::create(&leftover::build_dirs(&opts.run_root), &unique())?;
     let work_dir = owned.path().to_path_buf();
-    let ctx = Ctx {
-        store,
-        opts,
-        context: opts.context.clone(),
-        run_root: opts.run_root.clone(),
-        work_dir: work_dir.clone(),
-        secrets: &opts.secrets,
-        cache: BuildCache::new(store.root()),
-        lexer: df.lexer(),
-    };
     let _content = store.content_lock()?;
-    let res = stage::build_target(&ctx, &df);
+    let res = build_platforms(store, opts, &df, &work_dir);
     if let Err(e) = owned.remove() {
         tracing::warn!("removing {}: {e}", work_dir.display());
     }
-    let state = res?;
-    let manifest = state.commit(store)?;
+    let manifest = res?;
     for t in &opts.tags {
         store.set_tag(t, &manifest)?;
     }
     if opts.tags.is_empty() {
         store.add_untagged(&manifest)?;
     }
-    let id = store.load_image(&manifest)?.config_digest;
+    let id =
+        if opts.platforms.len() > 1 { manifest.digest().clone() } else { store.load_image(&manifest)?.config_digest };
     Ok(Built { manifest, id })
 }
 
+/// Each platform's image (in a thread of its own when there are several),
+/// committed; with several, the index over them.
+fn build_platforms(
+    store: &Store,
+    opts: &BuildOptions,
+    df: &crate::Dockerfile,
+    work_dir: &Path,
+) -> BuildResult<Descriptor> {
+    let platforms = if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() };
+    let multi = platforms.len() > 1;
+    let steps = SharedSteps::default();
+    let one = |p: &Platform| -> BuildResult<Descriptor> {
+        let ctx = Ctx {
+            store,
+            opts,
+            context: opts.context.clone(),
+            run_root: opts.run_root.clone(),
+            work_dir: work_dir.to_path_buf(),
+            secrets: &opts.secrets,
+            cache: BuildCache::new(store.root()),
+            lexer: df.lexer(),
+            platform: p.clone(),
+            label: if multi { format!("{p} ") } else { String::new() },
+            steps: &steps,
+        };
+        stage::build_target(&ctx, df)?.commit(store)
+    };
+    if !multi {
+        return one(&platforms[0]);
+    }
+    let results: Vec<BuildResult<Descriptor>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = platforms.iter().map(|p| sc.spawn(move || one(p))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(BuildError::Invalid("a platform's thread panicked".into()))))
+            .collect()
+    });
+    let mut entries = Vec::new();
+    for (p, r) in platforms.iter().zip(results) {
+        let mut e = store.index_entry(&r?)?;
+        // As BuildKit: the entry says the platform asked for.
+        e["platform"] = p.to_json();
+        entries.push(e);
+    }
+    Ok(store.put_index(&entries, &BTreeMap::new())?)
+}
+
 impl Ctx<'_> {
-    /// A base image: from the store, else (or with --pull) from its registry.
+    /// An image for the platform being built (COPY --from, RUN --mount from=).
     pub(crate) fn image(&self, name: &str) -> BuildResult<wharf_image::Image> {
+        self.image_for(name, &self.platform)
+    }
+
+    /// A base image for `platform`: from the store (the platform's entry of
+    /// an index, or an image of that platform), else (or with --pull) from
+    /// its registry.
+    pub(crate) fn image_for(&self, name: &str, platform: &Platform) -> BuildResult<wharf_image::Image> {
+        let mut stored = None;
         if !self.opts.pull {
-            match self.store.resolve(name) {
+            match self.store.resolve_for(name, platform) {
                 Ok(i) => return Ok(i),
-                Err(e) if e.kind() == wharf_image::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == wharf_image::ErrorKind::NotFound => stored = Some(e),
                 Err(e) => return Err(e.into()),
             }
         }
         let r = Reference::parse(name)?;
-        self.say(&format!("pulling {r}"));
-        let reg = wharf_registry::Registry::new(r.domain(), wharf_registry::RegistryOptions::default())?;
-        wharf_registry::block_on(reg.pull(self.store, &r, &wharf_registry::PullOptions::default()))?;
-        Ok(self.store.resolve(name)?)
+        self.say(&format!("pulling {r} ({platform})"));
+        // A platform build keeps the index under the name, so that the
+        // platforms pulled one by one (and the host's image) share it.
+        let popts = wharf_registry::PullOptions {
+            platform: Some(platform.to_string()),
+            keep_index: !self.opts.platforms.is_empty() || !platform.is_host(),
+            ..Default::default()
+        };
+        let pulled = wharf_registry::Registry::new(r.domain(), wharf_registry::RegistryOptions::default())
+            .and_then(|reg| wharf_registry::block_on(reg.pull(self.store, &r, &popts)));
+        match (pulled, stored) {
+            (Ok(_), _) => Ok(self.store.resolve_for(name, platform)?),
+            // The name is here, for other platforms only: say that first.
+            (Err(e), Some(here)) if self.store.entry(name).is_ok() => Err(BuildError::Invalid(format!(
+                "{name} in the store has no {platform} image ({here}); pulling it: {e}"
+            ))),
+            (Err(e), _) => Err(e.into()),
+        }
     }
 }

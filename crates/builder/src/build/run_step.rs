@@ -154,6 +154,9 @@ pub(crate) fn run_step(
     shell: &[String],
     roots: &HashMap<String, PathBuf>,
 ) -> BuildResult<super::NewLayer> {
+    if let Some(p) = state.platform() {
+        super::emulation::check(&p).map_err(|e| BuildError::step(step, e))?;
+    }
     let id = format!("{CONTAINER_PREFIX}{}", super::unique());
     let ws = Workspace::mount(ctx, state, &id)?;
     // WORKDIR exists, root-owned 0755, as Docker makes it (the runtime would

@@ -13,6 +13,7 @@ use crate::{Command, Dockerfile, Healthcheck, Instruction, Stage, Step};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
+use wharf_image::Platform;
 
 /// A built stage: its image state and the cache key of its last step.
 #[derive(Clone)]
@@ -29,16 +30,10 @@ pub(crate) struct Stages<'a, 'c> {
     done: Vec<(Mutex<()>, OnceLock<Built>)>,
 }
 
-fn platform_args() -> BTreeMap<String, String> {
-    let arch = wharf_image::host_arch().to_string();
-    let mut m = BTreeMap::new();
-    for p in ["TARGET", "BUILD"] {
-        m.insert(format!("{p}PLATFORM"), format!("linux/{arch}"));
-        m.insert(format!("{p}OS"), "linux".into());
-        m.insert(format!("{p}ARCH"), arch.clone());
-        m.insert(format!("{p}VARIANT"), String::new());
-    }
-    m
+/// BuildKit's automatic platform ARGs: TARGET* is the platform being built,
+/// BUILD* the host's.
+fn platform_args(target: &Platform) -> BTreeMap<String, String> {
+    target.args("TARGET").into_iter().chain(Platform::host().args("BUILD")).collect()
 }
 
 /// Builds the target stage (and whatever it needs).
@@ -46,7 +41,7 @@ pub(crate) fn build_target(ctx: &Ctx, df: &Dockerfile) -> BuildResult<ImageState
     let target = df
         .target(ctx.opts.target.as_deref())
         .ok_or_else(|| BuildError::Invalid(format!("no stage named {:?}", ctx.opts.target.as_deref().unwrap_or(""))))?;
-    let mut scope = Scope::new(ctx.opts.build_args.clone(), platform_args());
+    let mut scope = Scope::new(ctx.opts.build_args.clone(), platform_args(&ctx.platform));
     let mut declared = Vec::new();
     for g in &df.global_args {
         let step = g.expand(&ctx.lexer, &scope.global_view())?;
@@ -141,15 +136,15 @@ impl Stages<'_, '_> {
     }
 
     fn base(&self, stage: &Stage) -> BuildResult<Built> {
-        if let Some(p) = &stage.from.platform {
-            let p = self.ctx.lexer.expand_word(p, &self.scope.global_view())?;
-            let host = format!("linux/{}", wharf_image::host_arch());
-            if p != host {
-                return Err(BuildError::Invalid(format!(
-                    "--platform={p}: only the host's platform ({host}) can be built here"
-                )));
+        // FROM --platform=$BUILDPLATFORM: a stage of another platform than
+        // the target's (cross-compilation).
+        let platform = match &stage.from.platform {
+            Some(p) => {
+                let p = self.ctx.lexer.expand_word(p, &self.scope.global_view())?;
+                Platform::parse(&p).map_err(|e| BuildError::Invalid(format!("FROM --platform={p}: {e}")))?
             }
-        }
+            None => self.ctx.platform.clone(),
+        };
         let image = self.ctx.lexer.expand_word(&stage.from.image, &self.scope.global_view())?;
         if let Some(prev) = self
             .df
@@ -162,11 +157,11 @@ impl Stages<'_, '_> {
         }
         if image == "scratch" {
             return Ok(Built {
-                state: ImageState::scratch(wharf_image::host_arch()),
-                key: key(super::cache::GENERATION, &["scratch"]),
+                state: ImageState::scratch(&platform),
+                key: key(super::cache::GENERATION, &["scratch", &platform.to_string()]),
             });
         }
-        let img = self.ctx.image(&image)?;
+        let img = self.ctx.image_for(&image, &platform)?;
         let mut state = ImageState::from_image(self.ctx.store, &img)?;
         state.ensure_path();
         Ok(Built { state, key: key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()]) })
@@ -180,6 +175,7 @@ impl Stages<'_, '_> {
             None if self.df.stages.len() == 1 => String::new(),
             None => format!("stage-{}", stage.index),
         };
+        let name = format!("{}{name}", self.ctx.label).trim_end().to_string();
         let prefix = if name.is_empty() { String::new() } else { format!("[{name}] ") };
         self.ctx.say(&format!("{prefix}FROM {}", stage.from.image));
         let mut cur = self.base(stage).map_err(|e| match e {
@@ -248,6 +244,12 @@ impl Stages<'_, '_> {
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         let k = key(&cur.key, &refs);
         apply_scope(&expanded.instruction, scope, shell, cmd_set);
+        let slot = self.ctx.steps.slot(&k);
+        let mut made = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = made.clone() {
+            self.ctx.emit(&Event::Cached { id });
+            return Ok(Built { state, key: k });
+        }
         if !self.ctx.opts.no_cache {
             if let Some(state) = self.ctx.cache.get(&k, self.ctx.store) {
                 self.ctx.emit(&Event::Cached { id });
@@ -259,6 +261,7 @@ impl Stages<'_, '_> {
         let layer = self.execute(&mut state, &expanded, scope, shell, *cmd_set, id)?;
         state.record(&self.ctx.now(), &history_text(step), layer);
         self.ctx.cache.put(&k, &state)?;
+        *made = Some(state.clone());
         self.ctx.emit(&Event::Done { id, secs: t0.elapsed().as_secs_f64() });
         Ok(Built { state, key: k })
     }

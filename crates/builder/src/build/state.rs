@@ -15,14 +15,20 @@ pub(crate) struct ImageState {
 
 impl ImageState {
     /// `FROM scratch`.
-    pub(crate) fn scratch(arch: &str) -> Self {
-        ImageState {
+    pub(crate) fn scratch(p: &wharf_image::Platform) -> Self {
+        let mut config = json!({"architecture": p.arch, "os": p.os,
             // BuildKit and buildah give a scratch image the default PATH.
-            config: json!({"architecture": arch, "os": "linux",
-                "config": {"Env": [wharf_runtime::spec::DEFAULT_PATH_ENV]},
-                "rootfs": {"type": "layers", "diff_ids": []}, "history": []}),
-            layers: Vec::new(),
+            "config": {"Env": [wharf_runtime::spec::DEFAULT_PATH_ENV]},
+            "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+        if !p.variant.is_empty() {
+            config["variant"] = json!(p.variant);
         }
+        ImageState { config, layers: Vec::new() }
+    }
+
+    /// The platform the config says (None when it says none).
+    pub(crate) fn platform(&self) -> Option<wharf_image::Platform> {
+        wharf_image::Platform::from_json(&self.config)
     }
 
     /// A stored image, its config as raw JSON.

@@ -29,9 +29,6 @@ pub struct Args {
     /// Pull base images even when the store has them.
     #[arg(long)]
     pull: bool,
-    /// Only the host's platform can be built here.
-    #[arg(long)]
-    platform: Option<String>,
     /// Write the image ID to this file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
@@ -53,6 +50,11 @@ pub struct Args {
     /// Also write the result: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR.
     #[arg(short, long)]
     output: Vec<String>,
+    // Multi-platform builds (issue 14 §2).
+    /// os/arch[/variant],…: build for these platforms (several: an image index);
+    /// RUN for a foreign one needs QEMU registered in binfmt_misc.
+    #[arg(long, value_name = "PLATFORMS")]
+    platform: Vec<String>,
     /// The build context directory.
     context: PathBuf,
 }
@@ -87,9 +89,13 @@ fn secrets(items: &[String]) -> anyhow::Result<HashMap<String, PathBuf>> {
 }
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
-    if let Some(p) = &a.platform {
-        let host = format!("linux/{}", wharf_image::host_arch());
-        anyhow::ensure!(*p == host, "--platform {p}: only the host's platform ({host}) can be built here");
+    let mut platforms: Vec<wharf_image::Platform> = Vec::new();
+    for p in &a.platform {
+        for p in wharf_image::Platform::parse_list(p)? {
+            if !platforms.contains(&p) {
+                platforms.push(p);
+            }
+        }
     }
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => {
@@ -123,6 +129,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         epoch,
         secrets: secrets(&a.secret)?,
         progress: view.as_ref().map(|v| v.progress()),
+        platforms,
     };
     let outputs: Vec<Output> = a.output.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
     anyhow::ensure!(!a.push || !opts.tags.is_empty(), "--push needs a name: add -t REGISTRY/REPO:TAG");

@@ -15,11 +15,15 @@ pub struct Args {
     /// Commit message for the image's history.
     #[arg(short, long)]
     message: Option<String>,
+    /// The image's platform, os/arch[/variant] (default: the host's).
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
-    let opts = ImportOptions { reference, changes: a.changes, message: a.message };
+    let platform = a.platform.as_deref().map(wharf_image::Platform::parse).transpose()?;
+    let opts = ImportOptions { reference, changes: a.changes, message: a.message, platform };
     let store = g.store()?;
     let img = if a.file == "-" {
         store.import(&mut std::io::stdin().lock(), &opts)?

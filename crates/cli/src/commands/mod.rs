@@ -14,6 +14,7 @@ pub mod load;
 pub mod login;
 pub mod logs;
 pub mod man;
+pub mod manifest;
 pub mod network;
 pub mod prune;
 pub mod ps;

@@ -32,6 +32,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     let popts = PullOptions {
         platform: a.platform,
         all_platforms: a.all_platforms,
+        keep_index: false,
         progress: crate::progress::reporter(a.quiet, true),
     };
     if !a.quiet {

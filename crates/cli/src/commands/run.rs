@@ -125,6 +125,9 @@ pub struct Args {
     /// missing (pull when not in the store) or never.
     #[arg(long, default_value = "missing")]
     pull: String,
+    /// Run this platform's image (os/arch[/variant]) of a multi-platform image.
+    #[arg(long)]
+    platform: Option<String>,
     #[command(flatten)]
     host: super::run_host::HostFlags,
     /// Image to run.
@@ -244,6 +247,7 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         tty: a.tty,
         interactive: a.interactive,
         pull_missing,
+        platform: a.platform,
         restart: a.restart,
         log_opts: a.log_opt,
         stop_signal: a.stop_signal,

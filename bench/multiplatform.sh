@@ -1,0 +1,87 @@
+#!/bin/bash
+# multiplatform.sh — a two-platform build (linux/amd64 + linux/arm64, the arm64
+# binary cross-compiled in a `FROM --platform=$BUILDPLATFORM` stage with
+# Debian's gcc-12-aarch64-linux-gnu) against the same build for one platform,
+# and against buildah `bud --platform linux/amd64,linux/arm64 --manifest` on
+# the same Dockerfile, same run. Every build is --no-cache on a store that
+# already holds the toolchain base image (pulled from a local registry), so
+# what is measured is the stages, the compiles, the layers and the index.
+# Target (issue 14): two platforms ≤ 1.5× one.
+#
+#   LAB=/tmp/wharf-bench-mp RUNS=5 bash bench/multiplatform.sh
+#   WHARF=target/debug/wharf bash bench/multiplatform.sh   # skip the release build
+set -euo pipefail
+me=$(readlink -f "$0"); cd "$(dirname "$me")/.."
+LAB=${LAB:-/tmp/wharf-bench-mp}; RUNS=${RUNS:-5}
+export CONTAINERS_REGISTRIES_CONF="$LAB/registries.conf"
+bah() { buildah --root "$LAB/b" --runroot "$LAB/br" --storage-driver overlay "$@"; }
+step() {  # TOOL CASE
+  local W; W=$(cat "$LAB/wharf-bin"); cd "$LAB/ctx"
+  case "$1/$2" in
+    wharf/one) "$W" --root "$LAB/w" --run-root "$LAB/wr" build -q --no-cache --platform linux/amd64 -t hello:one . >/dev/null ;;
+    wharf/two) "$W" --root "$LAB/w" --run-root "$LAB/wr" build -q --no-cache --platform linux/amd64,linux/arm64 -t hello:two . >/dev/null ;;
+    buildah/one) bah bud -q --no-cache --isolation chroot --platform linux/amd64 -t hello:one . >/dev/null ;;
+    buildah/two)
+      bah manifest rm hello:two >/dev/null 2>&1 || true
+      bah bud -q --no-cache --isolation chroot --platform linux/amd64,linux/arm64 --manifest hello:two . >/dev/null ;;
+  esac
+}
+if [ "${1:-}" = step ]; then shift; step "$@"; exit; fi
+
+source scripts/deps.sh
+if [ -z "${WHARF:-}" ]; then
+  cargo build --release -q -p wharf -p wharf-runtime
+  WHARF=$PWD/target/release/wharf
+fi
+WHARF=$(readlink -f "$WHARF")
+rm -rf "$LAB"; mkdir -p "$LAB/ctx"; echo "$WHARF" > "$LAB/wharf-bin"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+reg=127.0.0.1:$port
+printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/reg}}\nhttp: {addr: %s}\n' "$LAB" "$reg" > "$LAB/reg.yml"
+docker-registry serve "$LAB/reg.yml" >"$LAB/reg.log" 2>&1 & regpid=$!
+cleanup() {
+  kill $regpid 2>/dev/null || true
+  grep -o " $LAB/b[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+printf 'unqualified-search-registries = []\n[[registry]]\nlocation = "%s"\ninsecure = true\n' "$reg" > "$LAB/registries.conf"
+
+# The toolchain base (the host's gcc-12 and gcc-12-aarch64-linux-gnu), in the registry.
+bash tests/multiplatform/toolchain-rootfs.sh "$LAB/tc" >/dev/null
+tar -C "$LAB/tc" -cf "$LAB/tc.tar" .
+"$WHARF" --root "$LAB/w-seed" --run-root "$LAB/wr" import "$LAB/tc.tar" "$reg/toolchain:1" >/dev/null
+"$WHARF" --root "$LAB/w-seed" --run-root "$LAB/wr" push -q "$reg/toolchain:1" >/dev/null
+"$WHARF" --root "$LAB/w" --run-root "$LAB/wr" pull -q "$reg/toolchain:1" >/dev/null
+bah pull -q "$reg/toolchain:1" >/dev/null
+
+# A small C program, a few translation units so the compile is not nothing.
+for i in 1 2 3 4; do
+  printf '#include <stdio.h>\nint f%d(int x){int s=0;for(int i=0;i<x;i++)s+=i*%d;return s;}\n' "$i" "$i" > "$LAB/ctx/f$i.c"
+done
+printf '#include <stdio.h>\nint f1(int);int f2(int);int f3(int);int f4(int);\nint main(void){printf("hello %%d\\n",f1(3)+f2(3)+f3(3)+f4(3));return 0;}\n' > "$LAB/ctx/main.c"
+cat > "$LAB/ctx/Dockerfile" <<EOF
+FROM --platform=\$BUILDPLATFORM $reg/toolchain:1 AS build
+ARG TARGETARCH
+COPY *.c /src/
+RUN cd /src && case "\$TARGETARCH" in amd64) CC=gcc-12;; arm64) CC=aarch64-linux-gnu-gcc-12;; esac \\
+ && \$CC -static -O2 -o /hello *.c
+FROM scratch
+COPY --from=build /hello /hello
+ENTRYPOINT ["/hello"]
+EOF
+step wharf two  # warm the page cache and check it builds
+"$WHARF" --root "$LAB/w" --run-root "$LAB/wr" manifest inspect hello:two | jq -c '[.manifests[].platform.architecture]'
+tools=(wharf)
+if step buildah two 2>"$LAB/buildah.err"; then tools+=(buildah); else
+  echo "buildah cannot build it here: $(tail -1 "$LAB/buildah.err")"; fi
+
+for t in "${tools[@]}"; do
+  hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$LAB/$t.json" \
+    -n "$t one" "bash $me step $t one" -n "$t two" "bash $me step $t two" >/dev/null
+  jq -r --arg t "$t" '"\($t): one platform \(.results[0].median*1000|floor) ms, two platforms \(.results[1].median*1000|floor) ms, ratio \((.results[1].median/.results[0].median)*100|floor/100)"' "$LAB/$t.json"
+done
+if [ -f "$LAB/buildah.json" ]; then
+  jq -rn --slurpfile w "$LAB/wharf.json" --slurpfile b "$LAB/buildah.json" \
+    '"two platforms: wharf/buildah \(($w[0].results[1].median/$b[0].results[1].median)*100|floor/100); one platform: wharf/buildah \(($w[0].results[0].median/$b[0].results[0].median)*100|floor/100)"'
+fi
