@@ -77,12 +77,8 @@ pub enum Problem {
     BadEscape(String),
     #[error("parser directive {0:?} is given more than once")]
     DuplicateDirective(String),
-    #[error("line continuation at end of file: the last instruction is incomplete")]
-    ContinuationAtEof,
     #[error("unterminated heredoc: no line {0:?} before the end of the file")]
     UnterminatedHeredoc(String),
-    #[error("{instruction}: invalid JSON exec form: {reason}")]
-    BadJson { instruction: String, reason: String },
     #[error("{0}: a JSON exec form must be an array of strings only")]
     JsonNotStrings(String),
     #[error("{instruction} requires {expected}")]

@@ -55,9 +55,13 @@ impl Stages<'_, '_> {
                 c.sources.iter().map(|p| CopySource { root: self.ctx.context.clone(), path: p.clone() }).collect();
             return Ok(Sources { roots, _mounts: Vec::new(), _heredocs: None, from_context: true });
         };
+        if let Some(super::NamedContext::Dir(d)) = self.named(from) {
+            let roots = c.sources.iter().map(|p| CopySource { root: d.clone(), path: p.clone() }).collect();
+            return Ok(Sources { roots, _mounts: Vec::new(), _heredocs: None, from_context: false });
+        }
         let state = match self.stage_named(from) {
             Some(i) => self.stage(i)?.state,
-            None => ImageState::from_image(self.ctx.store, &self.ctx.image(from)?)?,
+            None => self.image_state(from)?,
         };
         let ws = Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
         let roots = c.sources.iter().map(|p| CopySource { root: ws.merged.clone(), path: p.clone() }).collect();
@@ -145,6 +149,7 @@ impl Stages<'_, '_> {
             // Docker unpacks local tars only, never downloaded ones.
             extract_archives: add && !c.sources.iter().any(|s| is_url(s)),
             dest_rootfs,
+            parents: c.parents,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! builds.
 
 mod cache;
+mod contexts;
 mod copy_step;
 mod error;
 mod leftover;
@@ -17,6 +18,7 @@ mod stage;
 mod state;
 
 pub use cache::BuildCache;
+pub use contexts::NamedContext;
 pub use error::{BuildError, BuildResult};
 pub use leftover::{find_leftovers, remove_leftovers};
 pub use output::Output;
@@ -49,6 +51,29 @@ pub struct BuildOptions {
     pub secrets: HashMap<String, PathBuf>,
     /// Where progress events go (None: quiet, and RUN output is dropped).
     pub progress: Option<progress::Progress>,
+    // -- CI and compatibility options (issue 14 §3) --
+    /// `--add-host NAME:IP`: lines added to RUN's /etc/hosts.
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
+    /// `--ulimit`: RUN's rlimits as (RLIMIT_* name, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--shm-size`: the size of RUN's /dev/shm, in bytes.
+    pub shm_size: Option<u64>,
+    /// `--no-cache-filter`: the stages (names or indexes) built without the cache.
+    pub no_cache_filter: Vec<String>,
+    /// `--annotation`: annotations of the image manifest.
+    pub annotations: BTreeMap<String, String>,
+    /// `--build-context NAME=…`: used before stages and images of that name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// BuildKit's `--add-host` syntax: `NAME:IP` or `NAME=IP` (IPv6 may be in brackets).
+pub fn parse_add_host(s: &str) -> BuildResult<(String, std::net::IpAddr)> {
+    let (name, ip) = s.split_once('=').or_else(|| s.split_once(':')).unwrap_or((s, ""));
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    match ip.parse() {
+        Ok(ip) if !name.is_empty() && !name.contains(char::is_whitespace) => Ok((name.to_string(), ip)),
+        _ => Err(BuildError::Invalid(format!("invalid --add-host {s:?}: use NAME:IP"))),
+    }
 }
 
 /// What a build made.
@@ -148,7 +173,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     let df = crate::parse_dockerfile(&text)?;
     for w in &df.warnings {
         if let Some(p) = &opts.progress {
-            p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {}", w.lines, w.message)));
+            p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {w}", w.lines)));
         }
     }
     if let Err(e) = remove_leftovers(&opts.run_root) {
@@ -173,7 +198,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
         tracing::warn!("removing {}: {e}", work_dir.display());
     }
     let state = res?;
-    let manifest = state.commit(store)?;
+    let manifest = state.commit(store, &opts.annotations)?;
     for t in &opts.tags {
         store.set_tag(t, &manifest)?;
     }

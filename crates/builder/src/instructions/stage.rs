@@ -24,6 +24,8 @@ pub struct Stage {
     pub from: From,
     /// The FROM instruction's lines.
     pub lines: LineRange,
+    /// The FROM line as written.
+    pub original: String,
     pub steps: Vec<Step>,
 }
 
@@ -32,6 +34,8 @@ pub struct Stage {
 pub struct Dockerfile {
     /// The escape character (`\`, or `` ` `` after `# escape=``).
     pub escape: char,
+    /// The `# check=` directive's value (lint configuration), if any.
+    pub check: Option<String>,
     pub warnings: Vec<Warning>,
     /// ARG instructions before the first FROM; their values may be used in
     /// FROM lines, and inside a stage once it redeclares them.
@@ -74,10 +78,11 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
     for node in &parsed.nodes {
         let instruction = from_node(node).map_err(|p| Error::at(node.lines, p))?;
         if let Instruction::Maintainer(_) = instruction {
-            warnings.push(Warning {
-                lines: node.lines,
-                message: "MAINTAINER is deprecated: use LABEL org.opencontainers.image.authors=...".into(),
-            });
+            warnings.push(Warning::new(
+                node.lines,
+                Some("MaintainerDeprecated"),
+                "Maintainer instruction is deprecated in favor of using label",
+            ));
         }
         steps.push(Step { lines: node.lines, original: node.original.clone(), instruction });
     }
@@ -92,6 +97,7 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
                 name: from.name.clone(),
                 from: from.clone(),
                 lines: step.lines,
+                original: step.original.clone(),
                 steps: Vec::new(),
             });
             continue;
@@ -107,7 +113,7 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
         return Err(Error::at(lines, Problem::NoFrom));
     }
     deps::check(&stages)?;
-    Ok(Dockerfile { escape: parsed.escape, warnings, global_args, stages })
+    Ok(Dockerfile { escape: parsed.escape, check: parsed.check, warnings, global_args, stages })
 }
 
 fn check_name(stages: &[Stage], name: Option<&str>, lines: LineRange) -> Result<(), Error> {
