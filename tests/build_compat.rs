@@ -273,3 +273,36 @@ fn named_build_contexts() {
     assert!(err.contains("not supported"), "{err}");
     assert!(mounts_under(s.dir.path()).is_empty());
 }
+
+#[test]
+fn copy_link_layers_do_not_depend_on_the_base() {
+    if !privileged("copy_link_layers_do_not_depend_on_the_base") {
+        return;
+    }
+    let (s, ctx) = setup("FROM bb\nRUN mkdir -m 700 /opt && chown 1:1 /opt\n");
+    s.ok(["build".as_ref(), "-q".as_ref(), "-t".as_ref(), "bb-opt".as_ref(), ctx.as_os_str()]);
+    std::fs::write(ctx.join("data"), "payload\n").unwrap();
+    let last_layer = |base: &str, link: &str| {
+        std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nCOPY {link} data /opt/data\n")).unwrap();
+        let o = s.run([
+            "build".as_ref(),
+            "--progress".as_ref(),
+            "plain".as_ref(),
+            "-t".as_ref(),
+            "l".as_ref(),
+            ctx.as_os_str(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let layers = inspect(&s, "l")["RootFS"]["Layers"].clone();
+        let last = layers.as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+        (last, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // Without --link the layer records /opt as the base has it.
+    assert_ne!(last_layer("bb", "").0, last_layer("bb-opt", "").0);
+    // With --link it is the same layer on both bases, reused, not rewritten.
+    let (on_bb, _) = last_layer("bb", "--link");
+    let (on_opt, log) = last_layer("bb-opt", "--link");
+    assert_eq!(on_bb, on_opt);
+    assert!(log.contains("the layer is reused"), "{log}");
+    assert_eq!(s.ok(["run", "--rm", "l", "cat", "/opt/data"]), "payload\n");
+}

@@ -180,9 +180,8 @@ fn casing(df: &Dockerfile, out: &mut Vec<Warning>) {
     }
 }
 
-/// StageNameCasing, FromAsCasing, ReservedStageName, DuplicateStageName.
+/// StageNameCasing, FromAsCasing, ReservedStageName (DuplicateStageName comes from parsing).
 fn stage_names(df: &Dockerfile, out: &mut Vec<Warning>) {
-    let mut seen = BTreeSet::new();
     for s in &df.stages {
         let words: Vec<&str> = s.original.split_whitespace().filter(|w| !w.starts_with("--")).collect();
         if let [from, _, as_, name] = words.as_slice() {
@@ -204,14 +203,6 @@ fn stage_names(df: &Dockerfile, out: &mut Vec<Warning>) {
                 s.lines,
                 "ReservedStageName",
                 format!("Stage name should not use the same name as reserved stage {name:?}"),
-            );
-        }
-        if !seen.insert(name.clone()) {
-            warn(
-                out,
-                s.lines,
-                "DuplicateStageName",
-                format!("Duplicate stage name {name:?}, stage names should be unique"),
             );
         }
     }

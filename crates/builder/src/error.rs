@@ -101,8 +101,6 @@ pub enum Problem {
     BadMount { mount: String, reason: String },
     #[error("invalid --network {0:?}: expected default, none or host")]
     BadNetwork(String),
-    #[error("duplicate stage name {name:?}: already used by the stage on line {first}")]
-    DuplicateStage { name: String, first: usize },
     #[error("invalid stage name {0:?}: it must start with a letter and hold only letters, digits, '-', '_' and '.'")]
     BadStageName(String),
     #[error("no stage has the index {0} (stages are numbered from 0)")]

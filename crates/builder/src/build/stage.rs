@@ -152,6 +152,9 @@ impl Stages<'_, '_> {
     pub(crate) fn image_state(&self, name: &str) -> BuildResult<ImageState> {
         let name = match self.named(name) {
             Some(NamedContext::Image(r)) => r.as_str(),
+            Some(NamedContext::OciLayout { dir, reference }) => {
+                return Ok(super::contexts::oci_layout_image(self.ctx.store, dir, reference.as_deref())?.0)
+            }
             Some(NamedContext::Dir(_)) | None => name,
         };
         ImageState::from_image(self.ctx.store, &self.ctx.image(name)?)
@@ -178,6 +181,11 @@ impl Stages<'_, '_> {
                     key: key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()]),
                 });
             }
+            Some(NamedContext::OciLayout { dir, reference }) => {
+                let (mut state, digest) = super::contexts::oci_layout_image(self.ctx.store, dir, reference.as_deref())?;
+                state.ensure_path();
+                return Ok(Built { state, key: key(super::cache::GENERATION, &["image", digest.as_ref()]) });
+            }
             Some(NamedContext::Dir(d)) => {
                 return Err(BuildError::Invalid(format!(
                     "FROM {image}: the build context {image} is a directory ({}); FROM needs docker-image://REF",
@@ -186,12 +194,10 @@ impl Stages<'_, '_> {
             }
             None => {}
         }
-        if let Some(prev) = self
-            .df
-            .stages
+        // The latest earlier stage of that name (a name may be given twice).
+        if let Some(prev) = self.df.stages[..stage.index]
             .iter()
-            .take(stage.index)
-            .find(|s| s.name.as_deref() == Some(image.to_ascii_lowercase().as_str()))
+            .rfind(|s| s.name.as_deref() == Some(image.to_ascii_lowercase().as_str()))
         {
             return self.stage(prev.index);
         }

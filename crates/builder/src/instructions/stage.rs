@@ -58,7 +58,7 @@ impl Dockerfile {
     /// The stage `--target` names, or the last one.
     pub fn target(&self, name: Option<&str>) -> Option<&Stage> {
         match name {
-            Some(n) => self.stages.iter().find(|s| s.name.as_deref() == Some(&n.to_ascii_lowercase())),
+            Some(n) => self.stages.iter().rfind(|s| s.name.as_deref() == Some(&n.to_ascii_lowercase())),
             None => self.stages.last(),
         }
     }
@@ -69,7 +69,7 @@ fn stage_index(stages: &[Stage], reference: &str) -> Option<usize> {
         return (i < stages.len()).then_some(i);
     }
     let lower = reference.to_ascii_lowercase();
-    stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()))
+    stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str()))
 }
 
 pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
@@ -90,7 +90,9 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
     let mut stages: Vec<Stage> = Vec::new();
     for step in steps {
         if let Instruction::From(from) = &step.instruction {
-            check_name(&stages, from.name.as_deref(), step.lines)?;
+            if let Some(w) = duplicate_name(&stages, from.name.as_deref(), step.lines) {
+                warnings.push(w);
+            }
             let index = stages.len();
             stages.push(Stage {
                 index,
@@ -116,10 +118,14 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
     Ok(Dockerfile { escape: parsed.escape, check: parsed.check, warnings, global_args, stages })
 }
 
-fn check_name(stages: &[Stage], name: Option<&str>, lines: LineRange) -> Result<(), Error> {
-    let Some(name) = name else { return Ok(()) };
-    match stages.iter().find(|s| s.name.as_deref() == Some(name)) {
-        Some(first) => Err(Error::at(lines, Problem::DuplicateStage { name: name.into(), first: first.lines.start })),
-        None => Ok(()),
-    }
+/// BuildKit accepts a stage name given twice (the later stage wins) and warns.
+fn duplicate_name(stages: &[Stage], name: Option<&str>, lines: LineRange) -> Option<Warning> {
+    let name = name?;
+    stages.iter().any(|s| s.name.as_deref() == Some(name)).then(|| {
+        Warning::new(
+            lines,
+            Some("DuplicateStageName"),
+            format!("Duplicate stage name {name:?}, stage names should be unique"),
+        )
+    })
 }

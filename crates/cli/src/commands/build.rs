@@ -75,7 +75,7 @@ pub struct Args {
     /// Build this stage without the cache (repeatable); what depends on it reruns only if its result changed.
     #[arg(long, value_name = "STAGE")]
     no_cache_filter: Vec<String>,
-    /// NAME=DIR or NAME=docker-image://REF: a named context for FROM, COPY --from and RUN --mount from=.
+    /// NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG]: a named context for FROM, COPY --from and RUN --mount from=.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     build_context: Vec<String>,
     /// The build context directory.
