@@ -21,6 +21,7 @@ pkgs=(
   # multi-platform builds (tests/multiplatform.rs, bench/multiplatform.sh): QEMU for
   # emulated RUN, the aarch64 cross toolchain for a cross-compiled stage, file(1)
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross file
+  debootstrap  # the debian:bookworm base of tests/real_dockerfiles.rs
 )
 missing=()
 for p in "${pkgs[@]}"; do

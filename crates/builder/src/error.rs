@@ -77,12 +77,8 @@ pub enum Problem {
     BadEscape(String),
     #[error("parser directive {0:?} is given more than once")]
     DuplicateDirective(String),
-    #[error("line continuation at end of file: the last instruction is incomplete")]
-    ContinuationAtEof,
     #[error("unterminated heredoc: no line {0:?} before the end of the file")]
     UnterminatedHeredoc(String),
-    #[error("{instruction}: invalid JSON exec form: {reason}")]
-    BadJson { instruction: String, reason: String },
     #[error("{0}: a JSON exec form must be an array of strings only")]
     JsonNotStrings(String),
     #[error("{instruction} requires {expected}")]
@@ -105,8 +101,6 @@ pub enum Problem {
     BadMount { mount: String, reason: String },
     #[error("invalid --network {0:?}: expected default, none or host")]
     BadNetwork(String),
-    #[error("duplicate stage name {name:?}: already used by the stage on line {first}")]
-    DuplicateStage { name: String, first: usize },
     #[error("invalid stage name {0:?}: it must start with a letter and hold only letters, digits, '-', '_' and '.'")]
     BadStageName(String),
     #[error("no stage has the index {0} (stages are numbered from 0)")]

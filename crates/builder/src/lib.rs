@@ -13,11 +13,13 @@
 //!   grouped into [`Stage`]s of a [`Dockerfile`]. Words stay unexpanded;
 //!   [`Step::expand`] applies the expansion once the executor knows ARG/ENV.
 //! - `dockerignore`: the build context filter ([`DockerIgnore`]).
+//! - `check`: BuildKit's Dockerfile checks (`wharf build --check`).
 //!
 //! Still to come, on top of these types: `plan` (stage graph, cache keys)
 //! and `exec` (RUN through `wharf-runtime`, COPY/ADD written as layer tars).
 
 pub mod build;
+pub mod check;
 mod dockerignore;
 mod error;
 mod instructions;

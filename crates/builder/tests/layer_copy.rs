@@ -347,3 +347,32 @@ fn directories_copied_onto_rootfs_symlinks_follow_them() {
     let e = run(&plan);
     assert_eq!(paths(&e), ["etc/", "etc/conf", "etc/x", "usr/bin/", "usr/bin/tool"]);
 }
+
+#[test]
+fn parents_keep_the_source_directories() {
+    // `COPY --parents` was refused as an unknown flag; BuildKit keeps the paths.
+    let c = Ctx::new();
+    c.file("x/a.txt", "a").file("y/z/b.txt", "b").file("src/pkg/m.go", "m").file("d/e/f", "f");
+    let plan = CopyPlan { parents: true, ..c.plan(&["x/a.txt", "y/z/*.txt", "./src/./pkg/m.go", "d/e"], "/out/") };
+    let e = run(&plan);
+    assert_eq!(
+        paths(&e),
+        [
+            "out/",
+            "out/d/",
+            "out/d/e/",
+            "out/d/e/f",
+            "out/pkg/",
+            "out/pkg/m.go",
+            "out/x/",
+            "out/x/a.txt",
+            "out/y/",
+            "out/y/z/",
+            "out/y/z/b.txt"
+        ]
+    );
+    assert_eq!(find(&e, "out/y/z/b.txt").data, b"b");
+    // Without --parents, the same sources land flat.
+    let flat = run(&c.plan(&["x/a.txt", "y/z/*.txt"], "/out/"));
+    assert_eq!(paths(&flat), ["out/", "out/a.txt", "out/b.txt"]);
+}

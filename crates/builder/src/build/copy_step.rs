@@ -55,9 +55,13 @@ impl Stages<'_, '_> {
                 c.sources.iter().map(|p| CopySource { root: self.ctx.context.clone(), path: p.clone() }).collect();
             return Ok(Sources { roots, _mounts: Vec::new(), _heredocs: None, from_context: true });
         };
+        if let Some(super::NamedContext::Dir(d)) = self.named(from) {
+            let roots = c.sources.iter().map(|p| CopySource { root: d.clone(), path: p.clone() }).collect();
+            return Ok(Sources { roots, _mounts: Vec::new(), _heredocs: None, from_context: false });
+        }
         let state = match self.stage_named(from) {
             Some(i) => self.stage(i)?.state,
-            None => ImageState::from_image(self.ctx.store, &self.ctx.image(from)?)?,
+            None => self.image_state(from)?,
         };
         let ws = Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
         let roots = c.sources.iter().map(|p| CopySource { root: ws.merged.clone(), path: p.clone() }).collect();
@@ -145,6 +149,7 @@ impl Stages<'_, '_> {
             // Docker unpacks local tars only, never downloaded ones.
             extract_archives: add && !c.sources.iter().any(|s| is_url(s)),
             dest_rootfs,
+            parents: c.parents,
         })
     }
 }
@@ -187,6 +192,9 @@ pub(crate) fn copy_step(
     add: bool,
     step: &Step,
 ) -> BuildResult<NewLayer> {
+    if c.link {
+        return link_step(stages, state, c, add).map_err(|e| BuildError::step(step, e));
+    }
     let srcs = stages.sources(c, add).map_err(|e| BuildError::step(step, e))?;
     let ignore = stages.dockerignore()?;
     let dest = Workspace::mount(stages.ctx, state, &format!("dest-{}", super::unique()))?;
@@ -194,4 +202,47 @@ pub(crate) fn copy_step(
         stages.plan(&srcs, c, add, &ignore, Some(dest.merged.clone()), state).map_err(|e| BuildError::step(step, e))?;
     let opts = stages.ctx.tar_options();
     stages.ctx.write_layer(&mut |w| crate::layer::copy_to_tar(&plan, w, &opts)).map_err(|e| BuildError::step(step, e))
+}
+
+/// `COPY --link`: the layer is made as on an empty base (the destination is
+/// not looked up in the stage's rootfs, so its symlinks are not followed
+/// and missing directories are 0755 root, as BuildKit documents), and it
+/// is cached under a key without the parent: when the base changes, the
+/// same layer is put on the new base (rebased) instead of written again.
+fn link_step(stages: &Stages, state: &ImageState, c: &Copy, add: bool) -> BuildResult<NewLayer> {
+    let srcs = stages.sources(c, add)?;
+    let ignore = stages.dockerignore()?;
+    let mut c = c.clone();
+    if let Some(spec) = c.chown.clone().filter(|s| numeric_owner(s).is_err()) {
+        // Names still come from the stage's /etc/passwd; the layer holds ids.
+        let ws = Workspace::mount(stages.ctx, state, &format!("link-{}", super::unique()))?;
+        let (u, g) = owner(&ws.merged, &spec)?;
+        c.chown = Some(format!("{u}:{g}"));
+    }
+    let plan = stages.plan(&srcs, &c, add, &ignore, None, state)?;
+    let workdir = state.get("WorkingDir").and_then(|v| v.as_str()).unwrap_or("/").to_string();
+    let k = super::cache::key(
+        super::cache::GENERATION,
+        &["link", &format!("{c:?}"), &workdir, &crate::layer::hash_sources(&plan)?],
+    );
+    let ctx = stages.ctx;
+    if !ctx.opts.no_cache {
+        if let Some(cached) = ctx.cache.get(&k, ctx.store) {
+            let diff = cached.diff_ids()?;
+            if let ([desc], [diff]) = (cached.layers.as_slice(), diff.as_slice()) {
+                ctx.say("COPY --link: the layer is reused on this base");
+                return Ok(Some((desc.clone(), diff.clone())));
+            }
+        }
+    }
+    let opts = ctx.tar_options();
+    let layer = ctx.write_layer(&mut |w| crate::layer::copy_to_tar(&plan, w, &opts))?;
+    if let Some((desc, diff)) = &layer {
+        let entry = ImageState {
+            config: serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [diff.to_string()]}}),
+            layers: vec![desc.clone()],
+        };
+        ctx.cache.put(&k, &entry)?;
+    }
+    Ok(layer)
 }

@@ -6,6 +6,7 @@
 //! builds.
 
 mod cache;
+mod contexts;
 mod copy_step;
 pub mod emulation;
 mod error;
@@ -18,6 +19,7 @@ mod stage;
 mod state;
 
 pub use cache::BuildCache;
+pub use contexts::NamedContext;
 pub use error::{BuildError, BuildResult};
 pub use leftover::{find_leftovers, remove_leftovers};
 pub use output::Output;
@@ -54,6 +56,29 @@ pub struct BuildOptions {
     /// `--platform a,b,…`: each is built (at the same time) and the result
     /// is an image index; empty: the host's platform, a plain image.
     pub platforms: Vec<Platform>,
+    // -- CI and compatibility options (issue 14 §3) --
+    /// `--add-host NAME:IP`: lines added to RUN's /etc/hosts.
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
+    /// `--ulimit`: RUN's rlimits as (RLIMIT_* name, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--shm-size`: the size of RUN's /dev/shm, in bytes.
+    pub shm_size: Option<u64>,
+    /// `--no-cache-filter`: the stages (names or indexes) built without the cache.
+    pub no_cache_filter: Vec<String>,
+    /// `--annotation`: annotations of the image manifest.
+    pub annotations: BTreeMap<String, String>,
+    /// `--build-context NAME=…`: used before stages and images of that name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// BuildKit's `--add-host` syntax: `NAME:IP` or `NAME=IP` (IPv6 may be in brackets).
+pub fn parse_add_host(s: &str) -> BuildResult<(String, std::net::IpAddr)> {
+    let (name, ip) = s.split_once('=').or_else(|| s.split_once(':')).unwrap_or((s, ""));
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    match ip.parse() {
+        Ok(ip) if !name.is_empty() && !name.contains(char::is_whitespace) => Ok((name.to_string(), ip)),
+        _ => Err(BuildError::Invalid(format!("invalid --add-host {s:?}: use NAME:IP"))),
+    }
 }
 
 /// What a build made.
@@ -176,7 +201,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     let df = crate::parse_dockerfile(&text)?;
     for w in &df.warnings {
         if let Some(p) = &opts.progress {
-            p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {}", w.lines, w.message)));
+            p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {w}", w.lines)));
         }
     }
     if let Err(e) = remove_leftovers(&opts.run_root) {
@@ -227,7 +252,7 @@ fn build_platforms(
             label: if multi { format!("{p} ") } else { String::new() },
             steps: &steps,
         };
-        stage::build_target(&ctx, df)?.commit(store)
+        stage::build_target(&ctx, df)?.commit(store, &opts.annotations)
     };
     if !multi {
         return one(&platforms[0]);

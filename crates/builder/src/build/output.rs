@@ -1,6 +1,7 @@
 //! Where a built image goes besides the store: `-o type=oci|docker,dest=FILE`
 //! (archives `docker load` and skopeo read) and `-o type=local,dest=DIR`
-//! (the final filesystem).
+//! (the final filesystem), `-o type=image,name=N[,push=true]` and
+//! `-o type=registry,name=N` (more names for the store, pushed or not).
 
 use super::error::{BuildError, BuildResult};
 use std::path::{Path, PathBuf};
@@ -8,8 +9,18 @@ use wharf_image::{ArchiveFormat, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Archive { format: ArchiveFormat, dest: PathBuf },
-    Local { dest: PathBuf },
+    Archive {
+        format: ArchiveFormat,
+        dest: PathBuf,
+    },
+    Local {
+        dest: PathBuf,
+    },
+    /// Names the image also gets in the store; `push`: pushed there too.
+    Image {
+        names: Vec<String>,
+        push: bool,
+    },
 }
 
 impl Output {
@@ -17,25 +28,45 @@ impl Output {
     pub fn parse(s: &str) -> BuildResult<Output> {
         let mut kind = None;
         let mut dest = None;
+        let mut names = Vec::new();
+        let mut push = None;
         for part in s.split(',') {
             match part.split_once('=') {
                 Some(("type", t)) => kind = Some(t.to_string()),
                 Some(("dest", d)) => dest = Some(PathBuf::from(d)),
-                _ => return Err(BuildError::Invalid(format!("-o {s:?}: use type=oci|docker|local,dest=PATH"))),
+                Some(("name", n)) => names.push(n.to_string()),
+                Some(("push", p)) => push = Some(parse_bool(s, p)?),
+                // A name holding a comma (buildx's `name=a,b`): the rest are names too.
+                None if !part.is_empty() && !names.is_empty() => names.push(part.to_string()),
+                _ => {
+                    return Err(BuildError::Invalid(format!(
+                        "-o {s:?}: use type=oci|docker|local,dest=PATH or type=image|registry,name=NAME[,push=true]"
+                    )))
+                }
             }
+        }
+        if let Some(k @ ("image" | "registry")) = kind.as_deref() {
+            if names.is_empty() {
+                return Err(BuildError::Invalid(format!("-o {s:?}: name= is required")));
+            }
+            return Ok(Output::Image { names, push: push.unwrap_or(k == "registry") });
         }
         let dest = dest.ok_or_else(|| BuildError::Invalid(format!("-o {s:?}: dest= is required")))?;
         match kind.as_deref() {
             Some("oci") => Ok(Output::Archive { format: ArchiveFormat::Oci, dest }),
             Some("docker") => Ok(Output::Archive { format: ArchiveFormat::Docker, dest }),
             Some("local") => Ok(Output::Local { dest }),
-            other => Err(BuildError::Invalid(format!("-o {s:?}: unknown type {other:?} (oci, docker or local)"))),
+            other => Err(BuildError::Invalid(format!(
+                "-o {s:?}: unknown type {other:?} (oci, docker, local, image or registry)"
+            ))),
         }
     }
 
     /// Writes image `name` (a tag or an ID) of `store` out.
     pub fn write(&self, store: &Store, name: &str, work: &Path) -> BuildResult<()> {
         match self {
+            // The caller tags (and pushes) these names with the build's own.
+            Output::Image { .. } => Ok(()),
             Output::Archive { format, dest } => {
                 let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
                 let f =
@@ -70,5 +101,31 @@ impl Output {
                 }
             }
         }
+    }
+}
+
+fn parse_bool(s: &str, v: &str) -> BuildResult<bool> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(BuildError::Invalid(format!("-o {s:?}: push= takes true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_and_registry_outputs() {
+        // Were refused as unknown types.
+        let o = Output::parse("type=image,name=reg.example/a:1,push=true").unwrap();
+        assert_eq!(o, Output::Image { names: vec!["reg.example/a:1".into()], push: true });
+        let o = Output::parse("type=registry,name=r/a:1,r/a:2").unwrap();
+        assert_eq!(o, Output::Image { names: vec!["r/a:1".into(), "r/a:2".into()], push: true });
+        let o = Output::parse("type=image,name=a").unwrap();
+        assert_eq!(o, Output::Image { names: vec!["a".into()], push: false });
+        assert!(Output::parse("type=image").is_err());
+        assert!(Output::parse("type=image,name=a,push=maybe").is_err());
     }
 }

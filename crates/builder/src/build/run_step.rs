@@ -243,7 +243,44 @@ fn spec_for(
         push_mount(&mut v, mount);
         locks.extend(lock);
     }
+    host_options(ctx, &mut v, rootfs)?;
     Ok((v, locks))
+}
+
+/// `--add-host`, `--ulimit` and `--shm-size` applied to a RUN's spec.
+fn host_options(ctx: &Ctx, v: &mut Value, rootfs: &Path) -> BuildResult<()> {
+    let o = ctx.opts;
+    if !o.add_hosts.is_empty() && rootfs.join("etc").is_dir() {
+        // BuildKit's hosts file for RUN, then the extra names.
+        let mut text =
+            String::from("127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (name, ip) in &o.add_hosts {
+            text.push_str(&format!("{ip}\t{name}\n"));
+        }
+        let file = ctx.work_dir.join(format!("hosts-{}", super::unique()));
+        std::fs::write(&file, text).map_err(|e| BuildError::io("write RUN hosts file", e))?;
+        push_mount(v, json!({"destination": "/etc/hosts", "type": "bind", "source": file, "options": ["rbind", "ro"]}));
+    }
+    for (typ, soft, hard) in &o.ulimits {
+        let entry = json!({"type": typ, "soft": soft, "hard": hard});
+        match v["process"]["rlimits"].as_array_mut() {
+            Some(a) => {
+                a.retain(|r| r["type"] != typ.as_str());
+                a.push(entry);
+            }
+            None => v["process"]["rlimits"] = json!([entry]),
+        }
+    }
+    if let Some(size) = o.shm_size {
+        for m in v["mounts"].as_array_mut().into_iter().flatten().filter(|m| m["destination"] == "/dev/shm") {
+            let mut opts: Vec<String> =
+                m["options"].as_array().into_iter().flatten().filter_map(|o| o.as_str().map(String::from)).collect();
+            opts.retain(|o| !o.starts_with("size="));
+            opts.push(format!("size={size}"));
+            m["options"] = json!(opts);
+        }
+    }
+    Ok(())
 }
 
 fn push_mount(spec: &mut Value, m: Value) {

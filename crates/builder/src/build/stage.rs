@@ -8,7 +8,7 @@ use super::error::{BuildError, BuildResult};
 use super::progress::Event;
 use super::scope::Scope;
 use super::state::ImageState;
-use super::{copy_step, run_step, Ctx, NewLayer};
+use super::{copy_step, run_step, Ctx, NamedContext, NewLayer};
 use crate::{Command, Dockerfile, Healthcheck, Instruction, Stage, Step};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -106,7 +106,7 @@ impl Stages<'_, '_> {
         }
         let mut out: Vec<usize> = names
             .into_iter()
-            .filter(|n| !n.contains('$'))
+            .filter(|n| !n.contains('$') && self.named(n).is_none())
             .filter_map(|n| self.df.stage_ref(n).map(|s| s.index))
             .filter(|&i| i != idx && self.done[i].1.get().is_none())
             .collect();
@@ -132,7 +132,27 @@ impl Stages<'_, '_> {
 
     /// The stage a `--from` names, if it names one (else it is an image).
     pub(crate) fn stage_named(&self, name: &str) -> Option<usize> {
+        if self.named(name).is_some() {
+            return None;
+        }
         self.df.stage_ref(name).map(|s| s.index)
+    }
+
+    /// The `--build-context` of that name, which wins over stages and images.
+    pub(crate) fn named(&self, name: &str) -> Option<&NamedContext> {
+        self.ctx.opts.named_contexts.get(name)
+    }
+
+    /// An image's state for `--from`/`from=`: a named context's image or the one named.
+    pub(crate) fn image_state(&self, name: &str) -> BuildResult<ImageState> {
+        let name = match self.named(name) {
+            Some(NamedContext::Image(r)) => r.as_str(),
+            Some(NamedContext::OciLayout { dir, reference }) => {
+                return Ok(super::contexts::oci_layout_image(self.ctx.store, dir, reference.as_deref())?.0)
+            }
+            Some(NamedContext::Dir(_)) | None => name,
+        };
+        ImageState::from_image(self.ctx.store, &self.ctx.image(name)?)
     }
 
     fn base(&self, stage: &Stage) -> BuildResult<Built> {
@@ -146,12 +166,33 @@ impl Stages<'_, '_> {
             None => self.ctx.platform.clone(),
         };
         let image = self.ctx.lexer.expand_word(&stage.from.image, &self.scope.global_view())?;
-        if let Some(prev) = self
-            .df
-            .stages
+        match self.named(&image) {
+            Some(NamedContext::Image(r)) => {
+                let img = self.ctx.image(r)?;
+                let mut state = ImageState::from_image(self.ctx.store, &img)?;
+                state.ensure_path();
+                return Ok(Built {
+                    state,
+                    key: key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()]),
+                });
+            }
+            Some(NamedContext::OciLayout { dir, reference }) => {
+                let (mut state, digest) = super::contexts::oci_layout_image(self.ctx.store, dir, reference.as_deref())?;
+                state.ensure_path();
+                return Ok(Built { state, key: key(super::cache::GENERATION, &["image", digest.as_ref()]) });
+            }
+            Some(NamedContext::Dir(d)) => {
+                return Err(BuildError::Invalid(format!(
+                    "FROM {image}: the build context {image} is a directory ({}); FROM needs docker-image://REF",
+                    d.display()
+                )))
+            }
+            None => {}
+        }
+        // The latest earlier stage of that name (a name may be given twice).
+        if let Some(prev) = self.df.stages[..stage.index]
             .iter()
-            .take(stage.index)
-            .find(|s| s.name.as_deref() == Some(image.to_ascii_lowercase().as_str()))
+            .rfind(|s| s.name.as_deref() == Some(image.to_ascii_lowercase().as_str()))
         {
             return self.stage(prev.index);
         }
@@ -191,11 +232,18 @@ impl Stages<'_, '_> {
         let mut shell = shell_of(&cur.state);
         let mut cmd_set = false;
         let total = stage.steps.len();
+        let o = &self.ctx.opts;
+        let no_cache = o.no_cache
+            || o.no_cache_filter.iter().any(|f| {
+                stage.name.as_deref() == Some(f.to_ascii_lowercase().as_str()) || *f == stage.index.to_string()
+            });
         for (i, step) in triggers.iter().chain(&stage.steps).enumerate() {
             let id = super::progress::next_id();
             let text = step.original.lines().next().unwrap_or_default();
             self.ctx.emit(&Event::Step { id, stage: &name, index: i + 1, total, text });
-            cur = self.step(cur, step, &mut scope, &mut shell, &mut cmd_set, id).map_err(|e| locate(e, step))?;
+            cur = self
+                .step(cur, step, &mut scope, &mut shell, &mut cmd_set, (id, no_cache))
+                .map_err(|e| locate(e, step))?;
         }
         Ok(cur)
     }
@@ -225,7 +273,7 @@ impl Stages<'_, '_> {
         scope: &mut Scope,
         shell: &mut Vec<String>,
         cmd_set: &mut bool,
-        id: usize,
+        (id, no_cache): (usize, bool),
     ) -> BuildResult<Built> {
         let expanded =
             if step.instruction.expands() { step.expand(&self.ctx.lexer, &scope.view())? } else { step.clone() };
@@ -250,7 +298,7 @@ impl Stages<'_, '_> {
             self.ctx.emit(&Event::Cached { id });
             return Ok(Built { state, key: k });
         }
-        if !self.ctx.opts.no_cache {
+        if !no_cache {
             if let Some(state) = self.ctx.cache.get(&k, self.ctx.store) {
                 self.ctx.emit(&Event::Cached { id });
                 return Ok(Built { state, key: k });
@@ -263,6 +311,10 @@ impl Stages<'_, '_> {
         self.ctx.cache.put(&k, &state)?;
         *made = Some(state.clone());
         self.ctx.emit(&Event::Done { id, secs: t0.elapsed().as_secs_f64() });
+        // A step run despite the cache (--no-cache-filter) may give a new
+        // result: what builds on it is keyed by that result, so it reruns
+        // only if the result changed (content-addressed, as in BuildKit).
+        let k = if no_cache && !self.ctx.opts.no_cache { key(&k, &[&result_fingerprint(&state)]) } else { k };
         Ok(Built { state, key: k })
     }
 
@@ -311,9 +363,13 @@ impl Stages<'_, '_> {
             if roots.contains_key(f) {
                 continue;
             }
+            if let Some(NamedContext::Dir(d)) = self.named(f) {
+                roots.insert(f.clone(), d.clone());
+                continue;
+            }
             let state = match self.stage_named(f) {
                 Some(i) => self.stage(i)?.state,
-                None => ImageState::from_image(self.ctx.store, &self.ctx.image(f)?)?,
+                None => self.image_state(f)?,
             };
             let ws = run_step::Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
             roots.insert(f.clone(), ws.merged.clone());
@@ -321,6 +377,12 @@ impl Stages<'_, '_> {
         }
         Ok((roots, mounted))
     }
+}
+
+/// What a later step sees of a state: its layers and its config (not the times).
+fn result_fingerprint(state: &ImageState) -> String {
+    let layers: Vec<String> = state.layers.iter().map(|l| l.digest().to_string()).collect();
+    format!("{}\n{}", layers.join(","), state.config["config"])
 }
 
 fn history_text(step: &Step) -> String {

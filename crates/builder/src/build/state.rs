@@ -98,7 +98,27 @@ impl ImageState {
     }
 
     /// Config and manifest blobs into the store; returns the manifest's descriptor.
-    pub(crate) fn commit(&self, store: &Store) -> BuildResult<Descriptor> {
-        Ok(store.put_image(&self.config, self.layers.clone())?)
+    /// `annotations` go into the manifest (`--annotation`).
+    pub(crate) fn commit(
+        &self,
+        store: &Store,
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> BuildResult<Descriptor> {
+        if annotations.is_empty() {
+            return Ok(store.put_image(&self.config, self.layers.clone())?);
+        }
+        let cbytes = serde_json::to_vec(&self.config).map_err(|e| BuildError::Invalid(format!("config: {e}")))?;
+        let cdigest = store.blobs().put_bytes(&cbytes)?;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": wharf_image::spec::MediaType::ImageManifest.to_string(),
+            "config": {"mediaType": wharf_image::spec::MediaType::ImageConfig.to_string(),
+                "digest": cdigest.to_string(), "size": cbytes.len()},
+            "layers": self.layers,
+            "annotations": annotations,
+        });
+        let mbytes = serde_json::to_vec(&manifest).map_err(|e| BuildError::Invalid(format!("manifest: {e}")))?;
+        let mdigest = store.blobs().put_bytes(&mbytes)?;
+        Ok(Descriptor::new(wharf_image::spec::MediaType::ImageManifest, mbytes.len() as u64, mdigest))
     }
 }

@@ -21,6 +21,8 @@ pub struct Copy {
     /// Octal, as written; `mode()` gives its value.
     pub chmod: Option<String>,
     pub link: bool,
+    /// `COPY --parents`: sources keep their parent directories.
+    pub parents: bool,
     pub checksum: Option<String>,
     pub keep_git_dir: bool,
     /// JSON form, where paths may hold spaces.
@@ -34,8 +36,13 @@ impl Copy {
     }
 }
 
-const COPY_FLAGS: &[(&str, Kind)] =
-    &[("from", Kind::Value), ("chown", Kind::Value), ("chmod", Kind::Value), ("link", Kind::Bool)];
+const COPY_FLAGS: &[(&str, Kind)] = &[
+    ("from", Kind::Value),
+    ("chown", Kind::Value),
+    ("chmod", Kind::Value),
+    ("link", Kind::Bool),
+    ("parents", Kind::Bool),
+];
 const ADD_FLAGS: &[(&str, Kind)] = &[
     ("chown", Kind::Value),
     ("chmod", Kind::Value),
@@ -72,6 +79,7 @@ pub(crate) fn parse(node: &Node, add: bool) -> Result<Copy, Problem> {
         chown: flags.value("chown"),
         chmod: flags.value("chmod"),
         link: flags.bool("link")?,
+        parents: flags.bool("parents")?,
         checksum: flags.value("checksum"),
         keep_git_dir: flags.bool("keep-git-dir")?,
         exec_form,

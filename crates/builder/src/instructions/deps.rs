@@ -17,9 +17,11 @@ pub(crate) fn check(stages: &[Stage]) -> Result<(), Error> {
     find_cycle(stages, &edges)
 }
 
+/// The last stage of that name: a name given twice means the later stage,
+/// as in BuildKit (which only warns, DuplicateStageName).
 fn by_name(stages: &[Stage], name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
-    stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()))
+    stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str()))
 }
 
 /// The stage names a step copies or mounts from, as written.
@@ -34,7 +36,7 @@ fn refs(step: &Step) -> Vec<&str> {
 fn edges_of(stages: &[Stage], stage: &Stage) -> Result<Vec<Edge>, Error> {
     let mut edges = Vec::new();
     // FROM sees only the stages above it; a later name is an image name.
-    if let Some(i) = by_name(stages, &stage.from.image).filter(|i| *i < stage.index) {
+    if let Some(i) = by_name(&stages[..stage.index], &stage.from.image) {
         edges.push(Edge { target: i, lines: stage.lines });
     }
     for step in &stage.steps {

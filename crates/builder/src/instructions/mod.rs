@@ -287,6 +287,16 @@ mod tests {
     use crate::{parse_dockerfile, Instruction};
 
     #[test]
+    fn a_stage_name_given_twice_means_the_later_stage() {
+        // Was an error; BuildKit warns (DuplicateStageName) and the later stage wins.
+        let df = parse_dockerfile("FROM a AS x\nFROM b AS X\nFROM x\nCOPY --from=x /f /f\n").unwrap();
+        assert_eq!(df.warnings.len(), 1);
+        assert_eq!(df.warnings[0].rule, Some("DuplicateStageName"));
+        assert_eq!(df.stage_ref("x").map(|s| s.index), Some(1));
+        assert_eq!(df.target(Some("x")).map(|s| s.index), Some(1));
+    }
+
+    #[test]
     fn onbuild_config_text_keeps_heredocs() {
         let df = parse_dockerfile("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\nONBUILD RUN true\n").unwrap();
         let texts: Vec<String> = df.stages[0]

@@ -24,6 +24,8 @@ pub struct Stage {
     pub from: From,
     /// The FROM instruction's lines.
     pub lines: LineRange,
+    /// The FROM line as written.
+    pub original: String,
     pub steps: Vec<Step>,
 }
 
@@ -32,6 +34,8 @@ pub struct Stage {
 pub struct Dockerfile {
     /// The escape character (`\`, or `` ` `` after `# escape=``).
     pub escape: char,
+    /// The `# check=` directive's value (lint configuration), if any.
+    pub check: Option<String>,
     pub warnings: Vec<Warning>,
     /// ARG instructions before the first FROM; their values may be used in
     /// FROM lines, and inside a stage once it redeclares them.
@@ -54,7 +58,7 @@ impl Dockerfile {
     /// The stage `--target` names, or the last one.
     pub fn target(&self, name: Option<&str>) -> Option<&Stage> {
         match name {
-            Some(n) => self.stages.iter().find(|s| s.name.as_deref() == Some(&n.to_ascii_lowercase())),
+            Some(n) => self.stages.iter().rfind(|s| s.name.as_deref() == Some(&n.to_ascii_lowercase())),
             None => self.stages.last(),
         }
     }
@@ -65,7 +69,7 @@ fn stage_index(stages: &[Stage], reference: &str) -> Option<usize> {
         return (i < stages.len()).then_some(i);
     }
     let lower = reference.to_ascii_lowercase();
-    stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()))
+    stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str()))
 }
 
 pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
@@ -74,10 +78,11 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
     for node in &parsed.nodes {
         let instruction = from_node(node).map_err(|p| Error::at(node.lines, p))?;
         if let Instruction::Maintainer(_) = instruction {
-            warnings.push(Warning {
-                lines: node.lines,
-                message: "MAINTAINER is deprecated: use LABEL org.opencontainers.image.authors=...".into(),
-            });
+            warnings.push(Warning::new(
+                node.lines,
+                Some("MaintainerDeprecated"),
+                "Maintainer instruction is deprecated in favor of using label",
+            ));
         }
         steps.push(Step { lines: node.lines, original: node.original.clone(), instruction });
     }
@@ -85,13 +90,16 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
     let mut stages: Vec<Stage> = Vec::new();
     for step in steps {
         if let Instruction::From(from) = &step.instruction {
-            check_name(&stages, from.name.as_deref(), step.lines)?;
+            if let Some(w) = duplicate_name(&stages, from.name.as_deref(), step.lines) {
+                warnings.push(w);
+            }
             let index = stages.len();
             stages.push(Stage {
                 index,
                 name: from.name.clone(),
                 from: from.clone(),
                 lines: step.lines,
+                original: step.original.clone(),
                 steps: Vec::new(),
             });
             continue;
@@ -107,13 +115,17 @@ pub(crate) fn group(parsed: Parsed) -> Result<Dockerfile, Error> {
         return Err(Error::at(lines, Problem::NoFrom));
     }
     deps::check(&stages)?;
-    Ok(Dockerfile { escape: parsed.escape, warnings, global_args, stages })
+    Ok(Dockerfile { escape: parsed.escape, check: parsed.check, warnings, global_args, stages })
 }
 
-fn check_name(stages: &[Stage], name: Option<&str>, lines: LineRange) -> Result<(), Error> {
-    let Some(name) = name else { return Ok(()) };
-    match stages.iter().find(|s| s.name.as_deref() == Some(name)) {
-        Some(first) => Err(Error::at(lines, Problem::DuplicateStage { name: name.into(), first: first.lines.start })),
-        None => Ok(()),
-    }
+/// BuildKit accepts a stage name given twice (the later stage wins) and warns.
+fn duplicate_name(stages: &[Stage], name: Option<&str>, lines: LineRange) -> Option<Warning> {
+    let name = name?;
+    stages.iter().any(|s| s.name.as_deref() == Some(name)).then(|| {
+        Warning::new(
+            lines,
+            Some("DuplicateStageName"),
+            format!("Duplicate stage name {name:?}, stage names should be unique"),
+        )
+    })
 }

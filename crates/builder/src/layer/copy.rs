@@ -55,6 +55,9 @@ pub struct CopyPlan<'a> {
     pub extract_archives: bool,
     /// The stage's current rootfs (read only): which destinations exist.
     pub dest_rootfs: Option<PathBuf>,
+    /// `COPY --parents`: each source keeps its parent directories (those
+    /// after a `/./` in the source, when it has one) under the destination.
+    pub parents: bool,
 }
 
 /// Where a planned entry's content comes from.
@@ -117,8 +120,11 @@ pub(crate) fn plan_layout(plan: &CopyPlan, extract: bool, created_mtime: i64) ->
     }
     let dest = resolve_dest(plan)?;
     let mut matches = Vec::new();
+    let mut skips = Vec::new();
     for src in &plan.sources {
-        matches.extend(expand(plan, src, extract)?);
+        let found = expand(plan, src, extract)?;
+        skips.extend(std::iter::repeat_n(pivot(&src.path), found.len()));
+        matches.extend(found);
     }
     if plan.sources.len() > 1 && !dest.wants_dir && !dest.exists_dir {
         return Err(LayerError::Dest {
@@ -127,7 +133,7 @@ pub(crate) fn plan_layout(plan: &CopyPlan, extract: bool, created_mtime: i64) ->
         });
     }
     let any_dir = matches.iter().any(|m| m.md.is_dir() || m.archive.is_some() || m.packed_archive);
-    let dest_is_dir = dest.wants_dir || dest.exists_dir || matches.len() > 1 || any_dir;
+    let dest_is_dir = dest.wants_dir || dest.exists_dir || matches.len() > 1 || any_dir || plan.parents;
     let mut lay = Layout { entries: BTreeMap::new(), _temps: Vec::new() };
     let created = |plan: &CopyPlan| {
         let (uid, gid) = plan.chown.unwrap_or((0, 0));
@@ -144,7 +150,11 @@ pub(crate) fn plan_layout(plan: &CopyPlan, extract: bool, created_mtime: i64) ->
         };
         lay.entries.insert(key, Planned { meta, origin: Origin::None });
     }
-    for mut m in matches {
+    for (mut m, skip) in matches.into_iter().zip(skips) {
+        if plan.parents {
+            copy_with_parents(plan, &mut lay, &m, skip, &dest.comps)?;
+            continue;
+        }
         let target = if dest_is_dir { dest_child(&dest.comps, &m) } else { dest.comps.clone() };
         if let Some(r) = m.archive.take() {
             unpack_archive(plan, &mut lay, &m, r, &dest.comps)?;
@@ -219,6 +229,41 @@ impl Layout {
         }
         self.entries.insert(key, p);
     }
+}
+
+/// How many leading directories of a `--parents` source are dropped: those
+/// before a `.` component (`src/./pkg/a.go` keeps `pkg/`), else none.
+fn pivot(path: &str) -> usize {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).skip_while(|c| *c == ".").collect();
+    match comps.iter().position(|c| *c == ".") {
+        Some(p) => comps[..p].iter().filter(|c| **c != ".").count(),
+        None => 0,
+    }
+}
+
+/// `COPY --parents`: the match at dest/<its parents after the pivot>/<name>,
+/// the parent directories with the metadata they have in the source.
+fn copy_with_parents(plan: &CopyPlan, lay: &mut Layout, m: &Match, skip: usize, dest: &Comps) -> Result<()> {
+    let parents = &m.comps[..m.comps.len().saturating_sub(1)];
+    let mut target = dest.clone();
+    for i in skip..parents.len() {
+        target.push(parents[i].clone());
+        let path = m.root.path(&parents[..=i]);
+        let md = std::fs::symlink_metadata(&path).map_err(LayerError::io("stat", &path))?;
+        if let Some(meta) = Meta::from_metadata(&path, &md)? {
+            let meta = adjust(plan, meta, m.from_context);
+            lay.entries.entry(target.clone()).or_insert(Planned { meta, origin: Origin::None });
+        }
+    }
+    let target = dest_child(&target, m);
+    let meta = source_meta(plan, m)?;
+    if m.md.is_dir() {
+        lay.entries.insert(target.clone(), Planned { meta, origin: Origin::None });
+        return copy_dir(plan, lay, m, &target);
+    }
+    let path = m.root.path(&m.comps);
+    lay.insert(target, Planned { meta, origin: Origin::Path(path) });
+    Ok(())
 }
 
 fn dest_child(dest: &Comps, m: &Match) -> Comps {

@@ -5,6 +5,8 @@ use crate::error::Problem;
 
 pub(crate) struct Directives {
     pub escape: char,
+    /// `# check=skip=A,B;error=true`: BuildKit's lint configuration.
+    pub check: Option<String>,
     done: bool,
     seen: Vec<String>,
 }
@@ -21,7 +23,7 @@ pub(crate) enum Found {
 
 impl Directives {
     pub fn new() -> Self {
-        Directives { escape: '\\', done: false, seen: Vec::new() }
+        Directives { escape: '\\', check: None, done: false, seen: Vec::new() }
     }
 
     /// Looks at one physical line while directives are still possible.
@@ -49,6 +51,10 @@ impl Directives {
                 "`" => '`',
                 other => return Err(Problem::BadEscape(other.to_string())),
             };
+            return Ok(Found::Nothing);
+        }
+        if name == "check" {
+            self.check = Some(value.to_string());
             return Ok(Found::Nothing);
         }
         Ok(Found::Ignored { name, value: value.to_string() })

@@ -5,8 +5,8 @@ use super::{Args, Node};
 use crate::error::{LineRange, Problem};
 
 /// Builds the node for a joined logical line; lines and heredocs are filled
-/// in by the caller.
-pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, Problem> {
+/// in by the caller. What is accepted but looks wrong goes to `notes`.
+pub(crate) fn node_from_line(line: &str, escape: char, notes: &mut Vec<String>) -> Result<Node, Problem> {
     let trimmed = line.trim();
     let (word, rest) = match trimmed.find(char::is_whitespace) {
         Some(i) => (&trimmed[..i], trimmed[i..].trim_start()),
@@ -17,12 +17,12 @@ pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, Problem> 
     let rest = rest.trim();
     let name = keyword.to_ascii_uppercase();
     let args = match keyword.as_str() {
-        "add" | "copy" | "volume" => maybe_json(rest, &name)?.unwrap_or_else(|| whitespace_list(rest)),
+        "add" | "copy" | "volume" => maybe_json(rest, &name, notes)?.unwrap_or_else(|| whitespace_list(rest)),
         "arg" => words_or_empty(parse_words(rest, escape)),
-        "cmd" | "entrypoint" | "run" | "shell" => maybe_json(rest, &name)?.unwrap_or_else(|| text(rest)),
+        "cmd" | "entrypoint" | "run" | "shell" => maybe_json(rest, &name, notes)?.unwrap_or_else(|| text(rest)),
         "env" | "label" => name_values(rest, &name, escape)?,
         "expose" | "from" => whitespace_list(rest),
-        "healthcheck" => health(rest, &name)?,
+        "healthcheck" => health(rest, &name, notes)?,
         "maintainer" | "stopsignal" | "user" | "workdir" => text(rest),
         "onbuild" if rest.is_empty() => Args::Empty,
         // Checked before recursing: `ONBUILD ONBUILD ...` is refused anyway,
@@ -30,7 +30,7 @@ pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, Problem> 
         "onbuild" if rest.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case("onbuild")) => {
             return Err(Problem::BadOnbuild("ONBUILD".into()))
         }
-        "onbuild" => Args::Sub(Box::new(node_from_line(rest, escape)?)),
+        "onbuild" => Args::Sub(Box::new(node_from_line(rest, escape, notes)?)),
         _ => return Err(Problem::UnknownInstruction(word.to_string())),
     };
     Ok(Node { keyword, original: trimmed.to_string(), flags, args, heredocs: Vec::new(), lines: LineRange::new(0, 0) })
@@ -102,26 +102,30 @@ fn whitespace_list(rest: &str) -> Args {
     words_or_empty(rest.split_whitespace().map(String::from).collect())
 }
 
-/// The JSON exec form when `rest` is one. Docker falls back to the shell form
-/// for anything that is not valid JSON; so do we, except when the text starts
-/// with `["`: that is a JSON form gone wrong, and running it through a shell
-/// would only fail later and more obscurely.
-fn maybe_json(rest: &str, instruction: &str) -> Result<Option<Args>, Problem> {
+/// The JSON exec form when `rest` is one. Anything that is not valid JSON
+/// is the shell form (or a word list), as in BuildKit's `parseMaybeJSON`;
+/// text starting with `["` was meant as JSON, so that case gets a note.
+/// Valid JSON holding something other than strings is an error, as there.
+fn maybe_json(rest: &str, instruction: &str, notes: &mut Vec<String>) -> Result<Option<Args>, Problem> {
     if !rest.starts_with('[') {
         return Ok(None);
     }
     let value = match serde_json::from_str::<serde_json::Value>(rest) {
         Ok(v) => v,
-        Err(e) if rest.starts_with("[\"") => {
-            // serde's "at line 1" would be read as the Dockerfile's line.
-            let msg = e.to_string();
-            let reason = match msg.rfind(" at line ") {
-                Some(i) => format!("{} at column {}", &msg[..i], e.column()),
-                None => msg,
-            };
-            return Err(Problem::BadJson { instruction: instruction.to_string(), reason });
+        Err(e) => {
+            if rest.starts_with("[\"") {
+                // serde's "at line 1" would be read as the Dockerfile's line.
+                let msg = e.to_string();
+                let reason = match msg.rfind(" at line ") {
+                    Some(i) => format!("{} at column {}", &msg[..i], e.column()),
+                    None => msg,
+                };
+                notes.push(format!(
+                    "{instruction}: not valid JSON ({reason}): the text is used as the shell form, as BuildKit does"
+                ));
+            }
+            return Ok(None);
         }
-        Err(_) => return Ok(None),
     };
     let serde_json::Value::Array(items) = value else { return Ok(None) };
     let strings: Option<Vec<String>> = items.into_iter().map(|v| v.as_str().map(String::from)).collect();
@@ -132,7 +136,7 @@ fn maybe_json(rest: &str, instruction: &str) -> Result<Option<Args>, Problem> {
 }
 
 /// `HEALTHCHECK [flags] NONE | CMD command`: the type word, then a command.
-fn health(rest: &str, instruction: &str) -> Result<Args, Problem> {
+fn health(rest: &str, instruction: &str, notes: &mut Vec<String>) -> Result<Args, Problem> {
     let (kind, command) = match rest.find(char::is_whitespace) {
         Some(i) => (&rest[..i], rest[i..].trim_start()),
         None => (rest, ""),
@@ -140,7 +144,7 @@ fn health(rest: &str, instruction: &str) -> Result<Args, Problem> {
     if kind.is_empty() {
         return Ok(Args::Empty);
     }
-    let command = maybe_json(command, instruction)?.unwrap_or_else(|| text(command));
+    let command = maybe_json(command, instruction, notes)?.unwrap_or_else(|| text(command));
     Ok(Args::Health { kind: kind.to_string(), command: Box::new(command) })
 }
 
@@ -232,11 +236,16 @@ mod tests {
 
     #[test]
     fn json_and_fallback() {
-        assert_eq!(maybe_json(r#"["a", "b"]"#, "RUN").unwrap(), Some(Args::Exec(vec!["a".into(), "b".into()])));
-        assert_eq!(maybe_json("[ -f /x ] && y", "RUN").unwrap(), None);
-        assert_eq!(maybe_json("[ \"a\" \"b\" ]", "RUN").unwrap(), None);
-        assert!(matches!(maybe_json(r#"["a" "b"]"#, "RUN"), Err(Problem::BadJson { .. })));
-        assert!(matches!(maybe_json(r#"["a", 1]"#, "RUN"), Err(Problem::JsonNotStrings(_))));
+        let mut notes = Vec::new();
+        let n = &mut notes;
+        assert_eq!(maybe_json(r#"["a", "b"]"#, "RUN", n).unwrap(), Some(Args::Exec(vec!["a".into(), "b".into()])));
+        assert_eq!(maybe_json("[ -f /x ] && y", "RUN", n).unwrap(), None);
+        assert_eq!(maybe_json("[ \"a\" \"b\" ]", "RUN", n).unwrap(), None);
+        assert!(notes.is_empty());
+        // Was an error; BuildKit runs it as a shell command (and so do we, with a note).
+        assert_eq!(maybe_json(r#"["echo", "unterminated"#, "CMD", &mut notes).unwrap(), None);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(matches!(maybe_json(r#"["a", 1]"#, "RUN", &mut notes), Err(Problem::JsonNotStrings(_))));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod directives;
 mod heredoc;
-mod line;
+pub(crate) mod line;
 
 use crate::error::{Error, LineRange, Problem};
 use directives::{Directives, Found};
@@ -15,7 +15,24 @@ pub use heredoc::Heredoc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     pub lines: LineRange,
+    /// The BuildKit check this is (`JSONArgsRecommended`, …), when it is one.
+    pub rule: Option<&'static str>,
     pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rule {
+            Some(r) => write!(f, "{r}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Warning {
+    pub(crate) fn new(lines: LineRange, rule: Option<&'static str>, message: impl Into<String>) -> Self {
+        Warning { lines, rule, message: message.into() }
+    }
 }
 
 /// One instruction as written.
@@ -56,6 +73,7 @@ pub(crate) enum Args {
 pub(crate) struct Parsed {
     pub nodes: Vec<Node>,
     pub escape: char,
+    pub check: Option<String>,
     pub warnings: Vec<Warning>,
 }
 
@@ -91,12 +109,11 @@ pub(crate) fn parse(src: &str) -> Result<Parsed, Error> {
     while let Some((no, raw)) = lines.next() {
         let text = trim_newline(raw).trim_start();
         match d.check(text).map_err(|p| Error::at(LineRange::new(no, no), p))? {
-            Found::Ignored { name, value } => warnings.push(Warning {
-                lines: LineRange::new(no, no),
-                message: format!(
-                    "parser directive {name}={value} is accepted and ignored: wharf has one built-in frontend"
-                ),
-            }),
+            Found::Ignored { name, value } => warnings.push(Warning::new(
+                LineRange::new(no, no),
+                None,
+                format!("parser directive {name}={value} is accepted and ignored: wharf has one built-in frontend"),
+            )),
             Found::Nothing => {}
         }
         if is_comment(text) {
@@ -108,7 +125,7 @@ pub(crate) fn parse(src: &str) -> Result<Parsed, Error> {
     if nodes.is_empty() {
         return Err(Error::at(LineRange::new(lines.last.max(1), lines.last.max(1)), Problem::NoInstructions));
     }
-    Ok(Parsed { nodes, escape: d.escape, warnings })
+    Ok(Parsed { nodes, escape: d.escape, check: d.check.clone(), warnings })
 }
 
 /// Reads one instruction starting at line `start`: continuation lines, then
@@ -124,11 +141,11 @@ fn instruction(
     if done && line.trim().is_empty() {
         return Ok(None);
     }
+
     let mut empty_continuation = false;
     while !done {
-        let Some((_, raw)) = lines.next() else {
-            return Err(Error::at(LineRange::new(start, lines.last), Problem::ContinuationAtEof));
-        };
+        // A continuation on the last line ends the instruction, as in BuildKit.
+        let Some((_, raw)) = lines.next() else { break };
         let text = trim_newline(raw);
         // Comments inside a continued instruction are dropped, as in Docker.
         if is_comment(text) {
@@ -143,13 +160,16 @@ fn instruction(
         done = end;
     }
     let mut lines_range = LineRange::new(start, lines.last);
-    if empty_continuation {
-        warnings.push(Warning {
-            lines: lines_range,
-            message: "empty continuation line: Docker warns that this will become an error".into(),
-        });
+    if line.trim().is_empty() {
+        // Only continuations and blanks up to the end of the file.
+        return Ok(None);
     }
-    let mut node = line::node_from_line(&line, d.escape).map_err(|p| Error::at(lines_range, p))?;
+    if empty_continuation {
+        warnings.push(Warning::new(lines_range, Some("NoEmptyContinuation"), "Empty continuation line"));
+    }
+    let mut notes = Vec::new();
+    let mut node = line::node_from_line(&line, d.escape, &mut notes).map_err(|p| Error::at(lines_range, p))?;
+    warnings.extend(notes.into_iter().map(|n| Warning::new(lines_range, None, n)));
     read_heredocs(&mut node, &line, start, lines)?;
     lines_range = LineRange::new(start, lines.last);
     set_lines(&mut node, lines_range);
@@ -224,6 +244,19 @@ mod tests {
         let p = parse("FROM a\n\nRUN x \\\n  y\n# c\nCMD z\n").unwrap();
         let r: Vec<_> = p.nodes.iter().map(|n| (n.lines.start, n.lines.end)).collect();
         assert_eq!(r, vec![(1, 1), (3, 4), (6, 6)]);
+    }
+
+    #[test]
+    fn continuation_at_eof_ends_the_instruction() {
+        // Was an error; BuildKit ends the instruction at the end of the file.
+        let p = parse("FROM a\nRUN echo a \\\n  b \\\n").unwrap();
+        assert_eq!(p.nodes[1].original, "RUN echo a   b");
+        assert_eq!((p.nodes[1].lines.start, p.nodes[1].lines.end), (2, 3));
+        let p = parse("FROM a\nRUN true \\").unwrap();
+        assert_eq!(p.nodes.len(), 2);
+        // A lone continuation at the end adds no instruction.
+        let p = parse("FROM a\n\\\n").unwrap();
+        assert_eq!(p.nodes.len(), 1);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub fn dump(df: &Dockerfile, expanded: &dyn Fn(&Step) -> Option<Step>) -> String
         writeln!(out, "escape {}", df.escape).unwrap();
     }
     for w in &df.warnings {
-        writeln!(out, "warning {}: {}", w.lines, w.message).unwrap();
+        writeln!(out, "warning {}: {w}", w.lines).unwrap();
     }
     for step in &df.global_args {
         writeln!(out, "global {}: {}", step.lines, instruction(&step.instruction)).unwrap();
@@ -110,7 +110,9 @@ fn copy(c: &Copy) -> String {
         s += &opt("chmod", &c.chmod);
     }
     s += &opt("checksum", &c.checksum);
-    for (flag, on) in [("link", c.link), ("keep_git_dir", c.keep_git_dir), ("json", c.exec_form)] {
+    for (flag, on) in
+        [("link", c.link), ("parents", c.parents), ("keep_git_dir", c.keep_git_dir), ("json", c.exec_form)]
+    {
         if on {
             write!(s, " {flag}").unwrap();
         }

@@ -55,6 +55,31 @@ pub struct Args {
     /// RUN for a foreign one needs QEMU registered in binfmt_misc.
     #[arg(long, value_name = "PLATFORMS")]
     platform: Vec<String>,
+    // -- CI and compatibility flags (issue 14 §3/§4) --
+    /// Only check the Dockerfile (BuildKit's checks, with line numbers); build nothing.
+    #[arg(long)]
+    check: bool,
+    /// Write the build's result as JSON (containerimage.digest, containerimage.descriptor, image.name), as buildx.
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// KEY=VALUE annotation of the image manifest (`manifest:KEY=VALUE` too), as buildx.
+    #[arg(long)]
+    annotation: Vec<String>,
+    /// NAME:IP line added to /etc/hosts for RUN.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_host: Vec<String>,
+    /// NAME=SOFT[:HARD] rlimit for RUN (nofile, nproc, …), as docker build.
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    ulimit: Vec<String>,
+    /// Size of RUN's /dev/shm (default 64m).
+    #[arg(long, value_name = "SIZE")]
+    shm_size: Option<String>,
+    /// Build this stage without the cache (repeatable); what depends on it reruns only if its result changed.
+    #[arg(long, value_name = "STAGE")]
+    no_cache_filter: Vec<String>,
+    /// NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG]: a named context for FROM, COPY --from and RUN --mount from=.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    build_context: Vec<String>,
     /// The build context directory.
     context: PathBuf,
 }
@@ -89,6 +114,10 @@ fn secrets(items: &[String]) -> anyhow::Result<HashMap<String, PathBuf>> {
 }
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
+    if a.check {
+        let df = a.file.clone().unwrap_or_else(|| a.context.join("Dockerfile"));
+        return super::build_check::run(g, &df);
+    }
     let mut platforms: Vec<wharf_image::Platform> = Vec::new();
     for p in &a.platform {
         for p in wharf_image::Platform::parse_list(p)? {
@@ -130,8 +159,34 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         secrets: secrets(&a.secret)?,
         progress: view.as_ref().map(|v| v.progress()),
         platforms,
+        add_hosts: a.add_host.iter().map(|h| wharf_builder::build::parse_add_host(h)).collect::<Result<_, _>>()?,
+        ulimits: ulimits(&a.ulimit)?,
+        shm_size: shm_size(a.shm_size.as_deref())?,
+        no_cache_filter: a.no_cache_filter.clone(),
+        annotations: annotations(&a.annotation)?,
+        named_contexts: a
+            .build_context
+            .iter()
+            .map(|c| wharf_builder::build::NamedContext::parse(c))
+            .collect::<Result<_, _>>()?,
     };
+    let mut opts = opts;
     let outputs: Vec<Output> = a.output.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
+    // `-o type=image|registry,name=…`: more names, pushed or not.
+    let mut push: Vec<wharf_image::Reference> = if a.push { opts.tags.clone() } else { Vec::new() };
+    for o in &outputs {
+        if let Output::Image { names, push: p } = o {
+            for n in names {
+                let r = wharf_image::Reference::parse(n)?;
+                if *p && !push.contains(&r) {
+                    push.push(r.clone());
+                }
+                if !opts.tags.contains(&r) {
+                    opts.tags.push(r);
+                }
+            }
+        }
+    }
     anyhow::ensure!(!a.push || !opts.tags.is_empty(), "--push needs a name: add -t REGISTRY/REPO:TAG");
     let store = g.store()?;
     let built = wharf_builder::build::build(&store, &opts);
@@ -142,8 +197,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     for o in &outputs {
         o.write(&store, built.id.as_ref(), &g.run_root)?;
     }
-    if a.push {
-        for t in &opts.tags {
+    let mut pushed_digest = None;
+    {
+        for t in &push {
             let reg = wharf_registry::Registry::new(t.domain(), wharf_registry::RegistryOptions::default())?;
             let popts =
                 wharf_registry::PushOptions { progress: crate::progress::reporter(quiet, false), digestfile: None };
@@ -151,10 +207,15 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             if !quiet {
                 eprintln!("pushed {t}@{}", pushed.digest);
             }
+            pushed_digest = Some(pushed.digest.to_string());
         }
     }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, built.id.to_string())?;
+    }
+    if let Some(f) = &a.metadata_file {
+        let m = metadata(&built, &opts.tags, pushed_digest);
+        write_atomic(f, &serde_json::to_vec_pretty(&m)?)?;
     }
     if quiet {
         crate::outln!("{}", built.id)?;
@@ -166,6 +227,83 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         crate::outln!("{}", built.id)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--ulimit nofile=1024:2048`, with run's parser and names.
+fn ulimits(items: &[String]) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    let lim = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    items
+        .iter()
+        .map(|s| {
+            let u = wharf_pod::hostconfig::Ulimit::parse(s)?;
+            Ok((u.rlimit_type(), lim(u.soft), lim(u.hard)))
+        })
+        .collect()
+}
+
+fn shm_size(s: Option<&str>) -> anyhow::Result<Option<u64>> {
+    let Some(s) = s else { return Ok(None) };
+    let n = wharf_pod::hostconfig::parse_size(s).map_err(|e| anyhow::anyhow!("--shm-size {s:?}: {e}"))?;
+    anyhow::ensure!(n > 0, "--shm-size {s:?}: the size must be greater than 0");
+    Ok(Some(n as u64))
+}
+
+/// buildx's `--annotation [TYPE:]KEY=VALUE`; a single-platform build has
+/// a manifest only, so `manifest` is the one type that applies here.
+fn annotations(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        let (k, v) = i.split_once('=').ok_or_else(|| anyhow::anyhow!("--annotation {i:?}: use KEY=VALUE"))?;
+        let key = match k.split_once(':') {
+            Some(("manifest", key)) => key,
+            Some((t @ ("index" | "index-descriptor" | "manifest-descriptor"), _)) => {
+                anyhow::bail!("--annotation {i:?}: {t} annotations need an image index, which a single-platform build does not make; use manifest:KEY=VALUE")
+            }
+            Some((t, _)) if t.contains('[') => {
+                anyhow::bail!("--annotation {i:?}: per-platform annotations need a multi-platform build")
+            }
+            _ => k,
+        };
+        anyhow::ensure!(!key.is_empty(), "--annotation {i:?}: the key is empty");
+        m.insert(key.to_string(), v.to_string());
+    }
+    Ok(m)
+}
+
+/// The metadata file buildx writes: the manifest's digest and descriptor, the names.
+fn metadata(
+    built: &wharf_builder::build::Built,
+    tags: &[wharf_image::Reference],
+    pushed: Option<String>,
+) -> serde_json::Value {
+    let d = &built.manifest;
+    let mut desc = serde_json::json!({
+        "mediaType": d.media_type().to_string(),
+        "digest": d.digest().to_string(),
+        "size": d.size(),
+    });
+    if let Some(a) = d.annotations().as_ref().filter(|a| !a.is_empty()) {
+        desc["annotations"] = serde_json::json!(a);
+    }
+    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    let mut m = serde_json::json!({
+        "containerimage.config.digest": built.id.to_string(),
+        "containerimage.descriptor": desc,
+        "containerimage.digest": pushed.unwrap_or_else(|| d.digest().to_string()),
+    });
+    if !names.is_empty() {
+        m["image.name"] = serde_json::json!(names.join(","));
+    }
+    m
+}
+
+/// Temp file and rename: a reader never sees half a file.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("write {}: {e}", path.display())
+    })
 }
 
 #[derive(clap::Args, Debug)]

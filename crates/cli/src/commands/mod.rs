@@ -1,6 +1,7 @@
 //! One file per command: parse flags, call a library, print.
 
 pub mod build;
+pub mod build_check;
 pub mod check;
 pub mod completion;
 pub mod cp;
