@@ -18,6 +18,7 @@ pkgs=(
   tini  # --init: /usr/bin/tini-static bound at /sbin/docker-init (tests/run_flags.rs)
   procps  # `ps` for `wharf top` (tests/engine_cmds.rs)
   python3  # a pty for run -it, exec -it and attach (tests/engine_io.rs)
+  protobuf-compiler  # protoc: the CRI protos (k8s-cri's build script, crates/cri)
 )
 missing=()
 for p in "${pkgs[@]}"; do

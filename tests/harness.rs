@@ -5,6 +5,8 @@
 //! silently), temp stores, busybox root filesystems from Debian's
 //! busybox-static, raw tar writing for hostile layers, and leak checks.
 
+#[path = "harness/cri.rs"]
+pub mod cri;
 #[path = "harness/engine.rs"]
 pub mod engine;
 #[path = "harness/leaks.rs"]

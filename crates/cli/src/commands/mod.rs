@@ -4,6 +4,7 @@ pub mod build;
 pub mod check;
 pub mod completion;
 pub mod cp;
+pub mod cri;
 pub mod ctr;
 pub mod df;
 pub mod events;
