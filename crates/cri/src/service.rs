@@ -10,6 +10,7 @@ use k8s_cri::v1::image_service_server::ImageService;
 use k8s_cri::v1::runtime_service_server::RuntimeService;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 use wharf_image::Store;
 
@@ -37,6 +38,22 @@ type Rpc<T> = std::result::Result<Response<T>, Status>;
 
 fn not_yet(rpc: &str) -> Status {
     Status::unimplemented(format!("{rpc}: pod sandboxes: not yet (wharf cri serves images and runtime status so far)"))
+}
+
+/// The client's `grpc-timeout` (digits and a unit: H, M, S, m, u, n).
+fn client_timeout(md: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// Runs blocking store work off the async workers.
@@ -211,7 +228,17 @@ impl ImageService for Cri {
     }
 
     async fn pull_image(&self, r: Request<cri::PullImageRequest>) -> Rpc<cri::PullImageResponse> {
-        let image_ref = crate::image_pull::pull_image(self, r.get_ref()).await?;
+        let pull = crate::image_pull::pull_image(self, r.get_ref());
+        let image_ref = match client_timeout(r.metadata()) {
+            // Answer DeadlineExceeded before tonic's own timer answers
+            // Cancelled ("Timeout expired"): the code a grpc-go server such
+            // as containerd's gives, which critest checks. The pull itself
+            // goes on and stores the image.
+            Some(t) => tokio::time::timeout(t.saturating_sub(t / 10 + Duration::from_millis(1)), pull)
+                .await
+                .map_err(|_| Status::deadline_exceeded("PullImage: the client's deadline passed"))??,
+            None => pull.await?,
+        };
         Ok(Response::new(cri::PullImageResponse { image_ref }))
     }
 
@@ -226,5 +253,26 @@ impl ImageService for Cri {
         let root = self.root.clone();
         let resp = blocking(move || Ok(crate::imagefs_info::image_fs_info(&root))).await?;
         Ok(Response::new(resp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_timeouts() {
+        use std::time::Duration;
+        let mut md = tonic::metadata::MetadataMap::new();
+        assert_eq!(super::client_timeout(&md), None);
+        for (v, d) in [
+            ("5S", Duration::from_secs(5)),
+            ("100m", Duration::from_millis(100)),
+            ("2M", Duration::from_secs(120)),
+            ("7n", Duration::from_nanos(7)),
+        ] {
+            md.insert("grpc-timeout", v.parse().unwrap());
+            assert_eq!(super::client_timeout(&md), Some(d), "{v}");
+        }
+        md.insert("grpc-timeout", "5X".parse().unwrap());
+        assert_eq!(super::client_timeout(&md), None);
     }
 }
