@@ -159,6 +159,8 @@ fn crictl_version_info_pull_through_mirror_inspect_rmi() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let left = wharf_tests::leaks::processes_mentioning(&tmp.path().display().to_string());
+    assert!(left.is_empty(), "left running: {left:?}");
 }
 
 /// The tonic client side of the test: one call on a fresh connection.
@@ -236,6 +238,15 @@ fn status_codes_runtime_config_kill9_restart() {
     assert_eq!(codes.iter().map(|c| c.1).collect::<Vec<_>>(), want, "{codes:?}");
 
     let id = pulled_id(&d.crictl_ok(&["pull", &format!("{}/library/bb:1", reg.addr)]));
+    let filtered = grpc(&sock, async |_, mut is| {
+        let mut n = Vec::new();
+        for f in [format!("{}/library/bb:1", reg.addr), id.clone(), "absent:1".into(), "Bad:1".into()] {
+            let filter = Some(cri::ImageFilter { image: image(&f) });
+            n.push(is.list_images(cri::ListImagesRequest { filter }).await.unwrap().into_inner().images.len());
+        }
+        n
+    });
+    assert_eq!(filtered, [1, 1, 0, 0], "ListImages with a filter: by name, by ID, absent, malformed");
     // kill -9: the socket file stays; nothing of the state was only in memory.
     let st = d.stop_with(libc::SIGKILL);
     assert!(!st.success());
@@ -280,6 +291,8 @@ fn status_codes_runtime_config_kill9_restart() {
     }
     assert!(d.stop_with(libc::SIGINT).success(), "SIGINT: a clean exit too");
     assert!(!sock.exists());
+    let left = wharf_tests::leaks::processes_mentioning(&tmp.path().display().to_string());
+    assert!(left.is_empty(), "left running: {left:?}");
 }
 
 #[test]
