@@ -8,7 +8,7 @@
 //! bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 //!
 //! [sandbox]
-//! infra = "pause"                           # or "pinned": namespaces held by bind mounts
+//! infra = "builtin"                         # wharf-infra (no image), or "pause": the pause image
 //! pause_image = "registry.k8s.io/pause:3.10"
 //!
 //! [registry]
@@ -71,15 +71,17 @@ pub struct Sandbox {
     pub pause_image: String,
 }
 
-/// What holds a pod's namespaces.
+/// What a pod's infra process is. A pod's namespaces are pinned by bind
+/// mounts either way (crates/pod); the infra is PID 1 of a shared pid
+/// namespace and what `ps` shows for the pod.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Infra {
-    /// An infra (pause) container, as containerd and CRI-O run.
+    /// `wharf-infra`, the pod crate's tiny binary: no image to pull.
     #[default]
+    Builtin,
+    /// The pause image (`sandbox.pause_image`), as containerd and CRI-O run it.
     Pause,
-    /// Namespaces pinned by bind mounts under the run root; no process.
-    Pinned,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -128,7 +130,7 @@ impl Default for Cni {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        Sandbox { infra: Infra::Pause, pause_image: "registry.k8s.io/pause:3.10".into() }
+        Sandbox { infra: Infra::Builtin, pause_image: "registry.k8s.io/pause:3.10".into() }
     }
 }
 
@@ -296,7 +298,7 @@ cgroup_driver = "systemd"
 conf_dir = "/tmp/net.d"
 bin_dirs = ["/tmp/bin"]
 [sandbox]
-infra = "pinned"
+infra = "pause"
 pause_image = "127.0.0.1:5000/pause:1"
 [registry]
 insecure = ["reg.lan:5000"]
@@ -314,7 +316,7 @@ max_files = 3
         )
         .unwrap();
         assert_eq!(c.cgroup_driver, CgroupDriver::Systemd);
-        assert_eq!(c.sandbox.infra, Infra::Pinned);
+        assert_eq!(c.sandbox.infra, Infra::Pause);
         assert_eq!(
             c.mirrors_of("registry.k8s.io"),
             [("127.0.0.1:5055".to_string(), false), ("mirror.lan:5000".to_string(), true)]
