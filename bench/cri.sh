@@ -7,17 +7,21 @@
 #   3. crictl rmi    (the image pulled before each run)
 # Median of RUNS (hyperfine), ratio wharf/containerd.
 #
-#   LAB=/tmp/wharf-bench-cri RUNS=20 bash bench/cri.sh
+#   LAB=/tmp/wharf-bench-cri RUNS=20 [PROFILE=debug] [NO_BUILD=1] bash bench/cri.sh
 #
-# 2026-11-28, 2 shared cores (other builds running), RUNS=20, busybox (1 layer, 1 MiB), debug build:
-#   see the report of the CRI branch; numbers are printed at the end.
+# 2026-11-28, 2 shared cores under load ~8 (other sessions building), release build,
+# busybox (1 layer, ~1 MiB), two runs back to back (RUNS=20, then 30); the load makes it noisy:
+#   crictl pull:   wharf 115.8 / 248.8 ms, containerd 276.6 / 254.9 ms  -> 0.41 / 0.97
+#   crictl images: wharf  28.0 /  32.6 ms, containerd  22.7 /  32.8 ms  -> 1.23 / 0.99
+#   crictl rmi:    wharf  51.0 /  59.1 ms, containerd  55.4 /  66.3 ms  -> 0.91 / 0.89
+# (crictl's own start-up, ~20 ms, is in every figure.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 LAB=${LAB:-/tmp/wharf-bench-cri}; RUNS=${RUNS:-20}; PROFILE=${PROFILE:-release}
 CRICTL=${CRICTL:-$PWD/../shared/tools/crictl}
 [ -x "$CRICTL" ] || { echo "no crictl at $CRICTL (set CRICTL)" >&2; exit 1; }
-if [ "$PROFILE" = release ]; then cargo build --release -q -p wharf -p wharf-runtime; else cargo build -q -p wharf -p wharf-runtime; fi
+if [ -n "${NO_BUILD:-}" ]; then :; elif [ "$PROFILE" = release ]; then cargo build --release -q -p wharf -p wharf-runtime; else cargo build -q -p wharf -p wharf-runtime; fi
 BIN="$PWD/target/$PROFILE"
 pids=()
 cleanup() {
