@@ -22,6 +22,7 @@ pkgs=(
   # emulated RUN, the aarch64 cross toolchain for a cross-compiled stage, file(1)
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross file
   debootstrap  # the debian:bookworm base of tests/real_dockerfiles.rs
+  protobuf-compiler  # protoc: the CRI protos (k8s-cri's build script, crates/cri)
 )
 missing=()
 for p in "${pkgs[@]}"; do

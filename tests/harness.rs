@@ -7,6 +7,8 @@
 
 #[path = "harness/buildah.rs"]
 pub mod buildah;
+#[path = "harness/cri.rs"]
+pub mod cri;
 #[path = "harness/engine.rs"]
 pub mod engine;
 #[path = "harness/leaks.rs"]

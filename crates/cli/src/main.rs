@@ -112,6 +112,8 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(commands::volume::Command),
+    /// Serve the Kubernetes CRI (runtime.v1) on a unix socket, for the kubelet and crictl.
+    Cri(commands::cri::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,7 +181,7 @@ impl Globals {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "wharf={level},wharf_image={level},wharf_registry={level},wharf_pod={level},wharf_runtime={level},wharf_builder={level}"
+            "wharf={level},wharf_image={level},wharf_registry={level},wharf_pod={level},wharf_runtime={level},wharf_builder={level},wharf_cri={level}"
         ))
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
@@ -247,6 +249,7 @@ fn main() -> ExitCode {
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
         Command::Volume(c) => commands::volume::run(&g, c),
+        Command::Cri(a) => commands::cri::run(&g, a),
     };
     match res {
         Ok(code) => code,

@@ -1,7 +1,37 @@
 //! # Layout
 //!
-//! The Kubernetes CRI `runtime.v1` RuntimeService and ImageService over a
-//! unix socket, one file per RPC (`sandbox_run.rs`, `container_create.rs`,
-//! ...), and the streaming server for exec/attach/port-forward.
+//! `wharf cri`: the Kubernetes CRI `runtime.v1` RuntimeService and
+//! ImageService over a unix socket (tonic; the protos from the `k8s-cri`
+//! crate), on the same image store and registry client as the CLI.
 //!
-//! Filled by the CRI issue; empty until then.
+//! - [`server`]: the daemon: the socket (stale ones replaced), the gRPC
+//!   server, SIGTERM/SIGINT.
+//! - [`config`]: the TOML configuration file and its checks.
+//! - `service`: the daemon's state and the routing of each RPC to its file;
+//!   one file per RPC as containerd's `internal/cri/server`:
+//!   `version`, `status`, `runtime_config` (RuntimeConfig and
+//!   UpdateRuntimeConfig), `image_list`, `image_status`, `image_pull`,
+//!   `image_remove`, `imagefs_info`; `images` maps the store's images to
+//!   the CRI's.
+//!
+//! Pod sandboxes and containers (and so exec/attach/port-forward and stats)
+//! are not served yet: those RPCs answer `Unimplemented`.
+
+pub mod config;
+mod error;
+mod image_list;
+mod image_pull;
+mod image_remove;
+mod image_status;
+mod imagefs_info;
+mod images;
+mod runtime_config;
+pub mod server;
+mod service;
+mod status;
+mod version;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use server::{serve, ServeOptions};
+pub use service::Cri;

@@ -5,6 +5,7 @@ pub mod build_check;
 pub mod check;
 pub mod completion;
 pub mod cp;
+pub mod cri;
 pub mod ctr;
 pub mod df;
 pub mod events;

@@ -1,0 +1,278 @@
+//! The daemon's state and the two gRPC services. Each RPC lives in its own
+//! file (containerd's `internal/cri/server` layout); this file only routes.
+//! What pods and containers need is not built yet: those RPCs answer
+//! `Unimplemented` ("pod sandboxes: not yet"), never a fake success.
+
+use crate::config::{Config, Handler};
+use crate::error::Result;
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_server::ImageService;
+use k8s_cri::v1::runtime_service_server::RuntimeService;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+use wharf_image::Store;
+
+/// What every RPC reads: the configuration, the store, the paths.
+pub struct Cri {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) root: PathBuf,
+    pub(crate) run_root: PathBuf,
+    pub(crate) handlers: Vec<Handler>,
+    /// The kubelet's pod CIDR (UpdateRuntimeConfig), also kept on disk.
+    pub(crate) pod_cidr: Mutex<String>,
+}
+
+impl Cri {
+    pub fn new(config: Config, root: PathBuf, run_root: PathBuf, wharf_runtime: &Path) -> Result<Self> {
+        let store = Store::open(&root)?;
+        let handlers = config.handlers(wharf_runtime);
+        let pod_cidr = crate::runtime_config::load_pod_cidr(&run_root);
+        Ok(Cri { config, store, root, run_root, handlers, pod_cidr: Mutex::new(pod_cidr) })
+    }
+}
+
+type Rpc<T> = std::result::Result<Response<T>, Status>;
+
+fn not_yet(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc}: pod sandboxes: not yet (wharf cri serves images and runtime status so far)"))
+}
+
+/// The client's `grpc-timeout` (digits and a unit: H, M, S, m, u, n).
+fn client_timeout(md: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Runs blocking store work off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, Status> + Send + 'static,
+) -> std::result::Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("worker: {e}")))?
+}
+
+#[tonic::async_trait]
+impl RuntimeService for Cri {
+    async fn version(&self, r: Request<cri::VersionRequest>) -> Rpc<cri::VersionResponse> {
+        Ok(Response::new(crate::version::version(r.get_ref())))
+    }
+
+    async fn status(&self, r: Request<cri::StatusRequest>) -> Rpc<cri::StatusResponse> {
+        Ok(Response::new(crate::status::status(self, r.get_ref())))
+    }
+
+    async fn runtime_config(&self, _: Request<cri::RuntimeConfigRequest>) -> Rpc<cri::RuntimeConfigResponse> {
+        Ok(Response::new(crate::runtime_config::runtime_config(self)))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        r: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Rpc<cri::UpdateRuntimeConfigResponse> {
+        crate::runtime_config::update_runtime_config(self, r.get_ref())?;
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
+    }
+
+    type GetContainerEventsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = std::result::Result<cri::ContainerEventResponse, Status>> + Send>,
+    >;
+
+    async fn get_container_events(&self, _: Request<cri::GetEventsRequest>) -> Rpc<Self::GetContainerEventsStream> {
+        Err(not_yet("GetContainerEvents"))
+    }
+
+    async fn run_pod_sandbox(&self, _: Request<cri::RunPodSandboxRequest>) -> Rpc<cri::RunPodSandboxResponse> {
+        Err(not_yet("RunPodSandbox"))
+    }
+
+    async fn stop_pod_sandbox(&self, _: Request<cri::StopPodSandboxRequest>) -> Rpc<cri::StopPodSandboxResponse> {
+        Err(not_yet("StopPodSandbox"))
+    }
+
+    async fn remove_pod_sandbox(&self, _: Request<cri::RemovePodSandboxRequest>) -> Rpc<cri::RemovePodSandboxResponse> {
+        Err(not_yet("RemovePodSandbox"))
+    }
+
+    async fn pod_sandbox_status(&self, _: Request<cri::PodSandboxStatusRequest>) -> Rpc<cri::PodSandboxStatusResponse> {
+        Err(not_yet("PodSandboxStatus"))
+    }
+
+    async fn list_pod_sandbox(&self, _: Request<cri::ListPodSandboxRequest>) -> Rpc<cri::ListPodSandboxResponse> {
+        Err(not_yet("ListPodSandbox"))
+    }
+
+    async fn create_container(&self, _: Request<cri::CreateContainerRequest>) -> Rpc<cri::CreateContainerResponse> {
+        Err(not_yet("CreateContainer"))
+    }
+
+    async fn start_container(&self, _: Request<cri::StartContainerRequest>) -> Rpc<cri::StartContainerResponse> {
+        Err(not_yet("StartContainer"))
+    }
+
+    async fn stop_container(&self, _: Request<cri::StopContainerRequest>) -> Rpc<cri::StopContainerResponse> {
+        Err(not_yet("StopContainer"))
+    }
+
+    async fn remove_container(&self, _: Request<cri::RemoveContainerRequest>) -> Rpc<cri::RemoveContainerResponse> {
+        Err(not_yet("RemoveContainer"))
+    }
+
+    async fn list_containers(&self, _: Request<cri::ListContainersRequest>) -> Rpc<cri::ListContainersResponse> {
+        Err(not_yet("ListContainers"))
+    }
+
+    async fn container_status(&self, _: Request<cri::ContainerStatusRequest>) -> Rpc<cri::ContainerStatusResponse> {
+        Err(not_yet("ContainerStatus"))
+    }
+
+    async fn update_container_resources(
+        &self,
+        _: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Rpc<cri::UpdateContainerResourcesResponse> {
+        Err(not_yet("UpdateContainerResources"))
+    }
+
+    async fn reopen_container_log(
+        &self,
+        _: Request<cri::ReopenContainerLogRequest>,
+    ) -> Rpc<cri::ReopenContainerLogResponse> {
+        Err(not_yet("ReopenContainerLog"))
+    }
+
+    async fn exec_sync(&self, _: Request<cri::ExecSyncRequest>) -> Rpc<cri::ExecSyncResponse> {
+        Err(not_yet("ExecSync"))
+    }
+
+    async fn exec(&self, _: Request<cri::ExecRequest>) -> Rpc<cri::ExecResponse> {
+        Err(not_yet("Exec"))
+    }
+
+    async fn attach(&self, _: Request<cri::AttachRequest>) -> Rpc<cri::AttachResponse> {
+        Err(not_yet("Attach"))
+    }
+
+    async fn port_forward(&self, _: Request<cri::PortForwardRequest>) -> Rpc<cri::PortForwardResponse> {
+        Err(not_yet("PortForward"))
+    }
+
+    async fn container_stats(&self, _: Request<cri::ContainerStatsRequest>) -> Rpc<cri::ContainerStatsResponse> {
+        Err(not_yet("ContainerStats"))
+    }
+
+    async fn list_container_stats(
+        &self,
+        _: Request<cri::ListContainerStatsRequest>,
+    ) -> Rpc<cri::ListContainerStatsResponse> {
+        Err(not_yet("ListContainerStats"))
+    }
+
+    async fn pod_sandbox_stats(&self, _: Request<cri::PodSandboxStatsRequest>) -> Rpc<cri::PodSandboxStatsResponse> {
+        Err(not_yet("PodSandboxStats"))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        _: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Rpc<cri::ListPodSandboxStatsResponse> {
+        Err(not_yet("ListPodSandboxStats"))
+    }
+
+    async fn checkpoint_container(
+        &self,
+        _: Request<cri::CheckpointContainerRequest>,
+    ) -> Rpc<cri::CheckpointContainerResponse> {
+        Err(not_yet("CheckpointContainer"))
+    }
+
+    async fn list_metric_descriptors(
+        &self,
+        _: Request<cri::ListMetricDescriptorsRequest>,
+    ) -> Rpc<cri::ListMetricDescriptorsResponse> {
+        Err(not_yet("ListMetricDescriptors"))
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        _: Request<cri::ListPodSandboxMetricsRequest>,
+    ) -> Rpc<cri::ListPodSandboxMetricsResponse> {
+        Err(not_yet("ListPodSandboxMetrics"))
+    }
+}
+
+#[tonic::async_trait]
+impl ImageService for Cri {
+    async fn list_images(&self, r: Request<cri::ListImagesRequest>) -> Rpc<cri::ListImagesResponse> {
+        let (store, pause) = (self.store.clone(), self.config.sandbox.pause_image.clone());
+        let filter = r.into_inner().filter.and_then(|f| f.image).map(|s| s.image).unwrap_or_default();
+        let images = blocking(move || crate::image_list::list_images(&store, &pause, &filter)).await?;
+        Ok(Response::new(cri::ListImagesResponse { images }))
+    }
+
+    async fn image_status(&self, r: Request<cri::ImageStatusRequest>) -> Rpc<cri::ImageStatusResponse> {
+        let (store, pause) = (self.store.clone(), self.config.sandbox.pause_image.clone());
+        let req = r.into_inner();
+        let resp = blocking(move || crate::image_status::image_status(&store, &pause, &req)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn pull_image(&self, r: Request<cri::PullImageRequest>) -> Rpc<cri::PullImageResponse> {
+        let pull = crate::image_pull::pull_image(self, r.get_ref());
+        let image_ref = match client_timeout(r.metadata()) {
+            // Answer DeadlineExceeded before tonic's own timer answers
+            // Cancelled ("Timeout expired"): the code a grpc-go server such
+            // as containerd's gives, which critest checks. The pull itself
+            // goes on and stores the image.
+            Some(t) => tokio::time::timeout(t.saturating_sub(t / 10 + Duration::from_millis(1)), pull)
+                .await
+                .map_err(|_| Status::deadline_exceeded("PullImage: the client's deadline passed"))??,
+            None => pull.await?,
+        };
+        Ok(Response::new(cri::PullImageResponse { image_ref }))
+    }
+
+    async fn remove_image(&self, r: Request<cri::RemoveImageRequest>) -> Rpc<cri::RemoveImageResponse> {
+        let store = self.store.clone();
+        let name = r.into_inner().image.map(|s| s.image).unwrap_or_default();
+        blocking(move || crate::image_remove::remove_image(&store, &name)).await?;
+        Ok(Response::new(cri::RemoveImageResponse {}))
+    }
+
+    async fn image_fs_info(&self, _: Request<cri::ImageFsInfoRequest>) -> Rpc<cri::ImageFsInfoResponse> {
+        let root = self.root.clone();
+        let resp = blocking(move || Ok(crate::imagefs_info::image_fs_info(&root))).await?;
+        Ok(Response::new(resp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_timeouts() {
+        use std::time::Duration;
+        let mut md = tonic::metadata::MetadataMap::new();
+        assert_eq!(super::client_timeout(&md), None);
+        for (v, d) in [
+            ("5S", Duration::from_secs(5)),
+            ("100m", Duration::from_millis(100)),
+            ("2M", Duration::from_secs(120)),
+            ("7n", Duration::from_nanos(7)),
+        ] {
+            md.insert("grpc-timeout", v.parse().unwrap());
+            assert_eq!(super::client_timeout(&md), Some(d), "{v}");
+        }
+        md.insert("grpc-timeout", "5X".parse().unwrap());
+        assert_eq!(super::client_timeout(&md), None);
+    }
+}
