@@ -18,6 +18,7 @@ pkgs=(
   tini  # --init: /usr/bin/tini-static bound at /sbin/docker-init (tests/run_flags.rs)
   procps  # `ps` for `wharf top` (tests/engine_cmds.rs)
   python3  # a pty for run -it, exec -it and attach (tests/engine_io.rs)
+  catatonit  # podman's local pause image for `podman pod create` (bench/pod.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,6 +15,7 @@ pub mod login;
 pub mod logs;
 pub mod man;
 pub mod network;
+pub mod pod;
 pub mod prune;
 pub mod ps;
 pub mod pull;
