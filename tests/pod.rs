@@ -159,6 +159,9 @@ fn containers_share_localhost_ipc_uts_and_a_volume_and_keep_the_ip() {
     let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
     assert!(!a.contains(&host_ipc.to_string_lossy().to_string()), "{a}");
     assert!(a.ends_with(&format!("{pod}\n")), "{a}");
+    // /dev/shm is the pod's too.
+    s.ok(["exec", "web", "sh", "-c", "echo shm-data > /dev/shm/x"]);
+    assert_eq!(s.ok(["run", "--rm", "--pod", &pod, "bb", "cat", "/dev/shm/x"]), "shm-data\n");
     // A third container joins later and sees the same address.
     s.ok(["run", "-d", "--pod", &pod, "--name", "late", "bb", "sleep", "1000"]);
     let addr = |c: &str| s.ok(["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
