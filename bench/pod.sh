@@ -10,9 +10,10 @@
 #   LAB=/tmp/wharf-bench-pod N=10 bash bench/pod.sh
 #
 # 2026-11-28, 2 shared cores under load ~15 (other builds), N=10, release:
-#   10 x (pod create + 2 run -d --pod): wharf 2640 ms, podman 8855 ms     -> 0.30
-#   overhead RSS, 10 pods: wharf 13968 KiB (infra 4948 + monitors 9020),
-#                          podman 80456 KiB (catatonit 6844 + conmons 73612) -> 0.17
+#   10 x (pod create + 2 run -d --pod): wharf 1188 ms, podman 7337 ms     -> 0.16
+#     (2640 ms, 0.30, before wharf-infra joined v1 cgroups through `tasks`)
+#   overhead RSS, 10 pods: wharf 14044 KiB (infra 5124 + monitors 8920),
+#                          podman 81188 KiB (catatonit 6836 + conmons 74352) -> 0.17
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
