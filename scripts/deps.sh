@@ -23,6 +23,7 @@ pkgs=(
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross file
   debootstrap  # the debian:bookworm base of tests/real_dockerfiles.rs
   protobuf-compiler  # protoc: the CRI protos (k8s-cri's build script, crates/cri)
+  catatonit  # podman's local pause image for `podman pod create` (bench/pod.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -143,6 +143,19 @@ impl Drop for TestStore {
     /// A store's networks own host resources (a bridge, its iptables rules,
     /// an aardvark-dns): remove them with the store, whatever the test did.
     fn drop(&mut self) {
+        // Pods first: a pod's network attachment keeps its network in use.
+        let pods: Vec<String> = std::fs::read_dir(self.root.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        if !pods.is_empty() {
+            let mut args = vec!["pod".to_string(), "rm".to_string(), "-f".to_string()];
+            args.extend(pods);
+            let _ = self.run(&args);
+        }
         let Ok(rd) = std::fs::read_dir(self.root.join("networks")) else { return };
         let names: Vec<String> = rd
             .flatten()

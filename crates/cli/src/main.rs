@@ -95,6 +95,9 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Log out from a registry.
     Logout(commands::login::LogoutArgs),
+    /// Manage pods: containers that share a network, IPC and UTS namespace and a cgroup.
+    #[command(subcommand)]
+    Pod(commands::pod::Command),
     /// Manage networks.
     #[command(subcommand)]
     Network(commands::network::Command),
@@ -241,6 +244,7 @@ fn main() -> ExitCode {
         Command::System(SystemCommand::Df(a)) => commands::df::run(&g, a),
         Command::Network(c) => commands::network::run(&g, c),
         Command::Manifest(c) => commands::manifest::run(&g, c),
+        Command::Pod(c) => commands::pod::run(&g, c),
         Command::Build(a) => commands::build::run(&g, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&g, a),
         Command::Push(a) => commands::push::run(&g, a),

@@ -17,6 +17,9 @@ pub enum Error {
     /// Docker's wording.
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// podman's wording.
+    #[error("no pod with name or ID {0} found: no such pod")]
+    NoSuchPod(String),
     /// `network connect` of a container already on the network (Docker's wording).
     #[error("endpoint with name {container} already exists in network {network}")]
     AlreadyConnected { container: String, network: String },

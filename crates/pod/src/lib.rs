@@ -28,7 +28,9 @@
 //! - `console`: signals sent to a foreground `wharf run` forwarded to the
 //!   container (Docker's `--sig-proxy`).
 //!
-//! Pods come next, on the same container machinery.
+//! - [`pod`]: pods — containers sharing pinned net/ipc/uts namespaces,
+//!   /etc files and a parent cgroup, with an optional infra process
+//!   (`wharf-infra`); its docs say why namespaces are pinned.
 
 mod console;
 pub mod container;
@@ -38,6 +40,7 @@ pub mod hostconfig;
 pub mod leftover;
 mod net;
 pub mod network;
+pub mod pod;
 pub mod prune;
 pub mod run;
 mod spec;
@@ -46,4 +49,5 @@ pub mod volume;
 pub use container::{Container, Containers, Status};
 pub use error::{Error, Result};
 pub use health::{HealthOptions, Healthcheck};
+pub use pod::{Pod, PodOptions, PodStatus, Pods, Share};
 pub use run::{run_foreground, NetworkMode, RunOptions};

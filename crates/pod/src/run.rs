@@ -86,6 +86,9 @@ pub struct RunOptions {
     #[serde(skip)]
     pub notice: Option<fn(&str)>,
     pub host: crate::hostconfig::HostConfig,
+    /// `--pod NAME|ID|new:NAME`: the pod the container joins (its network,
+    /// ipc, uts and cgroup); recorded as the pod's ID.
+    pub pod: Option<String>,
 }
 
 /// A new container ID: 64 hex characters, as Docker's.
@@ -145,7 +148,9 @@ pub(crate) fn write_spec(
     wharf_runtime::spec::apply_image_config(&mut spec, img.config.config().as_ref(), merged, &overrides)?;
     let mut v = serde_json::to_value(&spec).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
     crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"), mounts)?;
-    if let Some(a) = net {
+    if let Some(pod) = &o.pod {
+        crate::pod::member_spec(&mut v, store_root, pod, id)?;
+    } else if let Some(a) = net {
         crate::spec::join_network(&mut v, a.netns(), a.mounts(), o.hostname.as_deref().unwrap_or(&id[..12]));
     } else if let NetworkMode::Container(c) = &o.network {
         let j = network::joined(&network::Networks::new(store_root, run_root), c)?;

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod man;
 pub mod manifest;
 pub mod network;
+pub mod pod;
 pub mod prune;
 pub mod ps;
 pub mod pull;

@@ -35,6 +35,7 @@ fn matches(c: &Container, f: &str) -> anyhow::Result<bool> {
         "status" => c.status.to_string() == v,
         "name" => c.name().contains(v.trim_start_matches('/')),
         "id" => c.id().starts_with(v),
+        "pod" => c.record.options.pod.as_deref() == Some(v),
         "label" => c.record.options.labels.iter().any(|l| l == v || l.split_once('=').is_some_and(|(lk, _)| lk == v)),
         "health" if ["starting", "healthy", "unhealthy", "none"].contains(&v) => {
             wharf_pod::container::view::health_status(c) == v
@@ -82,7 +83,13 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     if !a.all && take.is_none() {
         list.retain(|c| c.is_running());
     }
+    let pods = wharf_pod::Pods::new(&g.root, &g.run_root);
     for f in &a.filter {
+        // pod=NAME|ID-prefix: by the pod's full ID, which containers record.
+        let f = &match f.strip_prefix("pod=") {
+            Some(p) => format!("pod={}", pods.resolve(p)?),
+            None => f.clone(),
+        };
         let mut keep = Vec::new();
         for c in list {
             if matches(&c, f)? {

@@ -79,8 +79,11 @@ pub struct Args {
     #[arg(long)]
     hostname: Option<String>,
     /// bridge (the default network), a network's name, none (only lo), host, or container:NAME.
-    #[arg(long, alias = "net", default_value = "bridge")]
-    network: String,
+    #[arg(long, alias = "net")]
+    network: Option<String>,
+    /// Join a pod (by name or ID), or `new:NAME` to create one with this container's network and ports.
+    #[arg(long)]
+    pod: Option<String>,
     /// The container's name (found by it on user networks).
     #[arg(long)]
     name: Option<String>,
@@ -197,7 +200,10 @@ pub fn failed(e: &wharf_pod::Error) -> ExitCode {
 
 /// The flags as the library's options.
 pub fn options(a: Args) -> anyhow::Result<RunOptions> {
-    let network = match a.network.as_str() {
+    // In a pod the pod owns the network: none given is none set.
+    let default = if a.pod.is_some() { "" } else { "bridge" };
+    let network = match a.network.as_deref().unwrap_or(default) {
+        "" => NetworkMode::None,
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         other => match other.strip_prefix("container:") {
@@ -254,6 +260,7 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         stop_timeout: a.stop_timeout,
         labels: a.host.labels(a.label)?,
         host: a.host.to_host_config()?,
+        pod: a.pod,
         notice: Some(|line| {
             let _ = writeln!(std::io::stderr(), "{line}");
         }),

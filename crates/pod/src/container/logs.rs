@@ -125,6 +125,29 @@ pub fn write_logs(c: &Container, o: &LogOptions, out: &mut impl Write, err: &mut
     Ok(())
 }
 
+/// Every complete line of the container's log that `o` keeps (since,
+/// until, tail), oldest first (`pod logs` interleaves several).
+pub fn read_lines(c: &Container, o: &LogOptions) -> Result<Vec<Line>> {
+    let mut lines: Vec<Line> = Vec::new();
+    let mut parser = Parser::default();
+    for f in files(&c.log_path()) {
+        let Ok(file) = File::open(&f) else { continue };
+        let mut r = BufReader::new(file);
+        let mut buf = Vec::new();
+        while r.read_until(b'\n', &mut buf).map_err(|e| Error::io("read log", e))? > 0 {
+            if buf.ends_with(b"\n") {
+                if let Some(l) = parser.push(&buf).filter(|l| keep(l, o)) {
+                    lines.push(l);
+                }
+                buf.clear();
+            }
+        }
+    }
+    let skip = o.tail.map_or(0, |t| lines.len().saturating_sub(t));
+    lines.drain(..skip);
+    Ok(lines)
+}
+
 /// `-f`: new lines as they come, following the file across rotations:
 /// `(ino, offset)` is how far the file with that inode was read; each
 /// round reads it on from there (wherever rotation moved it: `ctr.log.N`)

@@ -31,7 +31,8 @@ pub use copy::{split_container_arg, CopyOptions, HostEnd};
 pub use df::DiskUsage;
 pub use exec::ExecRequest;
 pub use lifecycle::StopOptions;
-pub(crate) use monitor::{check_restart, log_limits};
+pub(crate) use monitor::{check_restart, helper, log_limits};
+pub(crate) use record::{check_name, random_name, write_atomic};
 pub use record::{Container, MonitorState, Record, Status};
 pub use setup::Start;
 pub use stats::{Sample, Top, Update};
@@ -130,6 +131,15 @@ impl Containers {
     /// `create`: the record only (and the name); `start` sets it up.
     pub fn create(&self, store: &Store, o: &RunOptions) -> Result<Container> {
         self.sweep();
+        let (o, new_pod) = &crate::pod::join_options(self, o)?;
+        let made = self.create_in(store, o);
+        if let (Err(_), Some(p)) = (&made, new_pod) {
+            let _ = crate::pod::Pods::new(&self.root, &self.run_root).rm(p, true);
+        }
+        made
+    }
+
+    fn create_in(&self, store: &Store, o: &RunOptions) -> Result<Container> {
         crate::volume::mounts::parse_run_flags(&o.volumes, &o.mounts, &o.tmpfs)?;
         crate::spec::check_options(o)?;
         let health_flags = o.health.to_healthcheck()?;

@@ -88,6 +88,9 @@ impl Containers {
         }
         mounts.record(&c.dir, rec.options.rm)?;
         let o = &rec.options;
+        if let Some(p) = &o.pod {
+            crate::pod::prepare_member(&self.root, &self.run_root, p)?;
+        }
         let net = attach_network(self, o, &img, c.id(), &c.dir)?;
         crate::run::write_spec(
             &img,
@@ -121,7 +124,7 @@ impl Containers {
         };
         let mut spawned = monitor::spawn(spawn);
         if let Ok(pid) = &spawned {
-            if o.network == NetworkMode::None {
+            if o.network == NetworkMode::None && o.pod.is_none() {
                 if let Err(e) = crate::net::loopback_up(*pid) {
                     tracing::warn!("--network none: bringing lo up: {e}");
                 }
@@ -239,6 +242,7 @@ fn attach_network(
         dns_search: o.dns_search.clone(),
         dns_options: o.dns_options.clone(),
         files_dir: dir.to_path_buf(),
+        pod: false,
     };
     Attachment::setup(&network::Networks::new(&cs.root, &cs.run_root), &req).map(Some)
 }

@@ -108,6 +108,8 @@ impl Containers {
         m.insert("Names".into(), json!(c.name()));
         m.insert("Networks".into(), json!(network));
         m.insert("Ports".into(), json!(self.ports(c).join(", ")));
+        let pod = c.record.options.pod.as_deref().unwrap_or("");
+        m.insert("Pod".into(), json!(if no_trunc { pod } else { &pod[..pod.len().min(12)] }));
         m.insert("RunningFor".into(), json!(format!("{} ago", since(&c.record.created))));
         m.insert("State".into(), json!(c.status.to_string()));
         m.insert("Status".into(), json!(status_text(c)));
@@ -181,6 +183,7 @@ impl Containers {
             "HostsPath": c.dir.join("hosts"),
             "LogPath": c.log_path(),
             "Name": format!("/{}", c.name()),
+            "Pod": c.record.options.pod.clone().unwrap_or_default(),
             "RestartCount": s.restart_count,
             "Driver": "overlay",
             "HostConfig": {

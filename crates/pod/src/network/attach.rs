@@ -47,6 +47,8 @@ pub struct AttachRequest {
     pub dns_options: Vec<String>,
     /// Where hosts, hostname and resolv.conf are written.
     pub files_dir: PathBuf,
+    /// A pod's attachment (see [`AttachmentRecord::pod`]).
+    pub pod: bool,
 }
 
 /// A live attachment; torn down by [`Attachment::teardown`] or on drop.
@@ -91,6 +93,7 @@ impl Attachment {
                 state: EndpointState::Up,
             }],
             removing: false,
+            pod: req.pod,
         };
         let lock = {
             let _l = networks.lock()?;
@@ -238,6 +241,17 @@ pub(crate) fn invocation<'a>(
     hold: &'a [RawFd],
 ) -> cni::Invocation<'a> {
     cni::Invocation { container_id: &r.container_id, netns: &r.netns, ifname: &ep.ifname, runtime_config: rc, hold }
+}
+
+/// A pod's attachment torn down by `pod rm` (or the pod sweep): nobody
+/// holds its lock between pod commands, so take it here.
+pub(crate) fn teardown_pod(networks: &Networks, id: &str) -> Result<()> {
+    let dir = record::dir(networks.run_root(), id);
+    if !dir.exists() {
+        return Ok(());
+    }
+    let lock = crate::network::lock_file(&dir.join(OWNER_LOCK), true)?;
+    teardown_owned(networks, id, &[lock.as_raw_fd()])
 }
 
 /// Teardown by the owner of the attachment (it holds `network.lock`,
@@ -439,6 +453,7 @@ pub(crate) fn sweep_locked_with(networks: &Networks, held: &OwnedFd, thorough: b
             continue;
         };
         match record::load(&dir) {
+            Some(r) if r.kept_by_pod() => {}
             Some(r) => {
                 tracing::info!("tearing down the network of dead container {}", r.container_id);
                 if let Err(e) = undo(networks, &dir, &r, &[held.as_raw_fd(), lock.as_raw_fd()]) {
@@ -488,7 +503,8 @@ pub fn dead_attachments(run_root: &Path) -> Vec<PathBuf> {
             }
             continue;
         }
-        if !record::owner_alive(&dir) && dir.join(RECORD).exists() {
+        let kept = || record::load(&dir).is_some_and(|r| r.kept_by_pod());
+        if !record::owner_alive(&dir) && dir.join(RECORD).exists() && !kept() {
             out.push(dir);
         }
     }
@@ -543,6 +559,7 @@ mod tests {
                 state: EndpointState::Up,
             }],
             removing: false,
+            pod: false,
         }
     }
 

@@ -264,6 +264,7 @@ mod tests {
             dns_servers: Vec::new(),
             networks: Vec::new(),
             removing: false,
+            pod: false,
         }
     }
 

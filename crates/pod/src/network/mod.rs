@@ -31,7 +31,7 @@
 //! Host resources (bridge names, subnets) are chosen under a host-wide flock,
 //! `/run/lock/wharf-network.lock`, so that two stores never pick the same.
 
-mod attach;
+pub(crate) mod attach;
 mod cni;
 mod conflist;
 mod connect;
@@ -39,7 +39,7 @@ mod dns;
 mod firewall;
 mod hosts;
 mod link;
-mod netns;
+pub(crate) mod netns;
 mod ports;
 pub(crate) mod record;
 mod subnet;

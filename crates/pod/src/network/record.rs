@@ -39,6 +39,18 @@ pub struct AttachmentRecord {
     /// disconnect may change the record any more.
     #[serde(default)]
     pub removing: bool,
+    /// A pod's attachment: it outlives every process (no monitor holds its
+    /// lock) for as long as the pod's record (`files_dir/pod.json`) exists;
+    /// `pod rm` tears it down, the sweep only once the pod is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pod: bool,
+}
+
+impl AttachmentRecord {
+    /// A pod's attachment whose pod still exists: not dead, lock or not.
+    pub(crate) fn kept_by_pod(&self) -> bool {
+        self.pod && self.files_dir.join(crate::pod::RECORD).exists()
+    }
 }
 
 /// One network of a container: its interface in the container's netns.
@@ -128,6 +140,7 @@ impl From<Legacy> for AttachmentRecord {
                 gateway: None,
                 state: EndpointState::Up,
             }],
+            pod: false,
             removing: false,
         }
     }
@@ -242,6 +255,7 @@ mod tests {
                 dns_servers: Vec::new(),
                 networks: Vec::new(),
                 removing: false,
+                pod: false,
             };
             save(&dir(tmp.path(), id), &r).unwrap();
         }
