@@ -112,6 +112,9 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(commands::volume::Command),
+    /// Run Kubernetes manifests locally (play, down, generate).
+    #[command(subcommand)]
+    Kube(commands::kube::Command),
 }
 
 #[derive(Subcommand, Debug)]
@@ -247,6 +250,7 @@ fn main() -> ExitCode {
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
         Command::Volume(c) => commands::volume::run(&g, c),
+        Command::Kube(c) => commands::kube::run(&g, c),
     };
     match res {
         Ok(code) => code,
