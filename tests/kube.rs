@@ -54,8 +54,9 @@ apiVersion: v1
 kind: Pod
 metadata: {name: NAME, labels: {app: two}}
 spec:
+  securityContext: {fsGroup: 2000}
   volumes:
-  - {name: conf, configMap: {name: cfg}}
+  - {name: conf, configMap: {name: cfg, defaultMode: 0444}}
   - {name: token, secret: {secretName: creds}}
   - {name: shared, emptyDir: {}}
   containers:
@@ -92,6 +93,10 @@ fn two_containers_with_configmap_file_secret_env_and_emptydir() {
     e.wait_status(&web, "running", 20);
     e.wait_status(&side, "running", 20);
     assert_eq!(e.exec(&web, &["cat", "/etc/app/app.conf"]), "color=blue");
+    assert_eq!(e.exec(&web, &["stat", "-c", "%a", "/etc/app/app.conf"]), "444");
+    // fsGroup: a supplementary group, and the emptyDir's group (setgid).
+    assert!(e.exec(&side, &["id", "-G"]).split(' ').any(|g| g == "2000"));
+    assert_eq!(e.exec(&side, &["stat", "-c", "%g %a", "/shared"]), "2000 2777");
     assert_eq!(e.exec(&side, &["sh", "-c", "echo $PASSWORD"]), "hunter2");
     // The configMap volume is read-only; the emptyDir is shared.
     let o = e.wharf(&["exec", &web, "sh", "-c", "echo x > /etc/app/new"]);
@@ -242,6 +247,7 @@ fn generate_round_trips() {
         first.contains("secretKeyRef") && !first.contains("hunter2"),
         "a Secret's value is never written out:\n{first}"
     );
+    assert!(first.contains("fsGroup: 2000") && first.contains("defaultMode: 292"), "{first}");
     let g = write(e.s.dir.path(), "gen.yaml", &first);
     e.ok(&["kube", "down", &f]);
     // The generated manifest plays back (its ConfigMap and Secret given with --configmap).

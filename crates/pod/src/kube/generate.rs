@@ -16,19 +16,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// What `play` recorded of a pod's volumes, if it played it.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct VolumeRecord {
-    pub name: String,
-    /// `emptyDir`, `configMap` or `secret`.
-    pub kind: String,
-    pub object: String,
-    pub memory: bool,
-}
-
 struct Vols<'a> {
     kube_dir: &'a Path,
-    played: &'a [VolumeRecord],
+    played: &'a [core::Volume],
     out: Vec<core::Volume>,
 }
 
@@ -39,27 +29,8 @@ impl Vols<'_> {
             let mut parts = rest.iter().map(|p| p.to_string_lossy().into_owned());
             let name = parts.next().unwrap_or_default();
             let sub: Vec<String> = parts.collect();
-            if let Some(r) = self.played.iter().find(|v| v.name == name) {
-                let v = match r.kind.as_str() {
-                    "configMap" => core::Volume {
-                        config_map: Some(core::ConfigMapVolumeSource { name: r.object.clone(), ..Default::default() }),
-                        ..Default::default()
-                    },
-                    "secret" => core::Volume {
-                        secret: Some(core::SecretVolumeSource {
-                            secret_name: Some(r.object.clone()),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                    _ => core::Volume {
-                        empty_dir: Some(core::EmptyDirVolumeSource {
-                            medium: r.memory.then(|| "Memory".to_string()),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                };
+            if let Some(v) = self.played.iter().find(|v| v.name == name) {
+                let v = v.clone();
                 self.add(name.clone(), v);
                 return (name, (!sub.is_empty()).then(|| sub.join("/")));
             }
@@ -133,10 +104,11 @@ fn security(o: &RunOptions) -> Option<core::SecurityContext> {
     }
     let h = &o.host;
     if !h.cap_add.is_empty() || !h.cap_drop.is_empty() {
-        sc.capabilities = Some(core::Capabilities {
-            add: (!h.cap_add.is_empty()).then(|| h.cap_add.clone()),
-            drop: (!h.cap_drop.is_empty()).then(|| h.cap_drop.clone()),
-        });
+        // Kubernetes writes capabilities without the CAP_ prefix.
+        let names = |v: &Vec<String>| -> Option<Vec<String>> {
+            (!v.is_empty()).then(|| v.iter().map(|c| c.strip_prefix("CAP_").unwrap_or(c).to_string()).collect())
+        };
+        sc.capabilities = Some(core::Capabilities { add: names(&h.cap_add), drop: names(&h.cap_drop) });
     }
     sc.privileged = h.privileged.then_some(true);
     sc.read_only_root_filesystem = o.read_only.then_some(true);
@@ -311,7 +283,22 @@ pub fn generate(pod: &crate::pod::Pod, played: Option<&Played>, kube_dir: &Path)
         .filter(|(n, _)| !n.contains(".svc.cluster.local"))
         .map(|(n, ip)| core::HostAlias { ip: ip.to_string(), hostnames: Some(vec![n.to_string()]) })
         .collect();
+    let fs_group = played.and_then(|p| p.fs_group);
+    let groups: Vec<i64> = pod
+        .containers
+        .first()
+        .map(|c| {
+            let g = &c.record.options.host.group_add;
+            g.iter().filter_map(|g| g.parse().ok()).filter(|g| Some(*g) != fs_group).collect()
+        })
+        .unwrap_or_default();
+    let psc = core::PodSecurityContext {
+        fs_group,
+        supplemental_groups: (!groups.is_empty()).then_some(groups),
+        ..Default::default()
+    };
     let spec = core::PodSpec {
+        security_context: (psc != core::PodSecurityContext::default()).then_some(psc),
         containers,
         init_containers: (!init.is_empty()).then_some(init),
         restart_policy: Some(

@@ -75,6 +75,8 @@ pub enum Source {
 pub struct Volume {
     pub name: String,
     pub source: Source,
+    /// As the manifest wrote it (`kube generate` writes it back).
+    pub k8s: k8s_openapi::api::core::v1::Volume,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -420,7 +422,7 @@ fn volume(at: &str, v: &k8s_openapi::api::core::v1::Volume, cat: &Catalog) -> Re
         sources.push(files(true, &name, &s.items, s.default_mode, s.optional)?);
     }
     match sources.len() {
-        1 => Ok(Volume { name: v.name.clone(), source: sources.remove(0) }),
+        1 => Ok(Volume { name: v.name.clone(), source: sources.remove(0), k8s: v.clone() }),
         0 => Err(bad(at, "must specify a volume type")),
         _ => Err(bad(at, "may not specify more than 1 volume type")),
     }

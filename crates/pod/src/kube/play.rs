@@ -40,8 +40,10 @@ pub struct Played {
     pub tmpfs: Vec<PathBuf>,
     /// Named volumes this play created for claims.
     pub claims: Vec<String>,
-    /// What each volume was (for `generate`).
-    pub volumes: Vec<super::generate::VolumeRecord>,
+    /// The volumes whose host side `play` made, as the manifest wrote them (for `generate`).
+    pub volumes: Vec<k8s_openapi::api::core::v1::Volume>,
+    /// The pod's `securityContext.fsGroup` (for `generate`).
+    pub fs_group: Option<i64>,
     /// Per container: variables from Secrets (variable, secret, key).
     pub secret_env: BTreeMap<String, Vec<(String, String, String)>>,
 }
@@ -171,21 +173,13 @@ impl<'a> Kube<'a> {
         for c in p.init.iter().chain(&p.containers) {
             played.secret_env.insert(c.name.clone(), c.secret_env.clone());
         }
-        for v in &p.volumes {
-            let (kind, object, memory) = match &v.source {
-                Source::EmptyDir { memory, .. } => ("emptyDir", String::new(), *memory),
-                Source::Files { secret, object, .. } => {
-                    (if *secret { "secret" } else { "configMap" }, object.clone(), false)
-                }
-                _ => continue,
-            };
-            played.volumes.push(super::generate::VolumeRecord {
-                name: v.name.clone(),
-                kind: kind.into(),
-                object,
-                memory,
-            });
-        }
+        played.volumes = p
+            .volumes
+            .iter()
+            .filter(|v| matches!(v.source, Source::EmptyDir { .. } | Source::Files { .. }))
+            .map(|v| v.k8s.clone())
+            .collect();
+        played.fs_group = p.fs_group;
         self.record(&dir, &played)?;
         let sources = self.volumes(p, &dir, &mut played);
         self.record(&dir, &played)?;
