@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use wharf_tests::engine::{stderr, stdout, unique, wait_for, Engine};
+use wharf_tests::leaks::{cgroups_named, entries};
 use wharf_tests::{privileged, TestStore};
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -22,16 +23,25 @@ fn setup(tag: &str) -> (Engine, String) {
     (e, net)
 }
 
-/// `kube down`, the network removed, nothing left.
+/// `kube down`, then nothing left: containers, pods (dirs, pinned
+/// namespaces, cgroups), veths on the test's bridge, mounts, processes,
+/// iptables rules; then the network removed.
 fn finish(e: &Engine, net: &str, files: &[&str]) {
+    let pods: Vec<String> = e.ok(&["pod", "ls", "-q", "--no-trunc"]).lines().map(String::from).collect();
     let mut a = vec!["kube", "down", "--force"];
     a.extend_from_slice(files);
     e.ok(&a);
     assert_eq!(e.ok(&["ps", "-a", "-q"]), "", "containers left");
-    e.ok(&["network", "rm", net]);
+    assert_eq!(e.ok(&["pod", "ls", "-q"]), "", "pods left");
     e.assert_no_leaks();
-    let kube = e.s.root.join("kube").join("pods");
-    assert_eq!(wharf_tests::leaks::entries(&kube), Vec::<String>::new(), "kube dirs left");
+    for id in &pods {
+        assert_eq!(cgroups_named("/wharf", &format!("pod-{id}")), Vec::<std::path::PathBuf>::new(), "pod cgroups left");
+    }
+    let run = e.run_root();
+    for d in [e.s.root.join("kube/pods"), e.s.root.join("pods"), run.join("pods")] {
+        assert_eq!(entries(&d), Vec::<String>::new(), "{} is not empty", d.display());
+    }
+    e.ok(&["network", "rm", net]);
 }
 
 fn restart_count(e: &Engine, name: &str) -> u64 {
@@ -280,6 +290,6 @@ fn bad_manifests_create_nothing() {
         assert!(stderr(&o).contains(&format!("bad{i}.yaml: document 2")), "{}", stderr(&o));
     }
     for d in ["containers", "kube", "pods", "volumes"] {
-        assert_eq!(wharf_tests::leaks::entries(&s.root.join(d)), Vec::<String>::new(), "{d}");
+        assert_eq!(entries(&s.root.join(d)), Vec::<String>::new(), "{d}");
     }
 }
