@@ -107,6 +107,14 @@ fn assert_pod_gone(s: &TestStore, id: &str, infra_pid: i64, bridge: &str) {
     if infra_pid > 0 {
         assert!(!alive(infra_pid), "the infra process {infra_pid} still runs");
     }
+    // No infra or monitor of this store (their command lines name its dirs).
+    let ours = s.dir.path().to_string_lossy().into_owned();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else { continue };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        assert!(!(cmd.contains(&ours) && alive(pid)), "process {pid} of the store still runs: {cmd}");
+    }
 }
 
 #[test]
@@ -151,6 +159,9 @@ fn containers_share_localhost_ipc_uts_and_a_volume_and_keep_the_ip() {
     let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
     assert!(!a.contains(&host_ipc.to_string_lossy().to_string()), "{a}");
     assert!(a.ends_with(&format!("{pod}\n")), "{a}");
+    // /dev/shm is the pod's too.
+    s.ok(["exec", "web", "sh", "-c", "echo shm-data > /dev/shm/x"]);
+    assert_eq!(s.ok(["run", "--rm", "--pod", &pod, "bb", "cat", "/dev/shm/x"]), "shm-data\n");
     // A third container joins later and sees the same address.
     s.ok(["run", "-d", "--pod", &pod, "--name", "late", "bb", "sleep", "1000"]);
     let addr = |c: &str| s.ok(["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
@@ -291,4 +302,73 @@ fn memory_limit_and_stop_order_and_timeout() {
     s.ok(["volume", "rm", "ordervol"]);
     assert!(pod_cgroups(&id).is_empty(), "cgroups leaked: {:?}", pod_cgroups(&id));
     assert!(mounts_under(s.dir.path()).is_empty(), "mounts leaked: {:?}", mounts_under(s.dir.path()));
+}
+
+/// The IDs of the pod dirs under `root/pods`, whatever state they are in.
+fn pod_ids(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root.join("pods")).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let id = n.rsplit('-').next().unwrap_or(&n).to_string();
+        if id.len() == 64 {
+            out.push(id);
+        }
+    }
+    out
+}
+
+#[test]
+fn killed_pod_commands_leave_nothing_after_the_next_one() {
+    if !privileged("killed_pod_commands_leave_nothing_after_the_next_one") {
+        return;
+    }
+    let s = store();
+    let net = unique("pd-kill");
+    s.ok(["network", "create", &net]);
+    let base = 40000 + std::process::id() % 10000;
+    let mut seen = Vec::new();
+    // kill -9 of `pod create` (bridge network, a port, a memory limit) and of
+    // `pod rm -f` and `pod start` at moments spread over their work.
+    for i in 0..12u32 {
+        let name = format!("k{i}");
+        let port = format!("127.0.0.1:{}:80", base + i);
+        let args = ["pod", "create", "--name", &name, "--network", &net, "-p", &port, "-m", "64m"];
+        let mut child = s.cmd().args(args).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(u64::from(i) * 23 % 250));
+        let _ = child.kill();
+        let _ = child.wait();
+        seen.extend(pod_ids(&s.root));
+        if i % 3 == 0 {
+            if let Some(p) = s.ok(["pod", "ls", "-q", "--no-trunc"]).lines().next().map(str::to_string) {
+                s.ok(["run", "-d", "--pod", &p, "bb", "sleep", "1000"]);
+                let verb = if i % 2 == 0 { vec!["pod", "rm", "-f", &p] } else { vec!["pod", "start", &p] };
+                let mut child = s.cmd().args(&verb).spawn().unwrap();
+                std::thread::sleep(Duration::from_millis(u64::from(i) * 17 % 200));
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    // The next commands: whatever is listed is whole and removable; the rest is swept.
+    for p in s.ok(["pod", "ls", "-q", "--no-trunc"]).lines() {
+        s.ok(["pod", "rm", "-f", p]);
+    }
+    s.ok(["pod", "prune"]);
+    assert!(s.ok(["pod", "ls", "-q"]).is_empty());
+    let bridge = s.ok(["network", "inspect", &net]);
+    let bridge: serde_json::Value = serde_json::from_str(&bridge).unwrap();
+    let bridge = bridge[0]["Options"]["com.docker.network.bridge.name"].as_str().unwrap().to_string();
+    assert!(!seen.is_empty());
+    for id in &seen {
+        assert_pod_gone(&s, id, 0, &bridge);
+    }
+    for i in 0..12u32 {
+        assert!(
+            !iptables_save().contains(&format!("--dport {}", base + i)),
+            "the DNAT rule of port {} leaked",
+            base + i
+        );
+    }
 }

@@ -166,7 +166,8 @@ impl Pods {
         for e in std::fs::read_dir(self.pods_dir()).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
-            if let Some(rest) = name.strip_prefix(".gone-") {
+            // `.tmp-<pid>-<id>`: a create killed before its dir got its name (nothing else made yet).
+            if let Some(rest) = name.strip_prefix(".gone-").or_else(|| name.strip_prefix(".tmp-")) {
                 let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(0);
                 if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                     let _ = std::fs::remove_dir_all(&path);

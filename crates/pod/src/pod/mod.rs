@@ -39,6 +39,12 @@
 //!   again (idempotently) before any member starts, since a container's
 //!   cleanup may remove empty parents.
 //!
+//! Limits, known: a pod's published ports are DNAT rules only (no process
+//! holds the host ports between commands, as a container's monitor does);
+//! with `--share pid`, a member restarted by its monitor's restart policy
+//! after the infra itself was restarted fails to join the old pid namespace
+//! (`pod start` or `wharf start` write its spec again and succeed).
+//!
 //! Files: `record` (pod.json, names, status), `setup` (namespaces,
 //! network, cgroup, and the spec of a member), `infra` (the infra
 //! process), `lifecycle` (start/stop/kill/pause/rm/prune/sweep), `view`

@@ -41,6 +41,9 @@ pub struct PodRecord {
     pub files: Vec<(String, PathBuf)>,
     /// The pod's address on its network (bridge pods).
     pub ip: Option<String>,
+    /// The tmpfs every member gets as /dev/shm (with shared ipc).
+    #[serde(default)]
+    pub shm: Option<PathBuf>,
 }
 
 /// The pod's state, derived from its members (containers and infra).

@@ -116,6 +116,7 @@ impl Pods {
                 namespaces.push(("uts".to_string(), nsdir.join("uts")));
             }
         }
+        let shm = if o.share.ipc { Some(mount_shm(&self.run_dir(id))?) } else { None };
         let (mut files, mut ip) = (Vec::new(), None);
         if o.share.net {
             match &o.network {
@@ -144,6 +145,7 @@ impl Pods {
             namespaces,
             files,
             ip,
+            shm,
         };
         ensure_cgroup(&rec)?;
         Ok(rec)
@@ -204,6 +206,18 @@ fn pin(nsdir: &Path, ipc: bool, uts: bool, hostname: &str) -> Result<()> {
     .map_err(|e| Error::io(format!("pin the pod's namespaces in {}", nsdir.display()), e))
 }
 
+/// The pod's /dev/shm: a tmpfs at `<run>/shm` (Docker's default size and
+/// flags), so that POSIX shared memory is shared as SysV IPC is.
+fn mount_shm(run: &Path) -> Result<PathBuf> {
+    use rustix::mount::{mount, MountFlags};
+    let shm = run.join("shm");
+    std::fs::create_dir_all(&shm).map_err(|e| record::io("create", &shm, e))?;
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount("shm", &shm, "tmpfs", flags, c"mode=1777,size=65536k")
+        .map_err(|e| Error::io(format!("mount a tmpfs on {}", shm.display()), e.into()))?;
+    Ok(shm)
+}
+
 /// The pod cgroup made (again: a member's cleanup may have removed it
 /// empty) with the pod's limits written; idempotent.
 pub(crate) fn ensure_cgroup(rec: &PodRecord) -> Result<()> {
@@ -233,6 +247,12 @@ pub(crate) fn teardown(pods: &Pods, id: &str) -> Result<()> {
     for n in ["net", "ipc", "uts"] {
         res = res.and(crate::network::netns::remove(&run.join("ns").join(n)));
     }
+    let shm = run.join("shm");
+    match rustix::mount::unmount(&shm, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => res = res.and(Err(Error::io(format!("unmount {}", shm.display()), e.into()))),
+    }
+    let _ = std::fs::remove_dir(&shm);
     let _ = std::fs::remove_dir(run.join("ns"));
     let _ = std::fs::remove_dir(&run);
     for cg in [infra_cgroup(id), cgroup_parent(id)] {
@@ -282,7 +302,8 @@ pub(crate) fn member_spec(spec: &mut Value, root: &Path, pod_id: &str, ctr_id: &
         spec["hostname"] = json!(rec.hostname);
     }
     if let Some(mounts) = spec["mounts"].as_array_mut() {
-        for (dst, src) in &rec.files {
+        let shm = rec.shm.iter().map(|s| ("/dev/shm".to_string(), s.clone()));
+        for (dst, src) in rec.files.iter().cloned().chain(shm) {
             mounts.retain(|m| m["destination"] != dst.as_str());
             mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
         }
