@@ -42,6 +42,7 @@ fn finish(e: &Engine, net: &str, files: &[&str]) {
         assert_eq!(entries(&d), Vec::<String>::new(), "{} is not empty", d.display());
     }
     e.ok(&["network", "rm", net]);
+    assert_eq!(e.ok(&["volume", "ls", "-q"]), "", "kube down --force removes the claims' volumes");
 }
 
 fn restart_count(e: &Engine, name: &str) -> u64 {
@@ -61,6 +62,11 @@ metadata: {name: creds}
 data: {password: aHVudGVyMg==}
 ---
 apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: NAME-data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: NAME, labels: {app: two}}
 spec:
@@ -69,6 +75,8 @@ spec:
   - {name: conf, configMap: {name: cfg, defaultMode: 0444}}
   - {name: token, secret: {secretName: creds}}
   - {name: shared, emptyDir: {}}
+  - {name: data, persistentVolumeClaim: {claimName: NAME-data}}
+  - {name: host, hostPath: {path: HOSTDIR, type: DirectoryOrCreate}}
   containers:
   - name: web
     image: bb
@@ -78,6 +86,7 @@ spec:
     - {name: conf, mountPath: /etc/app}
     - {name: shared, mountPath: /shared}
     - {name: token, mountPath: /run/token}
+    - {name: host, mountPath: /host}
     resources: {limits: {memory: 64Mi}}
   - name: side
     image: bb
@@ -86,7 +95,7 @@ spec:
     env:
     - name: PASSWORD
       valueFrom: {secretKeyRef: {name: creds, key: password}}
-    volumeMounts: [{name: shared, mountPath: /shared}]
+    volumeMounts: [{name: shared, mountPath: /shared}, {name: data, mountPath: /data}]
 "#;
 
 #[test]
@@ -96,7 +105,14 @@ fn two_containers_with_configmap_file_secret_env_and_emptydir() {
     }
     let (e, net) = setup("kube2");
     let pod = unique("two");
-    let f = write(e.s.dir.path(), "two.yaml", &TWO.replace("NAME", &pod));
+    let host = e.s.dir.path().join("host-dir");
+    let text = TWO.replace("NAME", &pod).replace("HOSTDIR", &host.to_string_lossy());
+    // A hostPath of type Directory that is missing: refused, nothing made.
+    let bad = write(e.s.dir.path(), "bad.yaml", &text.replace("DirectoryOrCreate", "Directory"));
+    let o = e.wharf(&["kube", "play", "--network", &net, &bad]);
+    assert!(!o.status.success() && stderr(&o).contains("is not a directory"), "{}", stderr(&o));
+    assert_eq!(e.ok(&["pod", "ls", "-q"]), "");
+    let f = write(e.s.dir.path(), "two.yaml", &text);
     let out = e.ok(&["kube", "play", "--network", &net, &f]);
     assert!(out.contains(&pod), "{out}");
     let (web, side) = (format!("{pod}-web"), format!("{pod}-side"));
@@ -117,6 +133,12 @@ fn two_containers_with_configmap_file_secret_env_and_emptydir() {
     let meta = std::fs::metadata(&secret).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
     assert_eq!(e.exec(&web, &["cat", "/run/token/password"]), "hunter2");
+    // DirectoryOrCreate made the host dir.
+    e.exec(&web, &["touch", "/host/seen"]);
+    assert!(host.join("seen").exists());
+    // The claim is a named volume.
+    e.exec(&side, &["sh", "-c", "echo kept > /data/f"]);
+    assert!(e.ok(&["volume", "ls", "-q"]).lines().any(|v| v == format!("{pod}-data")));
     // memory limit → the container's cgroup.
     assert_eq!(e.inspect(&web, "{{.HostConfig.Memory}}"), "67108864");
     // Played twice: refused, nothing changed.
@@ -250,8 +272,11 @@ fn generate_round_trips() {
     }
     let (e, net) = setup("kubeg");
     let pod = unique("gen");
-    let f = write(e.s.dir.path(), "two.yaml", &TWO.replace("NAME", &pod));
+    let host = e.s.dir.path().join("host-dir");
+    let f = write(e.s.dir.path(), "two.yaml", &TWO.replace("NAME", &pod).replace("HOSTDIR", &host.to_string_lossy()));
     e.ok(&["kube", "play", "--network", &net, &f]);
+    e.wait_status(&format!("{pod}-side"), "running", 20);
+    e.exec(&format!("{pod}-side"), &["sh", "-c", "echo kept > /data/f"]);
     let first = e.ok(&["kube", "generate", &pod]);
     assert!(
         first.contains("secretKeyRef") && !first.contains("hunter2"),
@@ -260,11 +285,15 @@ fn generate_round_trips() {
     assert!(first.contains("fsGroup: 2000") && first.contains("defaultMode: 292"), "{first}");
     let g = write(e.s.dir.path(), "gen.yaml", &first);
     e.ok(&["kube", "down", &f]);
+    // Without --force, the claim's volume stays (and plays back with its data).
+    assert!(e.ok(&["volume", "ls", "-q"]).lines().any(|v| v == format!("{pod}-data")));
     // The generated manifest plays back (its ConfigMap and Secret given with --configmap).
-    let cm = write(e.s.dir.path(), "cm.yaml", TWO.split("---\napiVersion: v1\nkind: Pod").next().unwrap());
+    let cm =
+        write(e.s.dir.path(), "cm.yaml", TWO.split("---\napiVersion: v1\nkind: PersistentVolumeClaim").next().unwrap());
     e.ok(&["kube", "play", "--network", &net, "--configmap", &cm, &g]);
     e.wait_status(&format!("{pod}-side"), "running", 20);
     assert_eq!(e.exec(&format!("{pod}-side"), &["sh", "-c", "echo $PASSWORD"]), "hunter2");
+    assert_eq!(e.exec(&format!("{pod}-side"), &["cat", "/data/f"]), "kept");
     let second = e.ok(&["kube", "generate", &pod]);
     assert_eq!(first, second, "generate → play → generate changed the manifest");
     finish(&e, &net, &[&g]);

@@ -35,6 +35,16 @@ impl Vols<'_> {
                 return (name, (!sub.is_empty()).then(|| sub.join("/")));
             }
         }
+        // A hostPath or claim the manifest named: as it was.
+        let same = |v: &&core::Volume| {
+            v.host_path.as_ref().is_some_and(|h| h.path == src)
+                || v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == src)
+        };
+        if let Some(v) = self.played.iter().find(same) {
+            let v = v.clone();
+            self.add(v.name.clone(), v.clone());
+            return (v.name, None);
+        }
         if src.starts_with('/') {
             let name = format!("host{}", src.replace(|c: char| !c.is_ascii_alphanumeric(), "-").to_ascii_lowercase());
             let name = name.trim_end_matches('-').chars().take(63).collect::<String>();

@@ -53,22 +53,13 @@ impl Catalog {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     /// `medium: Memory` is a tmpfs; `sizeLimit` in bytes.
-    EmptyDir {
-        memory: bool,
-        size: Option<i64>,
-    },
-    HostPath(String),
+    EmptyDir { memory: bool, size: Option<i64> },
+    /// A host path and its `type` (`""`, `Directory`, `DirectoryOrCreate`, `File`, `FileOrCreate`).
+    HostPath(String, String),
     /// A named volume, made if missing.
-    Claim {
-        name: String,
-        read_only: bool,
-    },
+    Claim { name: String, read_only: bool },
     /// A ConfigMap's or Secret's keys as files: (relative path, bytes, mode).
-    Files {
-        secret: bool,
-        object: String,
-        files: Vec<(String, Vec<u8>, u32)>,
-    },
+    Files { secret: bool, object: String, files: Vec<(String, Vec<u8>, u32)> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -409,7 +400,7 @@ fn volume(at: &str, v: &k8s_openapi::api::core::v1::Volume, cat: &Catalog) -> Re
             None | Some("") | Some("Directory") | Some("DirectoryOrCreate") | Some("File") | Some("FileOrCreate") => {}
             Some(t) => return Err(bad(&format!("{at}.hostPath.type"), format!("Unsupported value: {t:?}"))),
         }
-        sources.push(Source::HostPath(h.path.clone()));
+        sources.push(Source::HostPath(h.path.clone(), h.type_.clone().unwrap_or_default()));
     }
     if let Some(c) = &v.persistent_volume_claim {
         sources.push(Source::Claim { name: c.claim_name.clone(), read_only: c.read_only.unwrap_or(false) });

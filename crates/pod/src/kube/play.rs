@@ -40,7 +40,7 @@ pub struct Played {
     pub tmpfs: Vec<PathBuf>,
     /// Named volumes this play created for claims.
     pub claims: Vec<String>,
-    /// The volumes whose host side `play` made, as the manifest wrote them (for `generate`).
+    /// The pod's volumes as the manifest wrote them (for `generate`).
     pub volumes: Vec<k8s_openapi::api::core::v1::Volume>,
     /// The pod's `securityContext.fsGroup` (for `generate`).
     pub fs_group: Option<i64>,
@@ -107,6 +107,13 @@ impl<'a> Kube<'a> {
             for c in p.init.iter().chain(&p.containers) {
                 self.image_ready(c, o)?;
             }
+            for v in &p.volumes {
+                if let Source::HostPath(h, kind) = &v.source {
+                    if kind == "Directory" || kind == "File" {
+                        host_path(h, kind)?;
+                    }
+                }
+            }
         }
         if o.replace {
             let mut gone: Vec<String> =
@@ -125,9 +132,11 @@ impl<'a> Kube<'a> {
         for p in plans {
             made.push(p.name.clone());
             if let Err(e) = self.play_pod(p, o) {
+                let mut claims = Vec::new();
                 for name in made.iter().rev() {
-                    let _ = self.down_pod(name, false);
+                    claims.extend(self.down_pod(name, false).unwrap_or_default());
                 }
+                self.remove_volumes(&claims);
                 return Err(e);
             }
         }
@@ -173,12 +182,7 @@ impl<'a> Kube<'a> {
         for c in p.init.iter().chain(&p.containers) {
             played.secret_env.insert(c.name.clone(), c.secret_env.clone());
         }
-        played.volumes = p
-            .volumes
-            .iter()
-            .filter(|v| matches!(v.source, Source::EmptyDir { .. } | Source::Files { .. }))
-            .map(|v| v.k8s.clone())
-            .collect();
+        played.volumes = p.volumes.iter().map(|v| v.k8s.clone()).collect();
         played.fs_group = p.fs_group;
         self.record(&dir, &played)?;
         let sources = self.volumes(p, &dir, &mut played);
@@ -285,7 +289,10 @@ impl<'a> Kube<'a> {
                     }
                     (path.to_string_lossy().into_owned(), false)
                 }
-                Source::HostPath(h) => (h.clone(), false),
+                Source::HostPath(h, kind) => {
+                    host_path(h, kind)?;
+                    (h.clone(), false)
+                }
                 Source::Claim { name, .. } => {
                     let vols = crate::volume::Volumes::new(self.store.root());
                     if vols.get(name).is_err() {
@@ -354,8 +361,9 @@ impl<'a> Kube<'a> {
     }
 
     /// `kube down`: the pod, its containers, its dir (tmpfs unmounted);
-    /// with `volumes`, the claims' named volumes this play created.
-    pub fn down_pod(&self, name: &str, volumes: bool) -> Result<()> {
+    /// the claims whose volumes should go: those `play` made, and with
+    /// `volumes` every one the pod used.
+    fn down_pod(&self, name: &str, volumes: bool) -> Result<Vec<String>> {
         let pods = self.pods();
         if pods.get(name).is_ok() {
             pods.rm(name, true)?;
@@ -366,16 +374,37 @@ impl<'a> Kube<'a> {
         for t in &played.tmpfs {
             let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
         }
-        if volumes {
-            let vols = crate::volume::Volumes::new(self.store.root());
-            for v in &played.claims {
-                vols.remove(v)?;
-            }
-        }
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &dir, e)),
-            _ => Ok(()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &dir, e)),
+            _ => {}
         }
+        // The claims' volumes: those this play made (`volumes`), or every one
+        // the pod used (`--force`), removed once no pod of the play uses them.
+        let mut claims = played.claims.clone();
+        if volumes {
+            let used = played.volumes.iter().filter_map(|v| v.persistent_volume_claim.as_ref());
+            claims.extend(used.map(|c| c.claim_name.clone()));
+        }
+        Ok(claims)
+    }
+}
+
+/// The kubelet's checks of a hostPath `type` (and what the `OrCreate` ones make).
+fn host_path(h: &str, kind: &str) -> Result<()> {
+    let p = Path::new(h);
+    let bad = |what: &str| Error::InvalidArgument(format!("hostPath type check failed: {h} is not a {what}"));
+    match kind {
+        "Directory" if !p.is_dir() => Err(bad("directory")),
+        "File" if !p.is_file() => Err(bad("file")),
+        "DirectoryOrCreate" if !p.exists() => mkdir(p, 0o755),
+        "FileOrCreate" if !p.exists() => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(p)
+            .map(drop)
+            .map_err(|e| io("create", p, e)),
+        _ => Ok(()),
     }
 }
 
@@ -423,11 +452,13 @@ impl Kube<'_> {
     /// `play` made for claims too. The pods removed.
     pub fn down_files(&self, files: &[(String, String)], volumes: bool) -> Result<Vec<String>> {
         let mut pods = Vec::new();
+        let mut pvcs = Vec::new();
         let played = self.played();
         for (name, text) in files {
             for (_, obj) in super::parse(name, text)? {
                 match obj {
                     super::Object::Pod(_) => pods.push(obj.name().to_string()),
+                    super::Object::PersistentVolumeClaim(_) => pvcs.push(obj.name().to_string()),
                     super::Object::Deployment(_) => pods.extend(
                         played.iter().filter(|p| p.deployment.as_deref() == Some(obj.name())).map(|p| p.pod.clone()),
                     ),
@@ -436,14 +467,33 @@ impl Kube<'_> {
             }
         }
         let mut removed = Vec::new();
+        let mut claims = Vec::new();
         for p in pods {
             let known = self.pods().get(&p).is_ok() || self.dir(&p).exists();
             if known {
-                self.down_pod(&p, volumes)?;
+                let made = self.down_pod(&p, volumes)?;
+                // Without --force, the volumes of claims are kept (as podman).
+                claims.extend(made.into_iter().filter(|_| volumes));
                 removed.push(p);
             }
         }
+        if volumes {
+            claims.extend(pvcs);
+            self.remove_volumes(&claims);
+        }
         Ok(removed)
+    }
+
+    /// Named volumes removed (those gone already are no error; one in use is kept).
+    fn remove_volumes(&self, names: &[String]) {
+        let vols = crate::volume::Volumes::new(self.store.root());
+        let mut seen = std::collections::BTreeSet::new();
+        for n in names.iter().filter(|n| seen.insert(n.as_str())) {
+            match vols.remove(n) {
+                Ok(()) | Err(Error::NoSuchVolume(_)) => {}
+                Err(e) => tracing::warn!("kube down: volume {n}: {e}"),
+            }
+        }
     }
 
     /// `kube generate POD`: its Pod manifest (YAML).

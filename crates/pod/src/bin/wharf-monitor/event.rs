@@ -328,6 +328,10 @@ impl Monitor {
         }
         if self.restart_at.is_some_and(|t| t <= Instant::now()) {
             self.restart();
+        } else if self.restart_at.is_some() && self.a.dir.join("stopped").exists() {
+            // Stopped (or removed) during a back-off, which may last minutes:
+            // done now, not when the delay ends (`stop`/`rm -f` connect, which wakes us).
+            self.restart_at = None;
         }
         self.health_tick();
     }
