@@ -92,7 +92,11 @@ fn main() {
         std::process::exit(2)
     };
     for d in &cgroups {
-        let p = format!("{d}/cgroup.procs");
+        // v1: `tasks` with "0" moves this (single-threaded) process without the
+        // kernel's threadgroup lock and its RCU wait (~10 ms per hierarchy);
+        // v2 has only cgroup.procs.
+        let tasks = format!("{d}/tasks");
+        let p = if std::path::Path::new(&tasks).exists() { tasks } else { format!("{d}/cgroup.procs") };
         if std::fs::write(&p, "0").is_err() {
             fail(&format!("join {p}"));
         }
