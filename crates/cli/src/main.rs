@@ -117,6 +117,9 @@ enum Command {
     Volume(commands::volume::Command),
     /// Serve the Kubernetes CRI (runtime.v1) on a unix socket, for the kubelet and crictl.
     Cri(commands::cri::Args),
+    /// Run Kubernetes manifests locally (play, down, generate).
+    #[command(subcommand)]
+    Kube(commands::kube::Command),
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,6 +257,7 @@ fn main() -> ExitCode {
         Command::Man(a) => commands::man::run(a, Cli::command()),
         Command::Volume(c) => commands::volume::run(&g, c),
         Command::Cri(a) => commands::cri::run(&g, a),
+        Command::Kube(c) => commands::kube::run(&g, c),
     };
     match res {
         Ok(code) => code,

@@ -209,6 +209,50 @@ pub fn resolve(image: Option<Healthcheck>, flags: Option<Healthcheck>) -> Result
     }
 }
 
+/// A Kubernetes probe the monitor runs beside (or instead of) Docker's
+/// check: `liveness` kills the container when it fails (its restart policy
+/// brings it back), `startup` holds the others until it succeeds and kills
+/// on failure, `readiness` only records. The monitor writes `<role>.json`
+/// in `State.Health`'s shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub role: String,
+    pub action: ProbeAction,
+    pub initial_delay_ns: u64,
+    pub period_ns: u64,
+    pub timeout_ns: u64,
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeAction {
+    /// Run in the container (`exec.command`).
+    Exec(Vec<String>),
+    /// `GET http://HOST:PORT/PATH` from inside the container's network namespace; 200–399 passes.
+    HttpGet { host: String, port: u16, path: String },
+    /// A TCP connect from inside the container's network namespace.
+    TcpSocket { host: String, port: u16 },
+}
+
+impl Probe {
+    /// The monitor's `--health-test` words for this probe.
+    pub fn test(&self) -> Vec<String> {
+        match &self.action {
+            ProbeAction::Exec(argv) => std::iter::once("CMD".to_string()).chain(argv.iter().cloned()).collect(),
+            ProbeAction::HttpGet { host, port, path } => {
+                vec!["HTTP-GET".into(), host.clone(), port.to_string(), path.clone()]
+            }
+            ProbeAction::TcpSocket { host, port } => vec!["TCP".into(), host.clone(), port.to_string()],
+        }
+    }
+}
+
+/// The state of a container's probe (`<dir>/<role>.json`), if it has one.
+pub fn read_probe(dir: &Path, role: &str) -> Option<Value> {
+    std::fs::read(dir.join(format!("{role}.json"))).ok().and_then(|b| serde_json::from_slice(&b).ok())
+}
+
 /// The monitor's last word on a container's health (`State.Health`).
 pub fn read_state(dir: &Path) -> Option<Value> {
     std::fs::read(dir.join(HEALTH_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok())

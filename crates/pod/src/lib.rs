@@ -37,6 +37,7 @@ pub mod container;
 mod error;
 pub mod health;
 pub mod hostconfig;
+pub mod kube;
 pub mod leftover;
 mod net;
 pub mod network;

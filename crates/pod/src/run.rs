@@ -82,6 +82,11 @@ pub struct RunOptions {
     pub labels: Vec<String>,
     /// `--health-cmd`, `--health-interval`, … and `--no-healthcheck`.
     pub health: crate::health::HealthOptions,
+    /// Kubernetes probes (`kube play`), run by the monitor.
+    pub probes: Vec<crate::health::Probe>,
+    /// The monitor's restart back-off `[first, max, reset after]` in ms;
+    /// `None`: Docker's (100 ms doubling to 1 min, reset after 10 s up).
+    pub restart_backoff: Option<[u64; 3]>,
     /// Told what the user should know on the way (`Unable to find image …`).
     #[serde(skip)]
     pub notice: Option<fn(&str)>,
@@ -90,6 +95,9 @@ pub struct RunOptions {
     /// ipc, uts and cgroup); recorded as the pod's ID.
     pub pod: Option<String>,
 }
+
+/// Kubernetes' CrashLoopBackOff: 10 s doubling to 5 min, reset after 10 min up.
+pub const KUBE_BACKOFF: [u64; 3] = [10_000, 300_000, 600_000];
 
 /// A new container ID: 64 hex characters, as Docker's.
 pub(crate) fn new_id() -> String {

@@ -12,6 +12,7 @@ pub mod events;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod kube;
 pub mod load;
 pub mod login;
 pub mod logs;

@@ -21,6 +21,10 @@ pub(crate) struct Spawn<'a> {
     pub restart_count: u32,
     pub log_opts: &'a [String],
     pub health: Option<&'a crate::health::Healthcheck>,
+    /// Kubernetes probes, each after `--health-name ROLE`.
+    pub probes: &'a [crate::health::Probe],
+    /// `[first, max, reset after]` ms of the restart back-off.
+    pub backoff: Option<[u64; 3]>,
     /// Locks (and held ports) the monitor keeps for the container's life.
     pub fds: Vec<OwnedFd>,
 }
@@ -86,6 +90,22 @@ fn health_args(cmd: &mut Command, h: &crate::health::Healthcheck) {
     cmd.arg("--health-retries").arg(h.retries_or_default().to_string());
 }
 
+/// A Kubernetes probe: a new check named after its role.
+fn probe_args(cmd: &mut Command, p: &crate::health::Probe) {
+    cmd.arg("--health-name").arg(&p.role);
+    for t in p.test() {
+        cmd.arg("--health-test").arg(t);
+    }
+    cmd.arg("--health-interval-ns").arg(p.period_ns.to_string());
+    cmd.arg("--health-timeout-ns").arg(p.timeout_ns.to_string());
+    cmd.arg("--health-initial-delay-ns").arg(p.initial_delay_ns.to_string());
+    cmd.arg("--health-retries").arg(p.failure_threshold.to_string());
+    cmd.arg("--health-successes").arg(p.success_threshold.to_string());
+    if p.role != "readiness" {
+        cmd.arg("--health-kill");
+    }
+}
+
 /// Spawns the monitor; returns the container's init pid once created.
 pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     let cs = s.containers;
@@ -117,6 +137,14 @@ pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     cmd.arg("--log-max-size").arg(size.to_string()).arg("--log-max-file").arg(files.to_string());
     if let Some(h) = s.health {
         health_args(&mut cmd, h);
+    }
+    for p in s.probes {
+        probe_args(&mut cmd, p);
+    }
+    if let Some([first, max, reset]) = s.backoff {
+        cmd.arg("--restart-delay-ms").arg(first.to_string());
+        cmd.arg("--restart-max-delay-ms").arg(max.to_string());
+        cmd.arg("--restart-reset-ms").arg(reset.to_string());
     }
     let wharf = std::env::current_exe().map_err(|e| Error::io("find the wharf binary", e))?;
     let exit = [

@@ -74,6 +74,9 @@ pub struct MonitorState {
     pub finished_at: String,
     pub exit_code: i32,
     pub restart_count: u32,
+    /// While restarting: the back-off delay of this restart, in ms.
+    #[serde(default)]
+    pub back_off_ms: u64,
     #[serde(default)]
     pub error: String,
     #[serde(default, rename = "OOMKilled")]

@@ -120,6 +120,8 @@ impl Containers {
             restart_count: 0,
             log_opts: &o.log_opts,
             health: rec.healthcheck.as_ref(),
+            probes: &o.probes,
+            backoff: o.restart_backoff,
             fds,
         };
         let mut spawned = monitor::spawn(spawn);

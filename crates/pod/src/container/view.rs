@@ -171,6 +171,17 @@ impl Containers {
                 None => {}
             }
         }
+        if c.status == Status::Restarting && s.back_off_ms > 0 {
+            // Kubernetes' waiting reason while the back-off runs.
+            state["BackOff"] = json!({"Reason": "CrashLoopBackOff", "DelaySeconds": s.back_off_ms / 1000});
+        }
+        for role in ["liveness", "readiness", "startup"] {
+            if o.probes.iter().any(|p| p.role == role) {
+                let st = crate::health::read_probe(&c.dir, role)
+                    .unwrap_or_else(|| json!({"Status": "starting", "FailingStreak": 0, "Log": []}));
+                state["Probes"][role] = st;
+            }
+        }
         let mut out = json!({
             "Id": c.id(),
             "Created": c.record.created,

@@ -34,8 +34,13 @@ pub struct Args {
     pub exit_cmd: Vec<String>,
     pub sync_fd: Option<RawFd>,
     pub keep_fds: Vec<RawFd>,
-    /// The health check (`--health-test` words, durations in ns).
-    pub health: Option<Check>,
+    /// The checks: Docker's (`--health-test` words, durations in ns), then
+    /// Kubernetes probes, each begun by `--health-name ROLE`.
+    pub health: Vec<Check>,
+    /// The restart back-off: first delay, at most, reset after this long up.
+    pub restart_delay: Duration,
+    pub restart_max_delay: Duration,
+    pub restart_reset: Duration,
 }
 
 impl Args {
@@ -59,16 +64,12 @@ impl Args {
             exit_cmd: Vec::new(),
             sync_fd: None,
             keep_fds: Vec::new(),
-            health: None,
+            health: Vec::new(),
+            restart_delay: Duration::from_millis(100),
+            restart_max_delay: Duration::from_secs(60),
+            restart_reset: Duration::from_secs(10),
         };
-        let mut check = Check {
-            test: Vec::new(),
-            interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(30),
-            start_period: Duration::ZERO,
-            start_interval: Duration::from_secs(5),
-            retries: 3,
-        };
+        let mut check = Check::docker("health");
         while let Some(flag) = it.next() {
             let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
             let num = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
@@ -97,6 +98,19 @@ impl Args {
                 "--health-start-period-ns" => check.start_period = Duration::from_nanos(num(val()?)?),
                 "--health-start-interval-ns" => check.start_interval = Duration::from_nanos(num(val()?)?),
                 "--health-retries" => check.retries = num(val()?)? as u32,
+                "--health-name" => {
+                    let next = Check::docker(&val()?);
+                    let done = std::mem::replace(&mut check, next);
+                    if !done.argv().is_empty() {
+                        a.health.push(done);
+                    }
+                }
+                "--health-initial-delay-ns" => check.initial_delay = Duration::from_nanos(num(val()?)?),
+                "--health-successes" => check.successes = (num(val()?)? as u32).max(1),
+                "--health-kill" => check.kill = true,
+                "--restart-delay-ms" => a.restart_delay = Duration::from_millis(num(val()?)?),
+                "--restart-max-delay-ms" => a.restart_max_delay = Duration::from_millis(num(val()?)?),
+                "--restart-reset-ms" => a.restart_reset = Duration::from_millis(num(val()?)?),
                 other => return Err(format!("unknown flag {other}")),
             }
         }
@@ -104,7 +118,7 @@ impl Args {
             return Err("--id, --runtime and --dir are required".into());
         }
         if !check.argv().is_empty() {
-            a.health = Some(check);
+            a.health.push(check);
         }
         Ok(a)
     }
@@ -119,4 +133,61 @@ fn parse_restart(s: &str) -> Result<Restart, String> {
         Some(("on-failure", n)) => Restart::OnFailure(Some(n.parse().map_err(|_| format!("bad restart count {n}"))?)),
         _ => return Err(format!("unknown restart policy {s}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Args {
+        let base = ["--id", "x", "--runtime", "/r", "--dir", "/d"];
+        Args::parse(base.iter().chain(extra).map(|s| s.to_string())).unwrap()
+    }
+
+    #[test]
+    fn probes_and_back_off() {
+        let a = parse(&[
+            "--health-test",
+            "CMD-SHELL",
+            "--health-test",
+            "true",
+            "--health-name",
+            "liveness",
+            "--health-test",
+            "TCP",
+            "--health-test",
+            "",
+            "--health-test",
+            "80",
+            "--health-kill",
+            "--health-initial-delay-ns",
+            "5",
+            "--health-name",
+            "readiness",
+            "--health-test",
+            "CMD",
+            "--health-test",
+            "ls",
+            "--health-successes",
+            "2",
+            "--restart-delay-ms",
+            "10000",
+            "--restart-max-delay-ms",
+            "300000",
+            "--restart-reset-ms",
+            "600000",
+        ]);
+        let names: Vec<&str> = a.health.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["health", "liveness", "readiness"]);
+        assert!(a.health[1].kill && a.health[1].is_net());
+        assert_eq!(a.health[1].initial_delay, Duration::from_nanos(5));
+        assert_eq!((a.health[2].successes, a.health[2].kill), (2, false));
+        assert_eq!(a.restart_delay, Duration::from_secs(10));
+        assert_eq!(a.restart_max_delay, Duration::from_secs(300));
+        assert_eq!(a.restart_reset, Duration::from_secs(600));
+        // Docker's back-off when not told.
+        let d = parse(&[]);
+        assert_eq!((d.restart_delay, d.restart_reset), (Duration::from_millis(100), Duration::from_secs(10)));
+        assert!(d.health.is_empty());
+    }
 }

@@ -13,11 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wharf_pod::container::proto::{self, Hello};
 
-/// Docker's restart delay: 100 ms, doubled each time, back to 100 ms
-/// after 10 s up, at most a minute.
-const FIRST_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_secs(60);
-const RESET_AFTER: Duration = Duration::from_secs(10);
 /// After work, the loop drops the code pages it faulted in again once it
 /// has been this long since the last time (see `sys::Trim`).
 const TRIM_EVERY: Duration = Duration::from_millis(100);
@@ -57,8 +52,11 @@ pub struct Monitor {
     started_wall: String,
     delay: Duration,
     restart_at: Option<Instant>,
+    /// The delay of the pending restart (shown in `monitor.json`).
+    backoff: Duration,
     exit_code: Option<i32>,
-    health: Option<Health>,
+    /// Docker's check and Kubernetes' probes.
+    health: Vec<Health>,
     /// A probe's fork and exec (or its exit) just faulted in much code.
     trim_now: bool,
 }
@@ -88,7 +86,8 @@ impl Monitor {
         let listener =
             UnixListener::bind(&a.socket).map_err(|e| io_err(&format!("listen on {}", a.socket.display()), e))?;
         listener.set_nonblocking(true).map_err(|e| io_err("fcntl", e))?;
-        let health = a.health.clone().map(|c| Health::new(c, &a.dir));
+        let health = a.health.iter().map(|c| Health::new(c.clone(), &a.dir)).collect();
+        let a_delay = a.restart_delay;
         let mut m = Monitor {
             a,
             log,
@@ -103,8 +102,9 @@ impl Monitor {
             pid: 0,
             started_at: None,
             started_wall: String::new(),
-            delay: FIRST_DELAY,
+            delay: a_delay,
             restart_at: None,
+            backoff: Duration::ZERO,
             exit_code: None,
             health,
             trim_now: false,
@@ -222,7 +222,7 @@ impl Monitor {
         self.started_at = Some(Instant::now());
         self.started_wall = sys::now_rfc3339();
         self.write_status("running", "");
-        if let Some(h) = &mut self.health {
+        for h in &mut self.health {
             h.on_start();
         }
         Ok(())
@@ -233,8 +233,10 @@ impl Monitor {
         let code = self.exit_code.unwrap_or(0);
         let finished = if self.exit_code.is_some() { sys::now_rfc3339() } else { String::new() };
         let pid = if status == "exited" { 0 } else { self.pid };
+        // While waiting to restart: the back-off, in ms.
+        let backoff = if status == "restarting" { self.backoff.as_millis() } else { 0 };
         let body = format!(
-            "{{\"Status\":\"{status}\",\"Pid\":{pid},\"MonitorPid\":{},\"StartedAt\":\"{}\",\"FinishedAt\":\"{finished}\",\"ExitCode\":{code},\"RestartCount\":{},\"Error\":\"{}\"}}\n",
+            "{{\"Status\":\"{status}\",\"Pid\":{pid},\"MonitorPid\":{},\"StartedAt\":\"{}\",\"FinishedAt\":\"{finished}\",\"ExitCode\":{code},\"RestartCount\":{},\"BackOffMs\":{backoff},\"Error\":\"{}\"}}\n",
             std::process::id(),
             self.started_wall,
             self.a.restart_count,
@@ -275,8 +277,10 @@ impl Monitor {
             pollfd(self.listener.as_raw_fd()),
             pollfd(self.out.as_ref().map_or(-1, |f| f.as_raw_fd())),
             pollfd(self.err.as_ref().map_or(-1, |f| f.as_raw_fd())),
-            pollfd(self.health.as_ref().map_or(-1, |h| h.fd())),
         ];
+        let probes = fds.len();
+        fds.extend(self.health.iter().map(|h| pollfd(h.fd())));
+        let clients = fds.len();
         for c in &self.clients {
             let mut p = pollfd(c.stream.as_raw_fd());
             if !c.pending.is_empty() {
@@ -285,7 +289,7 @@ impl Monitor {
             fds.push(p);
         }
         let wake =
-            [self.restart_at, self.health.as_ref().and_then(Health::wake_at), trim_at].into_iter().flatten().min();
+            [self.restart_at, trim_at].into_iter().chain(self.health.iter().map(Health::wake_at)).flatten().min();
         let timeout = match wake {
             // Rounded up: waking a little early would spin until the instant.
             Some(t) => t.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(60_000) as i32,
@@ -301,12 +305,12 @@ impl Monitor {
         if fds[3].revents != 0 {
             self.pump(false);
         }
-        if fds[4].revents != 0 {
-            if let Some(h) = &mut self.health {
+        for (h, p) in self.health.iter_mut().zip(&fds[probes..clients]) {
+            if p.revents != 0 {
                 h.read_output();
             }
         }
-        for (i, p) in fds[5..].iter().enumerate() {
+        for (i, p) in fds[clients..].iter().enumerate() {
             if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
                 self.read_client(i);
             }
@@ -324,19 +328,35 @@ impl Monitor {
         }
         if self.restart_at.is_some_and(|t| t <= Instant::now()) {
             self.restart();
+        } else if self.restart_at.is_some() && self.a.dir.join("stopped").exists() {
+            // Stopped (or removed) during a back-off, which may last minutes:
+            // done now, not when the delay ends (`stop`/`rm -f` connect, which wakes us).
+            self.restart_at = None;
         }
         self.health_tick();
     }
 
-    /// Times out or starts a probe while the container runs.
+    /// Times out or starts the probes while the container runs (a startup
+    /// probe that has not succeeded holds the others).
     fn health_tick(&mut self) {
-        if self.health.is_none() || self.exit_code.is_some() || self.started_at.is_none() {
+        if self.health.is_empty() || self.exit_code.is_some() || self.started_at.is_none() {
             return;
         }
         let paused = self.a.dir.join("paused").exists();
-        let a = &self.a;
-        if let Some(h) = &mut self.health {
-            self.trim_now |= h.tick(paused, |argv| spawn_probe(a, argv));
+        let held = self.health.iter().any(Health::holds_others);
+        let (a, pid) = (&self.a, self.pid);
+        for h in &mut self.health {
+            if held && h.name() != "startup" {
+                h.defer();
+                continue;
+            }
+            self.trim_now |= h.tick(paused, |c| {
+                if c.is_net() {
+                    crate::probe::spawn(pid, &c.test, c.timeout)
+                } else {
+                    spawn_probe(a, &c.argv())
+                }
+            });
         }
     }
 
@@ -452,8 +472,14 @@ impl Monitor {
 
     fn reap(&mut self) {
         while let Some((pid, code)) = sys::reap_any() {
-            if self.health.as_mut().is_some_and(|h| h.on_reaped(pid, code)) {
+            if let Some(h) = self.health.iter_mut().find(|h| h.owns(pid)) {
+                h.on_reaped(pid, code);
                 self.trim_now = true;
+                // Kubernetes: a failed liveness or startup probe kills the
+                // container; its restart policy decides what comes next.
+                if h.take_kill() && self.exit_code.is_none() && self.pid > 0 {
+                    unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                }
                 continue;
             }
             if pid == self.pid && self.exit_code.is_none() {
@@ -466,7 +492,7 @@ impl Monitor {
 
     fn on_exit(&mut self, code: i32) {
         self.exit_code = Some(code);
-        if let Some(h) = &mut self.health {
+        for h in &mut self.health {
             h.stop();
         }
         let stopped = self.a.dir.join("stopped").exists();
@@ -479,11 +505,12 @@ impl Monitor {
         if !again || self.started_at.is_none() {
             return;
         }
-        if self.started_at.is_some_and(|t| t.elapsed() >= RESET_AFTER) {
-            self.delay = FIRST_DELAY;
+        if self.started_at.is_some_and(|t| t.elapsed() >= self.a.restart_reset) {
+            self.delay = self.a.restart_delay;
         }
         self.restart_at = Some(Instant::now() + self.delay);
-        self.delay = (self.delay * 2).min(MAX_DELAY);
+        self.backoff = self.delay;
+        self.delay = (self.delay * 2).min(self.a.restart_max_delay);
         self.write_status("restarting", "");
     }
 

@@ -16,25 +16,56 @@ const MAX_OUTPUT: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    /// `CMD argv…` or `CMD-SHELL command`.
+    /// `health` (Docker's check, `health.json`) or a Kubernetes probe's
+    /// role (`liveness`, `readiness`, `startup`: `<role>.json`).
+    pub name: String,
+    /// `CMD argv…`, `CMD-SHELL command`, `HTTP-GET host port path`, `TCP host port`.
     pub test: Vec<String>,
     pub interval: Duration,
     pub timeout: Duration,
     pub start_period: Duration,
     pub start_interval: Duration,
     pub retries: u32,
+    /// Kubernetes: no probe before this long after the start.
+    pub initial_delay: Duration,
+    /// Kubernetes' successThreshold.
+    pub successes: u32,
+    /// Kill the container when it turns unhealthy (liveness, startup).
+    pub kill: bool,
 }
 
 impl Check {
-    /// The command to run in the container.
+    /// Docker's defaults.
+    pub fn docker(name: &str) -> Check {
+        Check {
+            name: name.to_string(),
+            test: Vec::new(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            start_period: Duration::ZERO,
+            start_interval: Duration::from_secs(5),
+            retries: 3,
+            initial_delay: Duration::ZERO,
+            successes: 1,
+            kill: false,
+        }
+    }
+
+    /// The command to run in the container (for network probes: the test).
     pub fn argv(&self) -> Vec<String> {
         match self.test.split_first() {
             Some((kind, rest)) if kind == "CMD-SHELL" => {
                 ["/bin/sh", "-c"].iter().map(|s| s.to_string()).chain(rest.iter().cloned()).collect()
             }
+            Some((kind, _)) if kind == "HTTP-GET" || kind == "TCP" => self.test.clone(),
             Some((_, rest)) => rest.to_vec(),
             None => Vec::new(),
         }
+    }
+
+    /// A network probe (run by the monitor itself in the container's netns).
+    pub fn is_net(&self) -> bool {
+        matches!(self.test.first().map(String::as_str), Some("HTTP-GET" | "TCP"))
     }
 }
 
@@ -61,6 +92,9 @@ pub struct Health {
     started: Instant,
     status: &'static str,
     streak: u32,
+    oks: u32,
+    /// Turned unhealthy with `kill`: the container must go.
+    kill_now: bool,
     log: Vec<Entry>,
     next: Option<Instant>,
     probe: Option<Probe>,
@@ -68,12 +102,15 @@ pub struct Health {
 
 impl Health {
     pub fn new(check: Check, dir: &Path) -> Health {
+        let file = if check.name == "health" { "health.json".to_string() } else { format!("{}.json", check.name) };
         Health {
             check,
-            file: dir.join("health.json"),
+            file: dir.join(file),
             started: Instant::now(),
             status: "starting",
             streak: 0,
+            oks: 0,
+            kill_now: false,
             log: Vec::new(),
             next: None,
             probe: None,
@@ -86,8 +123,32 @@ impl Health {
         self.started = Instant::now();
         self.status = "starting";
         self.streak = 0;
-        self.next = Some(self.started + self.interval());
+        self.oks = 0;
+        self.kill_now = false;
+        let first = if self.check.name == "health" { self.interval() } else { self.check.initial_delay };
+        self.next = Some(self.started + first);
         self.write();
+    }
+
+    pub fn name(&self) -> &str {
+        &self.check.name
+    }
+
+    /// A startup probe that has not yet succeeded holds the others.
+    pub fn holds_others(&self) -> bool {
+        self.check.name == "startup" && self.status != "healthy"
+    }
+
+    /// Held by a startup probe: the next turn one interval on.
+    pub fn defer(&mut self) {
+        if self.probe.is_none() && self.next.is_some_and(|t| t <= Instant::now()) {
+            self.next = Some(Instant::now() + self.check.interval);
+        }
+    }
+
+    /// Whether the container must be killed (once per failure).
+    pub fn take_kill(&mut self) -> bool {
+        std::mem::take(&mut self.kill_now)
     }
 
     /// The container is gone: no more probes, the running one killed.
@@ -124,7 +185,7 @@ impl Health {
     /// Times out the probe, or starts the next one with `spawn` (pid and
     /// the read end of its output pipe); `paused` containers skip a turn.
     /// Whether a probe was started.
-    pub fn tick(&mut self, paused: bool, spawn: impl FnOnce(&[String]) -> Result<(i32, OwnedFd), String>) -> bool {
+    pub fn tick(&mut self, paused: bool, spawn: impl FnOnce(&Check) -> Result<(i32, OwnedFd), String>) -> bool {
         let now = Instant::now();
         if let Some(p) = &mut self.probe {
             if !p.timed_out && p.deadline <= now {
@@ -141,7 +202,7 @@ impl Health {
             return false;
         }
         let start = crate::sys::now_rfc3339();
-        match spawn(&self.check.argv()) {
+        match spawn(&self.check) {
             Ok((pid, out)) => {
                 self.next = None;
                 let deadline = now + self.check.timeout;
@@ -178,6 +239,11 @@ impl Health {
         }
     }
 
+    /// Whether `pid` is this check's running probe.
+    pub fn owns(&self, pid: i32) -> bool {
+        self.probe.as_ref().is_some_and(|p| p.pid == pid)
+    }
+
     /// A reaped child: `true` if it was the probe, whose result is recorded.
     pub fn on_reaped(&mut self, pid: i32, code: i32) -> bool {
         if self.probe.as_ref().is_none_or(|p| p.pid != pid) {
@@ -201,10 +267,15 @@ impl Health {
     fn record(&mut self, e: Entry) {
         if e.code == 0 {
             self.streak = 0;
-            self.status = "healthy";
+            self.oks += 1;
+            if self.oks >= self.check.successes {
+                self.status = "healthy";
+            }
         } else if !(self.status == "starting" && self.started.elapsed() < self.check.start_period) {
             self.streak += 1;
+            self.oks = 0;
             if self.streak >= self.check.retries {
+                self.kill_now = self.check.kill && self.status != "unhealthy";
                 self.status = "unhealthy";
             }
         }
@@ -212,7 +283,9 @@ impl Health {
         if self.log.len() > MAX_LOG {
             self.log.remove(0);
         }
-        self.next = Some(Instant::now() + self.interval());
+        // Kubernetes: a startup probe stops once it has succeeded.
+        let done = self.check.name == "startup" && self.status == "healthy";
+        self.next = (!done).then(|| Instant::now() + self.interval());
         self.write();
     }
 
@@ -232,7 +305,7 @@ impl Health {
             ));
         }
         body.push_str("]}\n");
-        let tmp = self.file.with_file_name(".health.json.tmp");
+        let tmp = self.file.with_file_name(format!(".{}.json.tmp", self.check.name));
         if std::fs::write(&tmp, body).is_ok() {
             let _ = std::fs::rename(&tmp, &self.file);
         }
@@ -269,6 +342,7 @@ mod tests {
             start_period,
             start_interval: Duration::from_millis(100),
             retries,
+            ..Check::docker("health")
         }
     }
 
@@ -299,6 +373,35 @@ mod tests {
         h.record(entry(1));
         assert_eq!((h.status, h.streak), ("starting", 0));
         assert_eq!(h.interval(), Duration::from_millis(100));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn kubernetes_probes_kill_once_and_count_successes() {
+        let dir = std::env::temp_dir().join(format!("wharf-monitor-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let live = Check { name: "liveness".into(), kill: true, ..check(2, Duration::ZERO) };
+        let mut h = Health::new(live, &dir);
+        h.record(entry(1));
+        assert!(!h.take_kill());
+        h.record(entry(1));
+        assert!(h.take_kill(), "the second failure turns it unhealthy: kill");
+        h.record(entry(1));
+        assert!(!h.take_kill(), "one kill per turn to unhealthy");
+        assert!(dir.join("liveness.json").exists());
+        let ready = Check { name: "readiness".into(), successes: 2, ..check(1, Duration::ZERO) };
+        let mut h = Health::new(ready, &dir);
+        h.record(entry(0));
+        assert_eq!(h.status, "starting");
+        h.record(entry(0));
+        assert_eq!(h.status, "healthy");
+        let mut s = Health::new(Check { name: "startup".into(), ..check(1, Duration::ZERO) }, &dir);
+        assert!(s.holds_others());
+        s.record(entry(0));
+        assert!(!s.holds_others());
+        assert_eq!(s.next, None, "a startup probe stops once it succeeded");
+        let c = Check { test: vec!["HTTP-GET".into(), "".into(), "80".into(), "/".into()], ..check(1, Duration::ZERO) };
+        assert!(c.is_net());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

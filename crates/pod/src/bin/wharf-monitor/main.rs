@@ -18,6 +18,7 @@ mod args;
 mod event;
 mod health;
 mod logfile;
+mod probe;
 mod sys;
 
 use std::io::Write;
