@@ -213,6 +213,9 @@ spec:
     e.wait_status(&crash, "restarting", 10);
     let backoff = e.inspect(&crash, "{{json .State.BackOff}}");
     assert!(backoff.contains("CrashLoopBackOff") && backoff.contains("\"DelaySeconds\":10"), "{backoff}");
+    // `pod inspect` says it too, for each member (it did not: restart counts only).
+    let pi = e.ok(&["pod", "inspect", &pod]);
+    assert!(pi.contains("CrashLoopBackOff"), "{pi}");
     assert_eq!(restart_count(&e, &crash), 0, "no restart before 10 s");
     wait_for(25, "the first restart", || restart_count(&e, &crash) >= 1);
     // The failing liveness probe killed `sick`; its monitor restarts it after the back-off.

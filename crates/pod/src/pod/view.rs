@@ -8,15 +8,21 @@ use crate::error::Result;
 use serde_json::{json, Value};
 use std::io::Write;
 
+/// A member's entry; `BackOff` while its monitor waits to restart it
+/// (Kubernetes' CrashLoopBackOff), as in `inspect`.
 fn container_entry(c: &Container) -> Value {
-    json!({
+    let mut v = json!({
         "Id": c.id(),
         "Name": c.name(),
         "State": c.status.to_string(),
         "Pid": if c.is_running() { c.state.pid } else { 0 },
         "RestartCount": c.state.restart_count,
         "ExitCode": c.state.exit_code,
-    })
+    });
+    if c.status == crate::Status::Restarting && c.state.back_off_ms > 0 {
+        v["BackOff"] = json!({"Reason": "CrashLoopBackOff", "DelaySeconds": c.state.back_off_ms / 1000});
+    }
+    v
 }
 
 impl Pods {
