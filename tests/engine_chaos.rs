@@ -294,7 +294,8 @@ fn reboot_and_a_wiped_run_root() {
     e.ok(&["rm", "-f", &a, &b, &c]);
     e.ok(&["system", "prune", "-f"]);
     // Known limit: `a`'s CNI attachment record (what CNI DEL needs) was in
-    // the wiped run root, so its firewall rules stay; only those.
+    // the wiped run root, so its own rules (portmap's, when it publishes
+    // ports) would stay; only those.
     let left = network_leaks(&e.s.root, &e.run_root(), &e.ids(), &e.iptables_before);
     assert!(left.iter().all(|l| l.starts_with("iptables rule ")), "{left:#?}");
     forget_firewall(&e);

@@ -134,7 +134,10 @@ fn run_rm_killed_is_cleaned_by_the_next_prune() {
     }
     let (s, marker) = setup();
     let script = format!("echo ready-$((6*7)); sleep 600; : {marker}");
-    let child = spawn_until(&s, &["run", "--rm", "bb:1", "sh", "-c", &script].map(std::ffi::OsStr::new), "ready-42");
+    // A published port: its portmap rules are the container's own (masquerade
+    // and isolation are the network's), so the leak check has one to find.
+    let args = ["run", "--rm", "-p", "127.0.0.1::8080", "bb:1", "sh", "-c", &script];
+    let child = spawn_until(&s, &args.map(std::ffi::OsStr::new), "ready-42");
     sigkill(child);
     kill_monitors(&s);
     let ids = container_ids(&s);
