@@ -39,6 +39,7 @@ pub mod health;
 pub mod hostconfig;
 pub mod kube;
 pub mod leftover;
+mod names;
 mod net;
 pub mod network;
 pub mod pod;

@@ -208,49 +208,23 @@ pub(crate) fn load(dir: &Path) -> Result<Container> {
 
 /// The name of `<root>/names/<name>`.
 pub(crate) fn name_link(root: &Path, name: &str) -> PathBuf {
-    root.join("names").join(name)
+    crate::names::CONTAINERS.link(root, name)
 }
 
 /// Claims `name` for `id`; Docker's conflict message when it is taken.
 pub(crate) fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
-    check_name(name)?;
-    let dir = root.join("names");
-    std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-    let link = name_link(root, name);
-    match std::os::unix::fs::symlink(id, &link) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let owner = std::fs::read_link(&link).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-            // A name left by a container whose dir is gone (killed mid-rm or mid-create).
-            if !owner.is_empty() && !root.join("containers").join(&owner).exists() && owner != id {
-                let _ = std::fs::remove_file(&link);
-                return claim_name(root, name, id);
-            }
-            Err(Error::Conflict(format!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name."
-            )))
-        }
-        Err(e) => Err(io("create", &link, e)),
-    }
+    crate::names::CONTAINERS.claim(root, name, id)
 }
 
 /// Removes the names whose container dir is gone (a `create` or `rm`
 /// killed between the name and the dir).
 pub(crate) fn sweep_names(root: &Path) {
-    for e in std::fs::read_dir(root.join("names")).into_iter().flatten().flatten() {
-        let Ok(id) = std::fs::read_link(e.path()) else { continue };
-        if !root.join("containers").join(&id).exists() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+    crate::names::CONTAINERS.sweep(root)
 }
 
 /// Releases `name` if it is still `id`'s.
 pub(crate) fn release_name(root: &Path, name: &str, id: &str) {
-    let link = name_link(root, name);
-    if std::fs::read_link(&link).is_ok_and(|p| p.as_os_str() == id) {
-        let _ = std::fs::remove_file(&link);
-    }
+    crate::names::CONTAINERS.release(root, name, id)
 }
 
 /// Docker's characters, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; one character is

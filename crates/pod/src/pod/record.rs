@@ -199,51 +199,16 @@ fn status(infra: &Infra, containers: &[Container]) -> PodStatus {
 }
 
 pub(crate) fn name_link(root: &Path, name: &str) -> PathBuf {
-    root.join("pod-names").join(name)
-}
-
-/// Claims `name` for pod `id` (a name whose pod dir is gone is stale).
-pub(crate) fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
-    crate::container::check_name(name).map_err(|_| {
-        Error::InvalidArgument(format!("invalid pod name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"))
-    })?;
-    let dir = root.join("pod-names");
-    std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-    let link = name_link(root, name);
-    match std::os::unix::fs::symlink(id, &link) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let owner = std::fs::read_link(&link).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-            if !owner.is_empty() && owner != id && !pods_dir(root).join(&owner).exists() {
-                let _ = std::fs::remove_file(&link);
-                return claim_name(root, name, id);
-            }
-            Err(Error::Conflict(format!("the pod name {name:?} is already in use by pod {owner}")))
-        }
-        Err(e) => Err(io("create", &link, e)),
-    }
+    crate::names::PODS.link(root, name)
 }
 
 pub(crate) fn release_name(root: &Path, name: &str, id: &str) {
-    let link = name_link(root, name);
-    if std::fs::read_link(&link).is_ok_and(|p| p.as_os_str() == id) {
-        let _ = std::fs::remove_file(&link);
-    }
+    crate::names::PODS.release(root, name, id)
 }
 
 /// Names whose pod dir is gone.
 pub(crate) fn sweep_names(root: &Path) {
-    for e in std::fs::read_dir(root.join("pod-names")).into_iter().flatten().flatten() {
-        let Ok(id) = std::fs::read_link(e.path()) else { continue };
-        if !pods_dir(root).join(&id).exists() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// A name for a pod created without one (podman's style: `adjective_name`).
-pub(crate) fn random_name(attempt: u32) -> String {
-    crate::container::random_name(attempt)
+    crate::names::PODS.sweep(root)
 }
 
 #[cfg(test)]

@@ -88,18 +88,7 @@ impl Pods {
     }
 
     fn claim_name(&self, name: Option<&str>, id: &str) -> Result<String> {
-        if let Some(n) = name {
-            record::claim_name(&self.root, n, id)?;
-            return Ok(n.to_string());
-        }
-        let mut attempt = 0;
-        loop {
-            let n = record::random_name(attempt);
-            match record::claim_name(&self.root, &n, id) {
-                Err(Error::Conflict(_)) if attempt < 20 => attempt += 1,
-                r => return r.map(|()| n),
-            }
-        }
+        crate::names::PODS.claim_or_random(&self.root, name, id)
     }
 
     /// Everything but the record file.
