@@ -257,6 +257,14 @@ spec:
     e.wait_status(&app, "running", 20);
     wait_for(10, "the app's log", || e.ok(&["logs", &app]) == "one\ntwo");
     assert_eq!(e.status(&format!("{pod}-one")), "exited");
+    // Broke: `pod rm` without `kube down` left the Memory emptyDir mounted
+    // and the pod's kube dir (its Secret files too) behind.
+    let kdir = e.s.root.join("kube/pods").join(&pod);
+    assert!(kdir.exists());
+    e.ok(&["pod", "rm", "-f", &pod]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&*kdir.to_string_lossy()), "tmpfs left:\n{mounts}");
+    assert!(!kdir.exists(), "{} left", kdir.display());
     finish(&e, &net, &[&f]);
     // A failing init container with restartPolicy Never: play fails, nothing is left.
     let bad = text.replace("echo two >> /work/log", "exit 7").replace("spec:\n", "spec:\n  restartPolicy: Never\n");

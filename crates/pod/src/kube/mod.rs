@@ -25,6 +25,7 @@ mod quantity;
 
 pub use parse::{parse, Located, Object};
 pub use plan::{Catalog, PodPlan};
+pub(crate) use play::forget_pod;
 pub use play::{Kube, PlayOptions, Played};
 
 use crate::error::Result;

@@ -364,13 +364,14 @@ impl<'a> Kube<'a> {
     /// the claims whose volumes should go: those `play` made, and with
     /// `volumes` every one the pod used.
     fn down_pod(&self, name: &str, volumes: bool) -> Result<Vec<String>> {
+        // Read first: removing the pod forgets its kube dir too (`forget_pod`).
+        let dir = self.dir(name);
+        let played: Played =
+            std::fs::read(dir.join("play.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         let pods = self.pods();
         if pods.get(name).is_ok() {
             pods.rm(name, true)?;
         }
-        let dir = self.dir(name);
-        let played: Played =
-            std::fs::read(dir.join("play.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         for t in &played.tmpfs {
             let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
         }
@@ -386,6 +387,21 @@ impl<'a> Kube<'a> {
             claims.extend(used.map(|c| c.claim_name.clone()));
         }
         Ok(claims)
+    }
+}
+
+/// A played pod removed without `kube down` (`pod rm`, `pod prune`, a
+/// sweep): its Memory emptyDirs unmounted, its dir (ConfigMap and Secret
+/// files, emptyDirs, the play record) removed. Nothing to do for other pods.
+pub(crate) fn forget_pod(root: &Path, pod: &str) {
+    let dir = root.join("kube").join("pods").join(pod);
+    let Ok(bytes) = std::fs::read(dir.join("play.json")) else { return };
+    let played: Played = serde_json::from_slice(&bytes).unwrap_or_default();
+    for t in &played.tmpfs {
+        let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
+    }
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!("removing {}: {e}", dir.display());
     }
 }
 

@@ -139,6 +139,7 @@ impl Pods {
     /// The rest of an rm once no member is left: teardown, name, dir.
     fn finish_rm(&self, id: &str, name: &str) -> Result<()> {
         setup::teardown(self, id)?;
+        crate::kube::forget_pod(&self.root, name);
         record::release_name(&self.root, name, id);
         let dir = self.dir(id);
         let gone = dir.with_file_name(format!(".gone-{}-{id}", std::process::id()));
