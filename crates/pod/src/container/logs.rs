@@ -89,10 +89,31 @@ fn emit(l: &Line, o: &LogOptions, out: &mut impl Write, err: &mut impl Write) ->
 /// Writes the container's log to `out`/`err` (stdout and stderr lines).
 pub fn write_logs(c: &Container, o: &LogOptions, out: &mut impl Write, err: &mut impl Write) -> Result<()> {
     let io = |e| Error::io("write logs", e);
+    let mut parser = Parser::default();
+    let (lines, pos) = read_kept(c, o, &mut parser)?;
+    for l in &lines {
+        emit(l, o, out, err).map_err(io)?;
+    }
+    out.flush().map_err(io)?;
+    if o.follow {
+        follow(c, o, pos, parser, out, err)?;
+    }
+    Ok(())
+}
+
+/// Every complete line of the container's log that `o` keeps (since,
+/// until, tail), oldest first (`pod logs` interleaves several).
+pub fn read_lines(c: &Container, o: &LogOptions) -> Result<Vec<Line>> {
+    read_kept(c, o, &mut Parser::default()).map(|(lines, _)| lines)
+}
+
+/// The kept lines of every log file, oldest first, and `(inode, offset)`
+/// of where the live file was read up to (for `-f`). With `--tail`, at
+/// most about twice as many lines are held while reading.
+fn read_kept(c: &Container, o: &LogOptions, parser: &mut Parser) -> Result<(Vec<Line>, (u64, u64))> {
     let log = c.log_path();
     let mut lines: Vec<Line> = Vec::new();
-    let mut parser = Parser::default();
-    let mut pos = (0u64, 0u64); // (inode, offset) of the live file
+    let mut pos = (0u64, 0u64);
     for f in files(&log) {
         let Ok(file) = File::open(&f) else { continue };
         let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
@@ -115,37 +136,8 @@ pub fn write_logs(c: &Container, o: &LogOptions, out: &mut impl Write, err: &mut
         }
     }
     let skip = o.tail.map_or(0, |t| lines.len().saturating_sub(t));
-    for l in &lines[skip..] {
-        emit(l, o, out, err).map_err(io)?;
-    }
-    out.flush().map_err(io)?;
-    if o.follow {
-        follow(c, o, pos, parser, out, err)?;
-    }
-    Ok(())
-}
-
-/// Every complete line of the container's log that `o` keeps (since,
-/// until, tail), oldest first (`pod logs` interleaves several).
-pub fn read_lines(c: &Container, o: &LogOptions) -> Result<Vec<Line>> {
-    let mut lines: Vec<Line> = Vec::new();
-    let mut parser = Parser::default();
-    for f in files(&c.log_path()) {
-        let Ok(file) = File::open(&f) else { continue };
-        let mut r = BufReader::new(file);
-        let mut buf = Vec::new();
-        while r.read_until(b'\n', &mut buf).map_err(|e| Error::io("read log", e))? > 0 {
-            if buf.ends_with(b"\n") {
-                if let Some(l) = parser.push(&buf).filter(|l| keep(l, o)) {
-                    lines.push(l);
-                }
-                buf.clear();
-            }
-        }
-    }
-    let skip = o.tail.map_or(0, |t| lines.len().saturating_sub(t));
     lines.drain(..skip);
-    Ok(lines)
+    Ok((lines, pos))
 }
 
 /// `-f`: new lines as they come, following the file across rotations:
