@@ -7,8 +7,8 @@ use super::record::{self, Container};
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Default)]
@@ -57,19 +57,49 @@ impl Parser {
     }
 }
 
-fn files(log: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+/// `(inode, name)` of the log files, oldest first (`ctr.log.N` … `ctr.log`).
+fn list(log: &Path) -> Vec<(u64, String)> {
     let name = log.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut rotated: Vec<(u32, u64, String)> = Vec::new();
+    let mut live = None;
     for e in std::fs::read_dir(log.parent().unwrap_or(Path::new("."))).into_iter().flatten().flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        if let Some(i) = n.strip_prefix(&format!("{name}.")).and_then(|i| i.parse().ok()) {
-            rotated.push((i, e.path()));
+        if n == name {
+            live = Some((e.ino(), n));
+        } else if let Some(i) = n.strip_prefix(&format!("{name}.")).and_then(|i| i.parse().ok()) {
+            rotated.push((i, e.ino(), n));
         }
     }
     rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    out.push(log.to_path_buf());
-    out
+    rotated.into_iter().map(|(_, ino, n)| (ino, n)).chain(live).collect()
+}
+
+/// The log files opened, oldest first, as one consistent set: the monitor
+/// rotates by renaming each file in turn, so a listing and the opens that
+/// follow it can straddle a rotation (and then skip a file or take one
+/// twice). The set is kept only when a second listing matches the first
+/// and every open file is the one listed (any such set is a state the
+/// renames went through, which is whole and in order). Rotations come at
+/// most once per `max-size` written, so a set is found within a few tries;
+/// after two seconds of rotations without a pause the last try is taken.
+fn open_files(log: &Path) -> Vec<(u64, File)> {
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut last = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let before = list(log);
+        let opened: Vec<(u64, File)> = before
+            .iter()
+            .filter_map(|(ino, n)| File::open(dir.join(n)).ok().map(|f| (*ino, f)))
+            .filter(|(ino, f)| f.metadata().is_ok_and(|m| m.ino() == *ino))
+            .collect();
+        if opened.len() == before.len() && list(log) == before {
+            return opened;
+        }
+        last = opened;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    last
 }
 
 fn keep(l: &Line, o: &LogOptions) -> bool {
@@ -114,9 +144,9 @@ fn read_kept(c: &Container, o: &LogOptions, parser: &mut Parser) -> Result<(Vec<
     let log = c.log_path();
     let mut lines: Vec<Line> = Vec::new();
     let mut pos = (0u64, 0u64);
-    for f in files(&log) {
-        let Ok(file) = File::open(&f) else { continue };
-        let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+    let opened = open_files(&log);
+    let count = opened.len();
+    for (n, (ino, file)) in opened.into_iter().enumerate() {
         let mut r = BufReader::new(file);
         let mut buf = Vec::new();
         while r.read_until(b'\n', &mut buf).map_err(|e| Error::io("read log", e))? > 0 {
@@ -131,7 +161,7 @@ fn read_kept(c: &Container, o: &LogOptions, parser: &mut Parser) -> Result<(Vec<
                 buf.clear();
             }
         }
-        if f == log {
+        if n + 1 == count {
             pos = (ino, r.stream_position().unwrap_or(0) - buf.len() as u64);
         }
     }
@@ -161,11 +191,7 @@ fn follow(
         let running =
             record::load(&c.dir).is_ok_and(|c| c.is_running() || c.status == super::Status::Created && c.owned);
         // Opened before reading: a rotation now moves the files, not the open inodes.
-        let opened: Vec<(u64, File)> = files(&log)
-            .iter()
-            .filter_map(|p| File::open(p).ok())
-            .filter_map(|f| f.metadata().ok().map(|m| (m.ino(), f)))
-            .collect();
+        let opened = open_files(&log);
         // Ours, else (rotated away past max-file, or a new log) the oldest there is.
         let from = match opened.iter().position(|(i, _)| *i == ino) {
             Some(i) => i,
@@ -216,6 +242,46 @@ fn read_new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files "rotated" as the monitor does (rename .N → .N+1 … then
+    /// ctr.log → .1, a new ctr.log), each holding its sequence number:
+    /// every set opened while that goes on is contiguous, oldest first.
+    #[test]
+    fn open_files_is_consistent_while_rotating() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ctr.log");
+        std::fs::write(&log, "0").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, s) = (log.clone(), stop.clone());
+        let rotator = std::thread::spawn(move || {
+            let name = |i: u32| l.with_file_name(format!("ctr.log.{i}"));
+            for seq in 1..3000 {
+                for i in (1..40).rev() {
+                    let _ = std::fs::rename(name(i), name(i + 1));
+                }
+                std::fs::rename(&l, name(1)).unwrap();
+                std::fs::write(&l, seq.to_string()).unwrap();
+                // The monitor writes max-size between two rotations.
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            s.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut rounds = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let seqs: Vec<u64> = open_files(&log)
+                .into_iter()
+                .filter_map(|(_, mut f)| {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut f, &mut s).ok()?;
+                    s.parse().ok()
+                })
+                .collect();
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "a gap or a repeat: {seqs:?}");
+            rounds += 1;
+        }
+        rotator.join().unwrap();
+        assert!(rounds > 0);
+    }
 
     #[test]
     fn partials_join() {
