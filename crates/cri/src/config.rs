@@ -26,6 +26,10 @@
 //! max_line_size = 16384                     # longer lines are split (CRI "P" partial lines)
 //! max_size = 0                              # bytes before the runtime rotates (0: the kubelet does)
 //! max_files = 1
+//!
+//! [stream]
+//! address = "127.0.0.1:0"                   # exec/attach/port-forward server (port 0: any free port)
+//! token_ttl_secs = 60                       # how long an Exec/Attach/PortForward URL stays valid
 //! ```
 
 use crate::error::{Error, Result};
@@ -47,6 +51,7 @@ pub struct Config {
     pub registry: Registry,
     pub runtime: Runtime,
     pub logs: Logs,
+    pub stream: Stream,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -101,6 +106,22 @@ pub struct Runtime {
     pub handlers: BTreeMap<String, PathBuf>,
 }
 
+/// The streaming server the Exec/Attach/PortForward URLs point at.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stream {
+    /// `IP:PORT` to listen on (TCP); port 0 takes any free port.
+    pub address: String,
+    /// Seconds a URL's single-use token stays valid.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream { address: "127.0.0.1:0".into(), token_ttl_secs: 60 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Logs {
@@ -118,6 +139,7 @@ impl Default for Config {
             registry: Registry::default(),
             runtime: Runtime::default(),
             logs: Logs::default(),
+            stream: Stream::default(),
         }
     }
 }
@@ -178,6 +200,9 @@ impl Config {
     fn check_values(&self) -> Result<()> {
         if self.logs.max_line_size == 0 {
             return Err(Error::Config("logs.max_line_size must be positive".into()));
+        }
+        if self.stream.address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(Error::Config(format!("stream.address: {:?} is not IP:PORT", self.stream.address)));
         }
         if self.logs.max_files == 0 {
             return Err(Error::Config("logs.max_files must be at least 1".into()));

@@ -14,11 +14,14 @@
 //!   `image_remove`, `imagefs_info`; `images` maps the store's images to
 //!   the CRI's.
 //!
-//! Pod sandboxes and containers (and so exec/attach/port-forward and stats)
-//! are not served yet: those RPCs answer `Unimplemented`.
+//! - `sandbox`, `container`: the pod and container RPCs, on the pod crate.
+//! - `stream`: the exec/attach/port-forward streaming server.
+//! - `stats`, `events`: stats and metrics RPCs; GetContainerEvents.
 
 pub mod config;
+mod container;
 mod error;
+mod events;
 mod image_list;
 mod image_pull;
 mod image_remove;
@@ -26,9 +29,12 @@ mod image_status;
 mod imagefs_info;
 mod images;
 mod runtime_config;
+mod sandbox;
 pub mod server;
 mod service;
+mod stats;
 mod status;
+mod stream;
 mod version;
 
 pub use config::Config;

@@ -66,7 +66,8 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
 }
 
 async fn run(opts: ServeOptions, path: PathBuf) -> Result<()> {
-    let cri = Arc::new(Cri::new(opts.config, opts.root, opts.run_root, &opts.wharf_runtime)?);
+    let streaming = crate::stream::Streaming::start(&opts.config).await?;
+    let cri = Arc::new(Cri::new(opts.config, opts.root, opts.run_root, &opts.wharf_runtime, streaming)?);
     let listener = bind(&path)?;
     let ino = std::fs::metadata(&path).map(|m| m.ino()).ok();
     tracing::info!("wharf cri: serving runtime.v1 on unix://{}", path.display());

@@ -1,7 +1,7 @@
 //! The daemon's state and the two gRPC services. Each RPC lives in its own
 //! file (containerd's `internal/cri/server` layout); this file only routes.
-//! What pods and containers need is not built yet: those RPCs answer
-//! `Unimplemented` ("pod sandboxes: not yet"), never a fake success.
+//! Sandboxes (`sandbox`), containers (`container`), streaming (`stream`),
+//! stats (`stats`) and events (`events`) each have their module.
 
 use crate::config::{Config, Handler};
 use crate::error::Result;
@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use wharf_image::Store;
 
 /// What every RPC reads: the configuration, the store, the paths.
+#[allow(dead_code)] // streaming and events: read once their RPCs land
 pub struct Cri {
     pub(crate) config: Config,
     pub(crate) store: Store,
@@ -23,21 +24,33 @@ pub struct Cri {
     pub(crate) handlers: Vec<Handler>,
     /// The kubelet's pod CIDR (UpdateRuntimeConfig), also kept on disk.
     pub(crate) pod_cidr: Mutex<String>,
+    /// The exec/attach/port-forward server (crate::stream).
+    pub(crate) streaming: crate::stream::Streaming,
+    /// GetContainerEvents subscribers (crate::events).
+    pub(crate) events: crate::events::Events,
 }
 
 impl Cri {
-    pub fn new(config: Config, root: PathBuf, run_root: PathBuf, wharf_runtime: &Path) -> Result<Self> {
+    pub fn new(
+        config: Config,
+        root: PathBuf,
+        run_root: PathBuf,
+        wharf_runtime: &Path,
+        streaming: crate::stream::Streaming,
+    ) -> Result<Self> {
         let store = Store::open(&root)?;
         let handlers = config.handlers(wharf_runtime);
         let pod_cidr = crate::runtime_config::load_pod_cidr(&run_root);
-        Ok(Cri { config, store, root, run_root, handlers, pod_cidr: Mutex::new(pod_cidr) })
+        let events = crate::events::Events::new();
+        Ok(Cri { config, store, root, run_root, handlers, pod_cidr: Mutex::new(pod_cidr), streaming, events })
     }
 }
 
 type Rpc<T> = std::result::Result<Response<T>, Status>;
 
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc}: pod sandboxes: not yet (wharf cri serves images and runtime status so far)"))
+/// An RPC whose work is not built yet: `Unimplemented`, never a fake success.
+pub(crate) fn not_yet(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc}: not built yet in wharf cri"))
 }
 
 /// The client's `grpc-timeout` (digits and a unit: H, M, S, m, u, n).
@@ -85,129 +98,127 @@ impl RuntimeService for Cri {
         Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
-    type GetContainerEventsStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = std::result::Result<cri::ContainerEventResponse, Status>> + Send>,
-    >;
+    type GetContainerEventsStream = crate::events::EventStream;
 
-    async fn get_container_events(&self, _: Request<cri::GetEventsRequest>) -> Rpc<Self::GetContainerEventsStream> {
-        Err(not_yet("GetContainerEvents"))
+    async fn get_container_events(&self, r: Request<cri::GetEventsRequest>) -> Rpc<Self::GetContainerEventsStream> {
+        crate::events::get_container_events(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn run_pod_sandbox(&self, _: Request<cri::RunPodSandboxRequest>) -> Rpc<cri::RunPodSandboxResponse> {
-        Err(not_yet("RunPodSandbox"))
+    async fn run_pod_sandbox(&self, r: Request<cri::RunPodSandboxRequest>) -> Rpc<cri::RunPodSandboxResponse> {
+        crate::sandbox::run_pod_sandbox(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn stop_pod_sandbox(&self, _: Request<cri::StopPodSandboxRequest>) -> Rpc<cri::StopPodSandboxResponse> {
-        Err(not_yet("StopPodSandbox"))
+    async fn stop_pod_sandbox(&self, r: Request<cri::StopPodSandboxRequest>) -> Rpc<cri::StopPodSandboxResponse> {
+        crate::sandbox::stop_pod_sandbox(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn remove_pod_sandbox(&self, _: Request<cri::RemovePodSandboxRequest>) -> Rpc<cri::RemovePodSandboxResponse> {
-        Err(not_yet("RemovePodSandbox"))
+    async fn remove_pod_sandbox(&self, r: Request<cri::RemovePodSandboxRequest>) -> Rpc<cri::RemovePodSandboxResponse> {
+        crate::sandbox::remove_pod_sandbox(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn pod_sandbox_status(&self, _: Request<cri::PodSandboxStatusRequest>) -> Rpc<cri::PodSandboxStatusResponse> {
-        Err(not_yet("PodSandboxStatus"))
+    async fn pod_sandbox_status(&self, r: Request<cri::PodSandboxStatusRequest>) -> Rpc<cri::PodSandboxStatusResponse> {
+        crate::sandbox::pod_sandbox_status(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn list_pod_sandbox(&self, _: Request<cri::ListPodSandboxRequest>) -> Rpc<cri::ListPodSandboxResponse> {
-        Err(not_yet("ListPodSandbox"))
+    async fn list_pod_sandbox(&self, r: Request<cri::ListPodSandboxRequest>) -> Rpc<cri::ListPodSandboxResponse> {
+        crate::sandbox::list_pod_sandbox(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn create_container(&self, _: Request<cri::CreateContainerRequest>) -> Rpc<cri::CreateContainerResponse> {
-        Err(not_yet("CreateContainer"))
+    async fn create_container(&self, r: Request<cri::CreateContainerRequest>) -> Rpc<cri::CreateContainerResponse> {
+        crate::container::create_container(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn start_container(&self, _: Request<cri::StartContainerRequest>) -> Rpc<cri::StartContainerResponse> {
-        Err(not_yet("StartContainer"))
+    async fn start_container(&self, r: Request<cri::StartContainerRequest>) -> Rpc<cri::StartContainerResponse> {
+        crate::container::start_container(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn stop_container(&self, _: Request<cri::StopContainerRequest>) -> Rpc<cri::StopContainerResponse> {
-        Err(not_yet("StopContainer"))
+    async fn stop_container(&self, r: Request<cri::StopContainerRequest>) -> Rpc<cri::StopContainerResponse> {
+        crate::container::stop_container(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn remove_container(&self, _: Request<cri::RemoveContainerRequest>) -> Rpc<cri::RemoveContainerResponse> {
-        Err(not_yet("RemoveContainer"))
+    async fn remove_container(&self, r: Request<cri::RemoveContainerRequest>) -> Rpc<cri::RemoveContainerResponse> {
+        crate::container::remove_container(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn list_containers(&self, _: Request<cri::ListContainersRequest>) -> Rpc<cri::ListContainersResponse> {
-        Err(not_yet("ListContainers"))
+    async fn list_containers(&self, r: Request<cri::ListContainersRequest>) -> Rpc<cri::ListContainersResponse> {
+        crate::container::list_containers(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn container_status(&self, _: Request<cri::ContainerStatusRequest>) -> Rpc<cri::ContainerStatusResponse> {
-        Err(not_yet("ContainerStatus"))
+    async fn container_status(&self, r: Request<cri::ContainerStatusRequest>) -> Rpc<cri::ContainerStatusResponse> {
+        crate::container::container_status(self, r.into_inner()).await.map(Response::new)
     }
 
     async fn update_container_resources(
         &self,
-        _: Request<cri::UpdateContainerResourcesRequest>,
+        r: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Rpc<cri::UpdateContainerResourcesResponse> {
-        Err(not_yet("UpdateContainerResources"))
+        crate::container::update_container_resources(self, r.into_inner()).await.map(Response::new)
     }
 
     async fn reopen_container_log(
         &self,
-        _: Request<cri::ReopenContainerLogRequest>,
+        r: Request<cri::ReopenContainerLogRequest>,
     ) -> Rpc<cri::ReopenContainerLogResponse> {
-        Err(not_yet("ReopenContainerLog"))
+        crate::container::reopen_container_log(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn exec_sync(&self, _: Request<cri::ExecSyncRequest>) -> Rpc<cri::ExecSyncResponse> {
-        Err(not_yet("ExecSync"))
+    async fn exec_sync(&self, r: Request<cri::ExecSyncRequest>) -> Rpc<cri::ExecSyncResponse> {
+        crate::container::exec_sync(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn exec(&self, _: Request<cri::ExecRequest>) -> Rpc<cri::ExecResponse> {
-        Err(not_yet("Exec"))
+    async fn exec(&self, r: Request<cri::ExecRequest>) -> Rpc<cri::ExecResponse> {
+        crate::stream::exec(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn attach(&self, _: Request<cri::AttachRequest>) -> Rpc<cri::AttachResponse> {
-        Err(not_yet("Attach"))
+    async fn attach(&self, r: Request<cri::AttachRequest>) -> Rpc<cri::AttachResponse> {
+        crate::stream::attach(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn port_forward(&self, _: Request<cri::PortForwardRequest>) -> Rpc<cri::PortForwardResponse> {
-        Err(not_yet("PortForward"))
+    async fn port_forward(&self, r: Request<cri::PortForwardRequest>) -> Rpc<cri::PortForwardResponse> {
+        crate::stream::port_forward(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn container_stats(&self, _: Request<cri::ContainerStatsRequest>) -> Rpc<cri::ContainerStatsResponse> {
-        Err(not_yet("ContainerStats"))
+    async fn container_stats(&self, r: Request<cri::ContainerStatsRequest>) -> Rpc<cri::ContainerStatsResponse> {
+        crate::stats::container_stats(self, r.into_inner()).await.map(Response::new)
     }
 
     async fn list_container_stats(
         &self,
-        _: Request<cri::ListContainerStatsRequest>,
+        r: Request<cri::ListContainerStatsRequest>,
     ) -> Rpc<cri::ListContainerStatsResponse> {
-        Err(not_yet("ListContainerStats"))
+        crate::stats::list_container_stats(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn pod_sandbox_stats(&self, _: Request<cri::PodSandboxStatsRequest>) -> Rpc<cri::PodSandboxStatsResponse> {
-        Err(not_yet("PodSandboxStats"))
+    async fn pod_sandbox_stats(&self, r: Request<cri::PodSandboxStatsRequest>) -> Rpc<cri::PodSandboxStatsResponse> {
+        crate::stats::pod_sandbox_stats(self, r.into_inner()).await.map(Response::new)
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _: Request<cri::ListPodSandboxStatsRequest>,
+        r: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Rpc<cri::ListPodSandboxStatsResponse> {
-        Err(not_yet("ListPodSandboxStats"))
+        crate::stats::list_pod_sandbox_stats(self, r.into_inner()).await.map(Response::new)
     }
 
     async fn checkpoint_container(
         &self,
         _: Request<cri::CheckpointContainerRequest>,
     ) -> Rpc<cri::CheckpointContainerResponse> {
-        Err(not_yet("CheckpointContainer"))
+        Err(Status::unimplemented("CheckpointContainer: wharf does not checkpoint containers"))
     }
 
     async fn list_metric_descriptors(
         &self,
-        _: Request<cri::ListMetricDescriptorsRequest>,
+        r: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Rpc<cri::ListMetricDescriptorsResponse> {
-        Err(not_yet("ListMetricDescriptors"))
+        crate::stats::list_metric_descriptors(self, r.into_inner()).await.map(Response::new)
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
-        _: Request<cri::ListPodSandboxMetricsRequest>,
+        r: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Rpc<cri::ListPodSandboxMetricsResponse> {
-        Err(not_yet("ListPodSandboxMetrics"))
+        crate::stats::list_pod_sandbox_metrics(self, r.into_inner()).await.map(Response::new)
     }
 }
 
