@@ -28,6 +28,7 @@ mod image_remove;
 mod image_status;
 mod imagefs_info;
 mod images;
+mod owner;
 mod runtime_config;
 mod sandbox;
 pub mod server;
