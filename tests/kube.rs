@@ -190,6 +190,7 @@ fn crash_loop_back_off_and_liveness() {
 kind: Pod
 metadata: {{name: {pod}}}
 spec:
+  terminationGracePeriodSeconds: 1
   containers:
   - {{name: crash, image: bb, imagePullPolicy: Never, command: [sh, -c, "echo boom; exit 3"]}}
   - name: sick
@@ -273,6 +274,154 @@ spec:
     let o = e.wharf(&["kube", "play", "--network", &net, &f]);
     assert!(!o.status.success() && stderr(&o).contains("init container \"two\""), "{}", stderr(&o));
     assert_eq!(e.ok(&["ps", "-a", "-q"]), "");
+    finish(&e, &net, &[&f]);
+}
+
+#[test]
+fn failing_init_container_is_retried_with_back_off_and_play_ends() {
+    if !privileged("failing_init_container_is_retried_with_back_off_and_play_ends") {
+        return;
+    }
+    let (e, net) = setup("kubeb");
+    let pod = unique("initb");
+    // Fails once, succeeds when its monitor restarts it (after the kubelet's 10 s back-off).
+    let text = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {pod}}}
+spec:
+  restartPolicy: OnFailure
+  volumes: [{{name: work, emptyDir: {{}}}}]
+  initContainers:
+  - {{name: flaky, image: bb, imagePullPolicy: Never, command: [sh, -c, "test -f /work/tried && exit 0; touch /work/tried; exit 5"], volumeMounts: [{{name: work, mountPath: /work}}]}}
+  containers:
+  - {{name: app, image: bb, imagePullPolicy: Never, command: [sleep, "1000"]}}
+"#
+    );
+    let f = write(e.s.dir.path(), "flaky.yaml", &text);
+    e.ok(&["kube", "play", "--network", &net, &f]);
+    assert_eq!(restart_count(&e, &format!("{pod}-flaky")), 1);
+    e.wait_status(&format!("{pod}-app"), "running", 10);
+    finish(&e, &net, &[&f]);
+    // One that always fails, under Always: retried, then play ends with a clear
+    // error once --init-timeout runs out (broke: play waited forever), and
+    // undoes the pod.
+    let bad = text
+        .replace("test -f /work/tried && exit 0; touch /work/tried; exit 5", "exit 5")
+        .replace("OnFailure", "Always");
+    let f = write(e.s.dir.path(), "stuck.yaml", &bad);
+    e.ok(&["network", "create", &net]);
+    let mut child =
+        e.s.cmd()
+            .args(["kube", "play", "--init-timeout", "3", "--network", &net, &f])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kube play of a pod whose init container always fails did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("init container \"flaky\" did not complete within 3s") && err.contains("CrashLoopBackOff"),
+        "{err}"
+    );
+    e.remember();
+    assert_eq!(e.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(e.ok(&["pod", "ls", "-q"]), "");
+    finish(&e, &net, &[&f]);
+}
+
+#[test]
+fn liveness_kill_uses_the_stop_signal_and_the_grace_period() {
+    if !privileged("liveness_kill_uses_the_stop_signal_and_the_grace_period") {
+        return;
+    }
+    let (e, net) = setup("kubeg");
+    let pod = unique("grace");
+    let probe = "livenessProbe: {exec: {command: [cat, /tmp/healthy]}, periodSeconds: 1, failureThreshold: 1}";
+    let text = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {pod}}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: polite
+    image: bb
+    imagePullPolicy: Never
+    command: [sh, -c, "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.1; done"]
+    {probe}
+  - name: stubborn
+    image: bb
+    imagePullPolicy: Never
+    command: [sh, -c, "trap '' TERM; while true; do sleep 0.1; done"]
+    {probe}
+"#
+    );
+    let f = write(e.s.dir.path(), "grace.yaml", &text);
+    e.ok(&["kube", "play", "--network", &net, &f]);
+    let (polite, stubborn) = (format!("{pod}-polite"), format!("{pod}-stubborn"));
+    // Broke: the probe's kill was a SIGKILL (exit 137, no trap ran).
+    e.wait_status(&polite, "restarting", 20);
+    assert_eq!(e.inspect(&polite, "{{.State.ExitCode}}"), "0");
+    assert!(e.ok(&["logs", &polite]).contains("got-term"));
+    // SIGTERM ignored: SIGKILL once the grace period ran out.
+    e.wait_status(&stubborn, "restarting", 20);
+    assert_eq!(e.inspect(&stubborn, "{{.State.ExitCode}}"), "137");
+    finish(&e, &net, &[&f]);
+}
+
+#[test]
+fn shared_pid_member_restarted_by_its_policy_after_the_infra_was() {
+    if !privileged("shared_pid_member_restarted_by_its_policy_after_the_infra_was") {
+        return;
+    }
+    let (e, net) = setup("kubep");
+    let pod = unique("spid");
+    let text = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {pod}}}
+spec:
+  shareProcessNamespace: true
+  containers:
+  - {{name: crash, image: bb, imagePullPolicy: Never, command: [sh, -c, "sleep 4; exit 3"]}}
+"#
+    );
+    let f = write(e.s.dir.path(), "spid.yaml", &text);
+    e.ok(&["kube", "play", "--network", &net, &f]);
+    let crash = format!("{pod}-crash");
+    e.wait_status(&crash, "restarting", 15);
+    // During the back-off the infra dies and `pod start` starts a new one.
+    let infra = |e: &Engine| -> i64 {
+        let v: serde_json::Value = serde_json::from_str(&e.ok(&["pod", "inspect", &pod])).unwrap();
+        v[0]["InfraConfig"]["Pid"].as_i64().unwrap_or(0)
+    };
+    let old = infra(&e);
+    assert!(old > 0);
+    wharf_tests::engine::kill9(old as i32);
+    wait_for(10, "the infra to be seen dead", || infra(&e) == 0);
+    e.ok(&["pod", "start", &pod]);
+    let new = infra(&e);
+    assert!(new > 0 && new != old);
+    // Broke: the monitor's restart (same spec) named /proc/<old infra>/ns/pid and failed.
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    wait_for(25, "the member's restart by its policy, in the new infra's pid namespace", || {
+        restart_count(&e, &crash) >= 1
+            && e.status(&crash) == "running"
+            && ns(&e.inspect(&crash, "{{.State.Pid}}")).is_some_and(|n| Some(n) == ns(&new.to_string()))
+    });
     finish(&e, &net, &[&f]);
 }
 

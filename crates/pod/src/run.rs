@@ -80,6 +80,8 @@ pub struct RunOptions {
     pub stop_timeout: Option<u64>,
     /// `--label KEY=VALUE`.
     pub labels: Vec<String>,
+    /// `--annotation KEY=VALUE`: the OCI spec's annotations (and inspect's).
+    pub annotations: Vec<String>,
     /// `--health-cmd`, `--health-interval`, … and `--no-healthcheck`.
     pub health: crate::health::HealthOptions,
     /// Kubernetes probes (`kube play`), run by the monitor.
@@ -157,7 +159,7 @@ pub(crate) fn write_spec(
     let mut v = serde_json::to_value(&spec).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
     crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"), mounts)?;
     if let Some(pod) = &o.pod {
-        crate::pod::member_spec(&mut v, store_root, pod, id)?;
+        crate::pod::member_spec(&mut v, (store_root, run_root), pod, id)?;
     } else if let Some(a) = net {
         crate::spec::join_network(&mut v, a.netns(), a.mounts(), o.hostname.as_deref().unwrap_or(&id[..12]));
     } else if let NetworkMode::Container(c) = &o.network {

@@ -46,6 +46,11 @@ pub(crate) fn check_options(o: &RunOptions) -> Result<()> {
             return Err(Error::InvalidArgument(format!("invalid label {l:?}: KEY=VALUE")));
         }
     }
+    for a in &o.annotations {
+        if a.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+            return Err(Error::InvalidArgument(format!("invalid annotation {a:?}: KEY=VALUE")));
+        }
+    }
     Ok(())
 }
 
@@ -59,6 +64,9 @@ pub(crate) fn apply_flags(
 ) -> Result<()> {
     spec["root"] = json!({"path": rootfs, "readonly": o.read_only});
     spec["process"]["terminal"] = json!(o.tty);
+    for (k, v) in o.annotations.iter().filter_map(|a| a.split_once('=')) {
+        spec["annotations"][k] = json!(v);
+    }
     if let Some(h) = &o.hostname {
         spec["hostname"] = json!(h);
     }

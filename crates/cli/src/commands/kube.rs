@@ -31,6 +31,9 @@ pub struct PlayArgs {
     /// Start the pods' containers (false: create them only).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     start: bool,
+    /// Seconds a failing init container is retried (with the kubelet's back-off) before play gives up.
+    #[arg(long, default_value_t = 120)]
+    init_timeout: u64,
     /// YAML files (`-` for stdin), several documents each.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -76,7 +79,13 @@ pub fn run(g: &Globals, c: Command) -> anyhow::Result<ExitCode> {
     let kube = Kube::new(&store, &g.run_root);
     match c {
         Command::Play(a) => {
-            let o = PlayOptions { network: a.network, replace: a.replace, start: a.start, notice: Some(notice) };
+            let o = PlayOptions {
+                network: a.network,
+                replace: a.replace,
+                start: a.start,
+                notice: Some(notice),
+                init_timeout: Some(std::time::Duration::from_secs(a.init_timeout)),
+            };
             let pods = kube.play_files(&read(&a.files)?, &read(&a.configmap)?, &o)?;
             crate::outln!("Pods:")?;
             for p in pods {

@@ -38,7 +38,7 @@ pub enum Command {
     Prune(PruneArgs),
     /// Show the processes of a pod's containers.
     Top(TopArgs),
-    /// Show the usage of a pod's containers (one reading).
+    /// Show the usage of pods' containers, refreshed every second (--no-stream: one reading).
     Stats(StatsArgs),
     /// Show the logs of a pod's containers, each line prefixed by the container's name.
     Logs(LogsArgs),
@@ -82,6 +82,9 @@ pub struct CreateArgs {
     /// KEY=VALUE label.
     #[arg(short, long)]
     label: Vec<String>,
+    /// KEY=VALUE annotation of the pod.
+    #[arg(long)]
+    annotation: Vec<String>,
     /// Run the infra process (wharf-infra); needed by --share pid.
     #[arg(long, default_value = "true", default_missing_value = "true", num_args = 0..=1, action = clap::ArgAction::Set)]
     infra: bool,
@@ -152,9 +155,12 @@ pub struct TopArgs {
 pub struct StatsArgs {
     /// Pods (default: all).
     pods: Vec<String>,
-    /// Accepted for podman compatibility: one reading is always printed.
+    /// Print one reading and exit (default: refresh every second until ^C).
     #[arg(long)]
     no_stream: bool,
+    /// table (default) or json (an array per reading, podman's keys).
+    #[arg(long)]
+    format: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -255,6 +261,12 @@ fn options(a: CreateArgs) -> anyhow::Result<PodOptions> {
         anyhow::ensure!(!k.is_empty(), "invalid label {l:?}: KEY=VALUE");
         labels.insert(k.to_string(), v.to_string());
     }
+    let mut annotations = BTreeMap::new();
+    for l in a.annotation {
+        let (k, v) = l.split_once('=').unwrap_or((&l, ""));
+        anyhow::ensure!(!k.is_empty() && l.contains('='), "invalid annotation {l:?}: KEY=VALUE");
+        annotations.insert(k.to_string(), v.to_string());
+    }
     Ok(PodOptions {
         name: a.name,
         publish: a.publish,
@@ -268,7 +280,7 @@ fn options(a: CreateArgs) -> anyhow::Result<PodOptions> {
         cpus: a.cpus,
         memory: a.memory.as_deref().map(wharf_pod::pod::parse_size).transpose()?,
         labels,
-        annotations: BTreeMap::new(),
+        annotations,
         infra: a.infra,
     })
 }
@@ -323,33 +335,77 @@ fn top(pods: &Pods, a: &TopArgs) -> anyhow::Result<()> {
     output::table(&rows)
 }
 
+/// podman pod stats' columns and (for `--format json`) keys.
+const STATS_COLUMNS: [(&str, &str); 9] = [
+    ("Pod", "POD"),
+    ("CID", "CID"),
+    ("Name", "NAME"),
+    ("CPU", "CPU %"),
+    ("MemUsage", "MEM USAGE/ LIMIT"),
+    ("Mem", "MEM %"),
+    ("NetIO", "NET IO"),
+    ("BlockIO", "BLOCK IO"),
+    ("PIDS", "PIDS"),
+];
+
+/// `pod stats`: as `wharf stats`, a reading a second (the screen cleared
+/// before each) until interrupted, or one with `--no-stream`.
 fn stats(pods: &Pods, a: &StatsArgs) -> anyhow::Result<()> {
+    use wharf_pod::container::Sample;
+    let format = a.format.as_deref().unwrap_or("table");
+    anyhow::ensure!(matches!(format, "table" | "json"), "--format {format:?}: use table or json");
     let cs = wharf_pod::Containers::new(pods.root(), pods.run_root());
-    let chosen = if a.pods.is_empty() {
-        pods.list()?
-    } else {
-        a.pods.iter().map(|n| pods.get(n)).collect::<Result<Vec<_>, _>>()?
-    };
-    let mut rows = vec![["POD", "CID", "NAME", "CPU %", "MEM USAGE", "MEM %", "PIDS"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
-    for p in &chosen {
-        let running: Vec<_> = p.containers.iter().filter(|c| c.is_running()).collect();
-        let first: Vec<_> = running.iter().map(|c| cs.sample(c)).collect::<Result<_, _>>()?;
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        for (c, prev) in running.iter().zip(&first) {
-            let cur = cs.sample(c)?;
+    let mut prev: std::collections::HashMap<String, Sample> = std::collections::HashMap::new();
+    loop {
+        let chosen = if a.pods.is_empty() {
+            pods.list()?
+        } else {
+            a.pods.iter().map(|n| pods.get(n)).collect::<Result<Vec<_>, _>>()?
+        };
+        let running: Vec<_> =
+            chosen.iter().flat_map(|p| p.containers.iter().filter(|c| c.is_running()).map(move |c| (p, c))).collect();
+        let first: Vec<Sample> = running
+            .iter()
+            .map(|(_, c)| prev.get(c.id()).cloned().map_or_else(|| cs.sample(c), Ok))
+            .collect::<Result<_, _>>()?;
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        prev.clear();
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for ((p, c), before) in running.iter().zip(&first) {
+            let Ok(cur) = cs.sample(c) else { continue }; // stopped meanwhile
             rows.push(vec![
                 output::short_id(&p.id),
                 output::short_id(c.id()),
                 c.name().to_string(),
-                format!("{:.2}%", cur.cpu_percent(prev)),
+                format!("{:.2}%", cur.cpu_percent(before)),
                 format!("{} / {}", output::size(cur.mem_usage), output::size(cur.mem_limit)),
                 format!("{:.2}%", cur.mem_percent()),
+                format!("{} / {}", output::size(cur.net_rx), output::size(cur.net_tx)),
+                format!("{} / {}", output::size(cur.blk_read), output::size(cur.blk_write)),
                 cur.pids.to_string(),
             ]);
+            prev.insert(c.id().to_string(), cur);
+        }
+        if !a.no_stream && format == "table" {
+            // As `wharf stats` (and podman): clear the screen, home the cursor.
+            output::write_out(format_args!("\x1b[2J\x1b[H"))?;
+        }
+        if format == "json" {
+            let list: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    Value::Object(
+                        STATS_COLUMNS.iter().zip(r).map(|((k, _), v)| (k.to_string(), v.clone().into())).collect(),
+                    )
+                })
+                .collect();
+            crate::outln!("{}", serde_json::to_string_pretty(&list)?)?;
+        } else {
+            let head: Vec<String> = STATS_COLUMNS.iter().map(|(_, h)| h.to_string()).collect();
+            output::table(&std::iter::once(head).chain(rows).collect::<Vec<_>>())?;
+        }
+        if a.no_stream {
+            return Ok(());
         }
     }
-    output::table(&rows)
 }

@@ -48,6 +48,9 @@ pub struct Args {
     /// Set a label: KEY=VALUE.
     #[arg(short, long = "label")]
     label: Vec<String>,
+    /// Add an annotation to the container's OCI spec: KEY=VALUE.
+    #[arg(long)]
+    annotation: Vec<String>,
     /// Set an environment variable (KEY=VALUE, or KEY to pass this one through).
     #[arg(short, long = "env")]
     env: Vec<String>,
@@ -200,8 +203,9 @@ pub fn failed(e: &wharf_pod::Error) -> ExitCode {
 
 /// The flags as the library's options.
 pub fn options(a: Args) -> anyhow::Result<RunOptions> {
-    // In a pod the pod owns the network: none given is none set.
-    let default = if a.pod.is_some() { "" } else { "bridge" };
+    // In a pod the pod owns the network: none given is none set; a new pod
+    // (`--pod new:NAME`) gets the container's network, bridge by default.
+    let default = if a.pod.as_deref().is_some_and(|p| !p.starts_with("new:")) { "" } else { "bridge" };
     let network = match a.network.as_deref().unwrap_or(default) {
         "" => NetworkMode::None,
         "none" => NetworkMode::None,
@@ -259,6 +263,7 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         stop_signal: a.stop_signal,
         stop_timeout: a.stop_timeout,
         labels: a.host.labels(a.label)?,
+        annotations: a.annotation,
         host: a.host.to_host_config()?,
         pod: a.pod,
         probes: Vec::new(),

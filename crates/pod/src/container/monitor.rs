@@ -27,6 +27,8 @@ pub(crate) struct Spawn<'a> {
     pub backoff: Option<[u64; 3]>,
     /// Locks (and held ports) the monitor keeps for the container's life.
     pub fds: Vec<OwnedFd>,
+    /// The stop signal and grace period (s) of a probe's kill.
+    pub stop: (i32, u64),
 }
 
 /// A helper binary: `$WHARF_<NAME>` if set, else next to this executable,
@@ -140,6 +142,10 @@ pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     }
     for p in s.probes {
         probe_args(&mut cmd, p);
+    }
+    if !s.probes.is_empty() {
+        cmd.arg("--kill-signal").arg(s.stop.0.to_string());
+        cmd.arg("--kill-grace-ms").arg((s.stop.1.saturating_mul(1000)).to_string());
     }
     if let Some([first, max, reset]) = s.backoff {
         cmd.arg("--restart-delay-ms").arg(first.to_string());

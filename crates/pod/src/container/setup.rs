@@ -123,6 +123,7 @@ impl Containers {
             probes: &o.probes,
             backoff: o.restart_backoff,
             fds,
+            stop: stop_of(o),
         };
         let mut spawned = monitor::spawn(spawn);
         if let Ok(pid) = &spawned {
@@ -247,4 +248,11 @@ fn attach_network(
         pod: false,
     };
     Attachment::setup(&network::Networks::new(&cs.root, &cs.run_root), &req).map(Some)
+}
+
+/// The container's stop signal (the image's, else SIGTERM) and timeout
+/// (10 s, Docker's; `kube play`: terminationGracePeriodSeconds).
+fn stop_of(o: &crate::RunOptions) -> (i32, u64) {
+    let sig = o.stop_signal.as_deref().and_then(|s| wharf_runtime::signal::parse_number(s).ok());
+    (sig.unwrap_or(libc::SIGTERM), o.stop_timeout.unwrap_or(10))
 }

@@ -131,6 +131,8 @@ impl Containers {
                 None => (l.clone(), json!("")),
             })
             .collect();
+        let annotations: Map<String, Value> =
+            o.annotations.iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.to_string(), json!(v))).collect();
         let att = self.attachment(c.id()).filter(|_| c.is_running());
         let mut networks = Map::new();
         for e in att.iter().flat_map(|a| a.networks.iter()) {
@@ -223,6 +225,7 @@ impl Containers {
                 "WorkingDir": o.workdir.clone().unwrap_or_default(),
                 "Entrypoint": o.entrypoint.as_ref().map(|e| json!([e])).unwrap_or(Value::Null),
                 "Labels": labels,
+                "Annotations": annotations,
                 "StopSignal": o.stop_signal,
                 "StopTimeout": o.stop_timeout,
             },

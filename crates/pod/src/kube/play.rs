@@ -16,6 +16,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use wharf_image::Store;
 
+/// How long `play` retries a failing init container by default.
+const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Label of the volumes `play` made for claims.
 pub const LABEL_CLAIM: &str = "io.wharf.kube.claim";
 
@@ -29,6 +32,9 @@ pub struct PlayOptions {
     pub start: bool,
     /// Told what the user should know on the way.
     pub notice: Option<fn(&str)>,
+    /// How long a failing init container is retried (with the kubelet's
+    /// back-off) before play gives up and undoes the pod; None: 2 min.
+    pub init_timeout: Option<std::time::Duration>,
 }
 
 /// What `play.json` records of a pod.
@@ -192,14 +198,7 @@ impl<'a> Kube<'a> {
         for c in &p.init {
             let run = self.run_options(p, c, &sources)?;
             let id = crate::run::run_detached(self.store, &self.run_root, &run)?;
-            let cs = self.containers();
-            let code = cs.wait(&cs.get(&id)?)?;
-            if code != 0 {
-                return Err(Error::Conflict(format!(
-                    "pod {:?}: init container {:?} exited with code {code} (restartPolicy {})",
-                    p.name, c.name, p.restart_policy
-                )));
-            }
+            self.wait_init(p, c, &id, o.init_timeout.unwrap_or(INIT_TIMEOUT))?;
         }
         for c in &p.containers {
             let mut run = self.run_options(p, c, &sources)?;
@@ -211,6 +210,43 @@ impl<'a> Kube<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Until init container `id` completed: its monitor restarts it after
+    /// a failure (restartPolicy OnFailure or Always) with the kubelet's
+    /// back-off; a failure under Never, or no success within `limit`, is
+    /// an error (play then undoes the pod, as a `podman kube play` whose
+    /// init container fails reports it and starts nothing).
+    fn wait_init(&self, p: &PodPlan, c: &ContainerPlan, id: &str, limit: std::time::Duration) -> Result<()> {
+        let cs = self.containers();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let ctr = cs.get(id)?;
+            if ctr.status == crate::Status::Exited {
+                let code = cs.wait(&ctr)?;
+                if code == 0 {
+                    return Ok(());
+                }
+                return Err(Error::Conflict(format!(
+                    "pod {:?}: init container {:?} exited with code {code} (restartPolicy {})",
+                    p.name, c.name, p.restart_policy
+                )));
+            }
+            if std::time::Instant::now() >= deadline {
+                let s = &ctr.state;
+                return Err(Error::Conflict(format!(
+                    "pod {:?}: init container {:?} did not complete within {}s (restartPolicy {}: {} restarts, last exit code {}, {}): the pod cannot start",
+                    p.name,
+                    c.name,
+                    limit.as_secs(),
+                    p.restart_policy,
+                    s.restart_count,
+                    s.exit_code,
+                    if ctr.status == crate::Status::Restarting { "in CrashLoopBackOff" } else { "still running" },
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     fn record(&self, dir: &Path, played: &Played) -> Result<()> {

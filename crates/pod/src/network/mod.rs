@@ -40,7 +40,7 @@ mod firewall;
 mod hosts;
 mod link;
 pub(crate) mod netns;
-mod ports;
+pub(crate) mod ports;
 pub(crate) mod record;
 mod subnet;
 

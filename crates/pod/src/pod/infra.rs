@@ -4,6 +4,13 @@
 //! new pid namespace with `--share pid`), the parent records the child's
 //! host pid in `infra.pid` and exits, so this process reaps it at once and
 //! the infra is nobody's child.
+//!
+//! The infra holds the pod's published host ports (bound sockets inherited
+//! from here, as podman's infra conmon holds them) for as long as it runs,
+//! and its pid namespace (`--share pid`) is bind-mounted at
+//! `<run-root>/pods/<id>/ns/pid` each time it starts: the one path every
+//! member's spec names, so that a member restarted by its monitor joins the
+//! live infra's namespace, not a dead one's.
 
 use super::record::{self, PodRecord, INFRA_LOCK, INFRA_PID};
 use super::Pods;
@@ -19,9 +26,16 @@ use std::time::{Duration, Instant};
 pub(crate) fn start(pods: &Pods, rec: &PodRecord) -> Result<i32> {
     let dir = pods.dir(&rec.id);
     let Some(lock) = try_lock(&dir.join(INFRA_LOCK))? else {
-        return wait_pid(&dir);
+        let pid = wait_pid(&dir)?;
+        // Started by a wharf that did not pin it: pinned now.
+        if rec.options.share.pid && !pid_ns_path(&pods.run_dir(&rec.id)).exists() {
+            pin_pid_ns(&pods.run_dir(&rec.id), pid)?;
+        }
+        return Ok(pid);
     };
     let _ = std::fs::remove_file(dir.join(INFRA_PID));
+    let _ = std::fs::remove_file(dir.join(record::INFRA_PAUSED));
+    let ports = hold_ports(pods, &rec.id)?;
     let cg = wharf_runtime::cgroups::create(Some(Path::new(&super::setup::infra_cgroup(&rec.id))), &rec.id, false)?;
     let mut cmd = Command::new(crate::container::helper("wharf-infra", "WHARF_INFRA"));
     cmd.arg("--pid-file").arg(dir.join(INFRA_PID));
@@ -35,11 +49,20 @@ pub(crate) fn start(pods: &Pods, rec: &PodRecord) -> Result<i32> {
         cmd.arg("--cgroup").arg(d);
     }
     let fd = lock.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe; fd 3 is the lock, inherited (no CLOEXEC).
+    let port_fds: Vec<i32> = ports.iter().map(|p| p.as_raw_fd()).collect();
+    // SAFETY: dup2 and fcntl are async-signal-safe; fd 3 is the lock and the
+    // port sockets keep their numbers (opened after the lock: above 3), all
+    // inherited (no CLOEXEC).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            let dup = if fd == 3 { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if dup < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            for p in &port_fds {
+                if libc::fcntl(*p, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -51,11 +74,55 @@ pub(crate) fn start(pods: &Pods, rec: &PodRecord) -> Result<i32> {
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    drop(lock);
+    drop((lock, ports));
     if !status.success() {
         return Err(Error::Monitor(format!("the infra process of pod {} failed: {}", rec.name, err.trim())));
     }
-    wait_pid(&dir)
+    let pid = wait_pid(&dir)?;
+    if rec.options.share.pid {
+        pin_pid_ns(&pods.run_dir(&rec.id), pid)?;
+    }
+    Ok(pid)
+}
+
+/// The pod's published host ports bound again (their numbers as CNI ADD
+/// published them), for the infra to hold: a clear error if a host program
+/// took one meanwhile.
+fn hold_ports(pods: &Pods, id: &str) -> Result<Vec<std::os::fd::OwnedFd>> {
+    use crate::network::record as net;
+    let Some(r) = net::load(&net::dir(&pods.run_root, id)) else { return Ok(Vec::new()) };
+    let mut maps: Vec<_> = r.networks.iter().flat_map(|e| e.ports.iter().cloned()).collect();
+    crate::network::ports::reserve(&mut maps)
+}
+
+/// Where the infra's pid namespace is pinned (`--share pid`).
+pub(crate) fn pid_ns_path(run_dir: &Path) -> std::path::PathBuf {
+    run_dir.join("ns").join("pid")
+}
+
+/// Binds `/proc/<pid>/ns/pid` at [`pid_ns_path`], replacing the namespace
+/// of an earlier infra.
+fn pin_pid_ns(run_dir: &Path, pid: i32) -> Result<()> {
+    let p = pid_ns_path(run_dir);
+    unpin_pid_ns(run_dir)?;
+    std::fs::create_dir_all(run_dir.join("ns")).map_err(|e| record::io("create", &run_dir.join("ns"), e))?;
+    std::fs::File::create(&p).map_err(|e| record::io("create", &p, e))?;
+    rustix::mount::mount_bind(format!("/proc/{pid}/ns/pid"), &p)
+        .map_err(|e| Error::io(format!("pin the pid namespace of the infra at {}", p.display()), e.into()))
+}
+
+/// Unmounts [`pid_ns_path`] (every stacked mount) and removes the file.
+pub(crate) fn unpin_pid_ns(run_dir: &Path) -> Result<()> {
+    let p = pid_ns_path(run_dir);
+    loop {
+        match rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH) {
+            Ok(()) => continue,
+            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => break,
+            Err(e) => return Err(Error::io(format!("unmount {}", p.display()), e.into())),
+        }
+    }
+    let _ = std::fs::remove_file(&p);
+    Ok(())
 }
 
 /// The live infra's pid (it writes `infra.pid` before it lets go).
@@ -80,6 +147,11 @@ pub(crate) fn stop(dir: &Path, signal: i32, grace: Duration) -> Result<()> {
     if !s.running || s.pid <= 0 {
         return Ok(());
     }
+    // A frozen (v1) process takes no signal, not even SIGKILL, until thawed.
+    if dir.join(record::INFRA_PAUSED).exists() {
+        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        set_frozen(dir, &id, false)?;
+    }
     send(s.pid, signal)?;
     if wait_free(dir, grace) {
         return Ok(());
@@ -89,6 +161,22 @@ pub(crate) fn stop(dir: &Path, signal: i32, grace: Duration) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Conflict(format!("the infra process {} does not exit", s.pid)))
+    }
+}
+
+/// Freezes or thaws the infra's cgroup (`pod pause`/`unpause`); the
+/// `infra.paused` marker says so to `pod ls`.
+pub(crate) fn set_frozen(dir: &Path, id: &str, frozen: bool) -> Result<()> {
+    let cg = wharf_runtime::cgroups::create(Some(Path::new(&super::setup::infra_cgroup(id))), id, false)?;
+    cg.set_frozen(frozen)?;
+    let marker = dir.join(record::INFRA_PAUSED);
+    if frozen {
+        std::fs::write(&marker, b"").map_err(|e| record::io("write", &marker, e))
+    } else {
+        match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(record::io("remove", &marker, e)),
+            _ => Ok(()),
+        }
     }
 }
 

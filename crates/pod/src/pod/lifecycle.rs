@@ -86,8 +86,10 @@ impl Pods {
         res
     }
 
-    /// `pod pause` / `pod unpause`: every running container (the infra only
-    /// sleeps: it is left as it is).
+    /// `pod pause` / `pod unpause`: the whole pod frozen, as podman's: every
+    /// running container, then the infra (its cgroup's freezer: v1
+    /// `freezer.state` or v2 `cgroup.freeze`, as detected); thawed infra
+    /// first.
     pub fn pause(&self, name_or_id: &str) -> Result<()> {
         self.set_paused(name_or_id, true)
     }
@@ -101,13 +103,20 @@ impl Pods {
         let cs = self.containers_api();
         let want = if pause { crate::Status::Running } else { crate::Status::Paused };
         let targets: Vec<_> = pod.containers.iter().filter(|c| c.status == want).collect();
-        if targets.is_empty() {
+        let infra = pod.infra.running && pod.infra_paused() != pause;
+        if targets.is_empty() && !infra {
             let what = if pause { "running" } else { "paused" };
-            return Err(Error::Conflict(format!("pod {} has no {what} container", pod.name)));
+            return Err(Error::Conflict(format!("pod {} has no {what} member", pod.name)));
+        }
+        if infra && !pause {
+            infra::set_frozen(&pod.dir, &pod.id, false)?;
         }
         let mut res = Ok(());
         for c in targets {
             res = res.and(cs.pause(c, pause));
+        }
+        if infra && pause {
+            res = res.and(infra::set_frozen(&pod.dir, &pod.id, true));
         }
         res
     }

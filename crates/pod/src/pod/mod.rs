@@ -39,11 +39,8 @@
 //!   again (idempotently) before any member starts, since a container's
 //!   cleanup may remove empty parents.
 //!
-//! Limits, known: a pod's published ports are DNAT rules only (no process
-//! holds the host ports between commands, as a container's monitor does);
-//! with `--share pid`, a member restarted by its monitor's restart policy
-//! after the infra itself was restarted fails to join the old pid namespace
-//! (`pod start` or `wharf start` write its spec again and succeed).
+//! - **Published ports are held by the infra** (see `infra`): `-p` needs
+//!   it, as podman's infra container (its conmon holds them).
 //!
 //! Files: `record` (pod.json, names, status), `setup` (namespaces,
 //! network, cgroup, and the spec of a member), `infra` (the infra
@@ -274,10 +271,8 @@ pub(crate) fn join_options(cs: &Containers, o: &crate::RunOptions) -> Result<(cr
     let mut made = None;
     let id = match want.strip_prefix("new:") {
         Some(name) => {
-            let network = match std::mem::take(&mut o.network) {
-                NetworkMode::None => NetworkMode::Bridge("bridge".into()),
-                n => n,
-            };
+            // As asked (`--network none`: a pod with no network, as podman's).
+            let network = std::mem::take(&mut o.network);
             let po = PodOptions {
                 name: Some(name.to_string()),
                 publish: std::mem::take(&mut o.publish),

@@ -7,6 +7,7 @@
 //! - `infra.lock` — flocked by the live infra process (inherited fd): free
 //!   means no infra runs, whatever `infra.pid` says.
 //! - `infra.pid` — the infra's host pid, written by the infra itself.
+//! - `infra.paused` — `pod pause` froze the infra (removed when thawed or restarted).
 //! - `removing` — an rm began: the sweep finishes it if its maker died.
 //! - `hosts`, `hostname`, `resolv.conf` — bind-mounted into every member.
 //!
@@ -23,6 +24,8 @@ pub const RECORD: &str = "pod.json";
 pub(crate) const REMOVING: &str = "removing";
 pub(crate) const INFRA_LOCK: &str = "infra.lock";
 pub(crate) const INFRA_PID: &str = "infra.pid";
+/// `pod pause` froze the infra's cgroup.
+pub(crate) const INFRA_PAUSED: &str = "infra.paused";
 pub(crate) const LOCK: &str = "lock";
 
 /// `pod.json`.
@@ -84,6 +87,8 @@ pub struct Infra {
     pub started: bool,
     /// Its host pid (0 if unknown); meaningful while `running`.
     pub pid: i32,
+    /// Frozen by `pod pause` (while `running`).
+    pub paused: bool,
 }
 
 /// A pod as commands see it.
@@ -111,6 +116,11 @@ impl Pod {
     /// Any member (container or infra) runs.
     pub fn is_running(&self) -> bool {
         self.infra.running || self.containers.iter().any(|c| c.is_running())
+    }
+
+    /// `pod pause` froze the infra.
+    pub fn infra_paused(&self) -> bool {
+        self.infra.paused
     }
 }
 
@@ -145,7 +155,8 @@ pub(crate) fn held(dir: &Path, name: &str) -> bool {
 pub(crate) fn infra_state(dir: &Path, enabled: bool) -> Infra {
     let pid = std::fs::read_to_string(dir.join(INFRA_PID)).ok().and_then(|s| s.trim().parse().ok());
     let running = enabled && held(dir, INFRA_LOCK);
-    Infra { enabled, running, started: pid.is_some(), pid: if running { pid.unwrap_or(0) } else { 0 } }
+    let paused = running && dir.join(INFRA_PAUSED).exists();
+    Infra { enabled, running, started: pid.is_some(), pid: if running { pid.unwrap_or(0) } else { 0 }, paused }
 }
 
 /// The pod in `dir`, its members found among `all`.
@@ -182,7 +193,9 @@ fn status(infra: &Infra, containers: &[Container]) -> PodStatus {
     }
     if infra.enabled {
         total += 1;
-        if infra.running {
+        if infra.paused {
+            paused += 1;
+        } else if infra.running {
             running += 1;
         } else if infra.started {
             exited += 1;
@@ -190,7 +203,8 @@ fn status(infra: &Infra, containers: &[Container]) -> PodStatus {
     }
     match () {
         _ if total == 0 => PodStatus::Created,
-        _ if paused > 0 && paused == containers.len() => PodStatus::Paused,
+        // Podman's: Paused when every member, the infra too, is.
+        _ if paused > 0 && paused == total => PodStatus::Paused,
         _ if running + paused == total => PodStatus::Running,
         _ if running + paused > 0 => PodStatus::Degraded,
         _ if exited > 0 => PodStatus::Exited,
@@ -220,9 +234,11 @@ mod tests {
         let none: Vec<Container> = Vec::new();
         let idle = Infra { enabled: true, ..Default::default() };
         assert_eq!(status(&idle, &none), PodStatus::Created);
-        let up = Infra { enabled: true, running: true, started: true, pid: 1 };
+        let up = Infra { enabled: true, running: true, started: true, pid: 1, paused: false };
         assert_eq!(status(&up, &none), PodStatus::Running);
-        let killed = Infra { enabled: true, running: false, started: true, pid: 0 };
+        let killed = Infra { enabled: true, running: false, started: true, pid: 0, paused: false };
+        let frozen = Infra { paused: true, ..up };
+        assert_eq!(status(&frozen, &none), PodStatus::Paused);
         assert_eq!(status(&killed, &none), PodStatus::Exited);
         assert_eq!(status(&Infra::default(), &none), PodStatus::Created);
     }

@@ -33,6 +33,11 @@ fn check(o: &PodOptions) -> Result<()> {
             "--share pid needs the infra process (it is PID 1 of the shared pid namespace): drop --infra=false".into(),
         ));
     }
+    if !o.publish.is_empty() && !o.infra {
+        return Err(Error::InvalidArgument(
+            "-p needs the infra process (it holds the published host ports): drop --infra=false".into(),
+        ));
+    }
     let bridge = matches!(o.network, NetworkMode::Bridge(_));
     if !o.publish.is_empty() && (!bridge || !o.share.net) {
         return Err(Error::InvalidArgument("-p needs a pod on a bridge network that shares net".into()));
@@ -233,6 +238,7 @@ pub(crate) fn teardown(pods: &Pods, id: &str) -> Result<()> {
     let nets = network::Networks::new(&pods.root, &pods.run_root);
     let mut res = network::attach::teardown_pod(&nets, id);
     let run = pods.run_dir(id);
+    res = res.and(super::infra::unpin_pid_ns(&run));
     for n in ["net", "ipc", "uts"] {
         res = res.and(crate::network::netns::remove(&run.join("ns").join(n)));
     }
@@ -265,7 +271,12 @@ pub(crate) fn prepare_member(root: &Path, run_root: &Path, pod_id: &str) -> Resu
 
 /// A member's spec joined to its pod: cgroup parent, pinned namespaces,
 /// the infra's pid namespace (`--share pid`), hostname, /etc files.
-pub(crate) fn member_spec(spec: &mut Value, root: &Path, pod_id: &str, ctr_id: &str) -> Result<()> {
+pub(crate) fn member_spec(
+    spec: &mut Value,
+    (root, run_root): (&Path, &Path),
+    pod_id: &str,
+    ctr_id: &str,
+) -> Result<()> {
     let dir = super::record::pods_dir(root).join(pod_id);
     let rec = record::load_record(&dir).map_err(|_| Error::NoSuchPod(pod_id.to_string()))?;
     spec["linux"]["cgroupsPath"] = json!(format!("{}/{ctr_id}", rec.cgroup_parent));
@@ -275,7 +286,9 @@ pub(crate) fn member_spec(spec: &mut Value, root: &Path, pod_id: &str, ctr_id: &
         if !infra.running || infra.pid <= 0 {
             return Err(Error::Conflict(format!("the infra process of pod {} is not running", rec.name)));
         }
-        join.push(("pid".into(), PathBuf::from(format!("/proc/{}/ns/pid", infra.pid))));
+        // The pinned path, not /proc/<pid>: a restart by the member's monitor
+        // (same spec) then joins whichever infra runs.
+        join.push(("pid".into(), super::infra::pid_ns_path(&Pods::new(root, run_root).run_dir(pod_id))));
     }
     let host_net = rec.options.share.net && rec.options.network == NetworkMode::Host;
     if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {

@@ -60,6 +60,7 @@ impl Pods {
             "InfraConfig": {
                 "Enabled": p.infra.enabled,
                 "Running": p.infra.running,
+                "Paused": p.infra.paused,
                 "Pid": p.infra.pid,
                 "Network": network_name(p),
                 "IP": p.ip,

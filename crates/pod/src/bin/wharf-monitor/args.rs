@@ -41,6 +41,10 @@ pub struct Args {
     pub restart_delay: Duration,
     pub restart_max_delay: Duration,
     pub restart_reset: Duration,
+    /// A probe's kill (liveness, startup): this signal (the container's
+    /// stop signal), then SIGKILL after the grace period, as the kubelet.
+    pub kill_signal: i32,
+    pub kill_grace: Duration,
 }
 
 impl Args {
@@ -68,6 +72,8 @@ impl Args {
             restart_delay: Duration::from_millis(100),
             restart_max_delay: Duration::from_secs(60),
             restart_reset: Duration::from_secs(10),
+            kill_signal: libc::SIGTERM,
+            kill_grace: Duration::from_secs(30),
         };
         let mut check = Check::docker("health");
         while let Some(flag) = it.next() {
@@ -111,6 +117,8 @@ impl Args {
                 "--restart-delay-ms" => a.restart_delay = Duration::from_millis(num(val()?)?),
                 "--restart-max-delay-ms" => a.restart_max_delay = Duration::from_millis(num(val()?)?),
                 "--restart-reset-ms" => a.restart_reset = Duration::from_millis(num(val()?)?),
+                "--kill-signal" => a.kill_signal = num(val()?)? as i32,
+                "--kill-grace-ms" => a.kill_grace = Duration::from_millis(num(val()?)?),
                 other => return Err(format!("unknown flag {other}")),
             }
         }

@@ -59,6 +59,8 @@ pub struct Monitor {
     health: Vec<Health>,
     /// A probe's fork and exec (or its exit) just faulted in much code.
     trim_now: bool,
+    /// A probe asked the container to stop: SIGKILL at this instant.
+    kill_at: Option<Instant>,
 }
 
 fn io_err(what: &str, e: std::io::Error) -> String {
@@ -108,6 +110,7 @@ impl Monitor {
             exit_code: None,
             health,
             trim_now: false,
+            kill_at: None,
         };
         if let Err(e) = m.create_container() {
             let _ = std::fs::remove_file(&m.a.socket);
@@ -288,8 +291,11 @@ impl Monitor {
             }
             fds.push(p);
         }
-        let wake =
-            [self.restart_at, trim_at].into_iter().chain(self.health.iter().map(Health::wake_at)).flatten().min();
+        let wake = [self.restart_at, trim_at, self.kill_at]
+            .into_iter()
+            .chain(self.health.iter().map(Health::wake_at))
+            .flatten()
+            .min();
         let timeout = match wake {
             // Rounded up: waking a little early would spin until the instant.
             Some(t) => t.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(60_000) as i32,
@@ -325,6 +331,12 @@ impl Monitor {
         if fds[0].revents != 0 {
             sys::drain_signalfd(&self.sig);
             self.reap();
+        }
+        if self.kill_at.is_some_and(|t| t <= Instant::now()) {
+            self.kill_at = None;
+            if self.exit_code.is_none() && self.pid > 0 {
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            }
         }
         if self.restart_at.is_some_and(|t| t <= Instant::now()) {
             self.restart();
@@ -476,9 +488,13 @@ impl Monitor {
                 h.on_reaped(pid, code);
                 self.trim_now = true;
                 // Kubernetes: a failed liveness or startup probe kills the
-                // container; its restart policy decides what comes next.
-                if h.take_kill() && self.exit_code.is_none() && self.pid > 0 {
-                    unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                // container (its stop signal, SIGKILL after the grace
+                // period); its restart policy decides what comes next.
+                if h.take_kill() && self.exit_code.is_none() && self.pid > 0 && self.kill_at.is_none() {
+                    let grace = self.a.kill_grace;
+                    let sig = if grace.is_zero() { libc::SIGKILL } else { self.a.kill_signal };
+                    unsafe { libc::kill(self.pid, sig) };
+                    self.kill_at = (!grace.is_zero()).then(|| Instant::now() + grace);
                 }
                 continue;
             }
@@ -492,6 +508,7 @@ impl Monitor {
 
     fn on_exit(&mut self, code: i32) {
         self.exit_code = Some(code);
+        self.kill_at = None;
         for h in &mut self.health {
             h.stop();
         }
