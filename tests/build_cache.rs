@@ -32,6 +32,15 @@ fn last(text: &str) -> String {
     text.lines().last().unwrap_or_default().to_string()
 }
 
+/// Nothing a build mounted or started is left behind.
+fn assert_no_leaks(stores: &[&TestStore]) {
+    for s in stores {
+        let dir = s.dir.path().to_string_lossy().into_owned();
+        assert!(wharf_tests::mounts_under(s.dir.path()).is_empty(), "mounts left under {dir}");
+        assert!(wharf_tests::leaks::processes_mentioning(&dir).is_empty(), "processes left for {dir}");
+    }
+}
+
 fn cached(text: &str) -> usize {
     text.lines().filter(|l| l.ends_with(" CACHED")).count()
 }
@@ -124,6 +133,7 @@ fn registry_cache_rebuild_runs_nothing_pushes_nothing_and_fetches_only_what_the_
     assert!(!gets.iter().any(|g| g.contains(layer_set[3].as_str())), "the old last layer was fetched: {gets:?}");
     // The image is whole in the store (not pushed): it runs.
     c.assert_consistent();
+    assert_no_leaks(&[&a, &b, &c]);
 }
 
 const MULTI: &str = "FROM scratch AS tools\nCOPY busybox /bin/busybox\n\
@@ -169,6 +179,7 @@ fn local_cache_round_trip_and_mode_min_keeps_only_the_final_chain() {
     let c = TestStore::new();
     let out = build(&c, &ctx, &["-t", "multi", "--cache-from", &from(&min)]);
     assert!(out.contains("ran-tools"), "min has no tools stage: {out}");
+    assert_no_leaks(&[&a, &b, &c]);
 }
 
 const SINGLE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ran''-run; echo x > /x\"]\nENV A=b\n";
