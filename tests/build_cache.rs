@@ -104,7 +104,10 @@ fn registry_cache_rebuild_runs_nothing_pushes_nothing_and_fetches_only_what_the_
     // The next runner: fresh store, warm registry cache, same Dockerfile, --push.
     let b = TestStore::new();
     proxy.clear();
-    let out = build(&b, &ctx, &["-t", &image, "--push", "--cache-from", &format!("type=registry,ref={cache}")]);
+    // A second name in a repository that holds nothing yet: its blobs are mounted.
+    let other = format!("{}/other/app:1", proxy.addr);
+    let out =
+        build(&b, &ctx, &["-t", &image, "-t", &other, "--push", "--cache-from", &format!("type=registry,ref={cache}")]);
     assert!(!out.contains("ran-one") && !out.contains("ran-two"), "a step ran: {out}");
     assert_eq!(cached(&out), 4, "RUN, COPY, RUN, CMD cached: {out}");
     assert_eq!(last(&out), id, "the same image");
@@ -115,6 +118,8 @@ fn registry_cache_rebuild_runs_nothing_pushes_nothing_and_fetches_only_what_the_
         reqs.iter().filter(|r| is_blob_get(r) && layer_set.iter().any(|l| r.contains(l.as_str()))).collect();
     assert!(fetched.is_empty(), "layers downloaded: {fetched:?}");
     assert!(uploads(&reqs).is_empty(), "blobs uploaded: {:?}", uploads(&reqs));
+    let mounts = reqs.iter().filter(|r| r.starts_with("POST /v2/other/app/blobs/uploads/?mount=")).count();
+    assert_eq!(mounts, 5, "4 layers and the config mounted: {reqs:?}");
     // As buildx --push: not loaded into the store, which stays whole.
     assert!(out.contains("not kept in the store"), "{out}");
     b.assert_consistent();
