@@ -257,3 +257,25 @@ fn bad_caches_warn_and_the_build_goes_on() {
     assert!(err.contains("type=registry needs ref="), "{err}");
     s.assert_consistent();
 }
+
+#[test]
+fn cache_compression_converts_the_layers() {
+    if !privileged("cache_compression_converts_the_layers") {
+        return;
+    }
+    let a = TestStore::new();
+    let ctx = context(&a, "ctx", SINGLE);
+    let dir = a.path("zstd-cache");
+    build(&a, &ctx, &["-t", "z", "--cache-to", &format!("type=local,dest={},compression=zstd", dir.display())]);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(m)).unwrap()).unwrap();
+    for l in m["layers"].as_array().unwrap() {
+        assert!(l["mediaType"].as_str().unwrap().ends_with("+zstd"), "{m}");
+    }
+    let b = TestStore::new();
+    let out = build(&b, &ctx, &["-t", "z", "--cache-from", &format!("type=local,src={}", dir.display())]);
+    assert!(!out.contains("ran-run"), "{out}");
+    b.assert_consistent();
+}

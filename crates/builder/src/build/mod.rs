@@ -294,7 +294,7 @@ fn export_cache(store: &Store, opts: &BuildOptions, io: &cache_io::CacheIo) -> B
             p.emit(&progress::Event::Note(line));
         }
     };
-    let ctx = cache_io::ExportCtx { compression: opts.compression, created_at: created_at(opts.epoch), say: &say };
+    let ctx = cache_io::ExportCtx { created_at: created_at(opts.epoch), say: &say };
     io.export(store, &opts.cache_to, &ctx)
 }
 

@@ -47,7 +47,7 @@ pub enum CacheLocation {
 pub struct CacheSpec {
     pub location: CacheLocation,
     pub mode: CacheMode,
-    /// `compression=`: must match the build's layers (they are exported as they are).
+    /// `compression=`: layers of another compression are converted for the cache.
     pub compression: Option<LayerCompression>,
     /// `oci-mediatypes=false`: a Docker schema 2 manifest instead of an OCI one.
     pub oci_mediatypes: bool,
@@ -304,19 +304,12 @@ impl CacheIo {
     pub(crate) fn export(&self, store: &Store, specs: &[CacheSpec], ctx: &ExportCtx) -> BuildResult<Vec<String>> {
         let mut notes = Vec::new();
         for s in specs.iter().filter(|s| s.location != CacheLocation::Inline) {
-            if let Some(c) = s.compression.filter(|c| *c != ctx.compression) {
-                let e = BuildError::Invalid(format!(
-                    "cache compression {c:?}: the cache holds the build's layers as they are ({:?}); build with --compression to match",
-                    ctx.compression
-                ));
-                if s.ignore_error {
-                    notes.push(format!("warning: {e}"));
-                    continue;
-                }
-                return Err(e);
-            }
             let records = self.selected(s.mode);
-            let res = transport::export(store, self, s, &records, ctx);
+            let res = match s.compression {
+                Some(c) => self.recompressed(store, &records, c, ctx.say),
+                None => Ok(records),
+            }
+            .and_then(|records| transport::export(store, self, s, &records, ctx));
             match res {
                 Ok(n) => notes.push(n),
                 Err(e) if s.ignore_error => notes.push(format!("warning: exporting cache: {e}")),
@@ -327,9 +320,48 @@ impl CacheIo {
     }
 }
 
+impl CacheIo {
+    /// `compression=`: the records with every layer of another compression
+    /// written again in `c` (same diffID, a new blob), as BuildKit converts.
+    fn recompressed(
+        &self,
+        store: &Store,
+        records: &BTreeMap<String, Recorded>,
+        c: LayerCompression,
+        say: &dyn Fn(&str),
+    ) -> BuildResult<BTreeMap<String, Recorded>> {
+        let want = match c {
+            LayerCompression::Gzip => wharf_image::compression::Compression::Gzip,
+            LayerCompression::Zstd => wharf_image::compression::Compression::Zstd,
+        };
+        let mut done: HashMap<String, Descriptor> = HashMap::new();
+        let mut out = records.clone();
+        for r in out.values_mut() {
+            for l in r.state.layers.iter_mut() {
+                let key = l.digest().to_string();
+                if let Some(d) = done.get(&key) {
+                    *l = d.clone();
+                    continue;
+                }
+                if wharf_image::compression::Compression::from_media_type(l.media_type().as_ref())? == Some(want) {
+                    continue;
+                }
+                self.fetch(store, std::slice::from_ref(l), say)?;
+                let blob = store.blobs().open(l.digest())?;
+                let (_, mut tar) = wharf_image::compression::decompress(blob)?;
+                let written = crate::layer::write_layer(store, c, &mut |w| {
+                    std::io::copy(&mut tar, w).map(|_| ()).map_err(crate::layer::LayerError::Write)
+                })?;
+                done.insert(key, written.descriptor.clone());
+                *l = written.descriptor;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What an export needs to know of the build.
 pub(crate) struct ExportCtx<'a> {
-    pub compression: LayerCompression,
     pub created_at: String,
     pub say: &'a dyn Fn(&str),
 }
