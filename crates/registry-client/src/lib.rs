@@ -11,10 +11,13 @@
 //!   each layer unpacked while it downloads, blobs published in one batch.
 //! - `tee`: the channel from a download to its unpacking thread.
 //! - `push`: HEAD-then-skip, cross-repo mount, streamed uploads, manifests last.
+//! - `artifact`: small blobs, lazy layer fetches, base metadata without
+//!   layers, and manifests over stored blobs (the builder's registry cache).
 //! - `sources`: which repositories of which registry hold a blob (for mounts).
 //! - [`progress`]: events for the CLI's progress display.
 //! - `download`: plain HTTP(S) downloads, for the builder's `ADD <url>`.
 
+mod artifact;
 pub mod auth;
 pub mod client;
 mod download;
@@ -26,6 +29,7 @@ mod retry;
 mod sources;
 mod tee;
 
+pub use artifact::record_sources;
 pub use client::{Registry, RegistryOptions};
 pub use download::{download, Downloaded};
 pub use error::{Error, ErrorKind, Result};

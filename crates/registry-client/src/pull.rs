@@ -314,7 +314,7 @@ impl Registry {
     /// Streams one blob into the store (resuming with Range after a cut)
     /// and, with `unpack` (a diffID), unpacks it as that snapshot while it
     /// downloads — or from the stored blob if the download had to restart.
-    async fn fetch_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, unpack: Option<Digest>) -> Result<()> {
+    pub(crate) async fn fetch_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, unpack: Option<Digest>) -> Result<()> {
         let (store, oref, progress) = (ctx.store, ctx.oref, &ctx.opts.progress);
         let d = wharf_image::digest::parse(&desc.digest)?;
         if store.blobs().exists(&d) {
@@ -376,7 +376,7 @@ impl Registry {
     }
 
     /// Makes the layers of one image visible, with one round of fsyncs.
-    fn publish(&self, ctx: &Ctx<'_>) -> Result<()> {
+    pub(crate) fn publish(&self, ctx: &Ctx<'_>) -> Result<()> {
         let batch = std::mem::take(&mut *ctx.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let (done, err) = match tokio::task::block_in_place(|| ctx.store.blobs().publish(batch)) {
             Ok(done) => (done, None),
@@ -481,18 +481,18 @@ fn read_fetched(ctx: &Ctx<'_>, d: &Digest) -> Result<Vec<u8>> {
 }
 
 /// What one pull works with.
-struct Ctx<'a> {
-    store: &'a Store,
-    oref: &'a oci_client::Reference,
-    opts: &'a PullOptions,
-    created: &'a Created,
+pub(crate) struct Ctx<'a> {
+    pub store: &'a Store,
+    pub oref: &'a oci_client::Reference,
+    pub opts: &'a PullOptions,
+    pub created: &'a Created,
     /// Layer blobs verified but not yet visible, published together.
-    pending: &'a std::sync::Mutex<Vec<PendingBlob>>,
+    pub pending: &'a std::sync::Mutex<Vec<PendingBlob>>,
 }
 
 /// Blobs and snapshots a pull added, to remove again if it fails.
 #[derive(Default)]
-struct Created(std::sync::Mutex<(HashSet<Digest>, HashSet<Digest>)>);
+pub(crate) struct Created(std::sync::Mutex<(HashSet<Digest>, HashSet<Digest>)>);
 
 impl Created {
     fn blob(&self, d: Digest) {

@@ -38,15 +38,15 @@ pub struct Pushed {
 }
 
 /// A manifest to push, children of an index first.
-struct ManifestPlan {
-    digest: String,
-    media_type: String,
-    bytes: Vec<u8>,
+pub(crate) struct ManifestPlan {
+    pub digest: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
 }
 
-struct BlobPlan {
-    digest: String,
-    size: u64,
+pub(crate) struct BlobPlan {
+    pub digest: String,
+    pub size: u64,
 }
 
 impl Registry {
@@ -55,6 +55,18 @@ impl Registry {
         let _content = store.content_lock()?;
         let target = store.entry(src)?;
         let (manifests, blobs) = plan(store, target.digest().as_ref(), target.media_type().as_ref())?;
+        self.push_planned(store, dest, manifests, blobs, opts).await
+    }
+
+    /// Pushes planned blobs, then the manifests (the last one tagged).
+    pub(crate) async fn push_planned(
+        &self,
+        store: &Store,
+        dest: &Reference,
+        manifests: Vec<ManifestPlan>,
+        blobs: Vec<BlobPlan>,
+        opts: &PushOptions,
+    ) -> Result<Pushed> {
         let sources = Sources::new(store.root());
         let mounts: BTreeSet<String> =
             blobs.iter().flat_map(|b| sources.repos_on(&b.digest, &self.host, dest.path())).collect();

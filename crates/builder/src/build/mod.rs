@@ -6,6 +6,7 @@
 //! builds.
 
 mod cache;
+mod cache_io;
 mod contexts;
 mod copy_step;
 pub mod emulation;
@@ -19,6 +20,7 @@ mod stage;
 mod state;
 
 pub use cache::BuildCache;
+pub use cache_io::{CacheLocation, CacheMode, CacheSpec};
 pub use contexts::NamedContext;
 pub use error::{BuildError, BuildResult};
 pub use leftover::{find_leftovers, remove_leftovers};
@@ -69,6 +71,14 @@ pub struct BuildOptions {
     pub annotations: BTreeMap<String, String>,
     /// `--build-context NAME=…`: used before stages and images of that name.
     pub named_contexts: BTreeMap<String, NamedContext>,
+    // -- Build cache outside the store (issue 14 §1) --
+    /// `--cache-from`: caches whose records answer steps the local cache does not.
+    pub cache_from: Vec<CacheSpec>,
+    /// `--cache-to`: where this build's records are written (inline: in the image).
+    pub cache_to: Vec<CacheSpec>,
+    /// Leave layers only a registry has there (the image is pushed next,
+    /// and a push skips or mounts them): no layer is downloaded for nothing.
+    pub lazy_layers: bool,
 }
 
 /// BuildKit's `--add-host` syntax: `NAME:IP` or `NAME=IP` (IPv6 may be in brackets).
@@ -88,6 +98,12 @@ pub struct Built {
     pub manifest: Descriptor,
     /// The image ID (config digest); an index's own digest for a multi-platform build.
     pub id: Digest,
+    /// Notes of the cache import/export (warnings and what was written).
+    pub cache_notes: Vec<String>,
+    /// Layer bytes fetched lazily from caches and base images' registries.
+    pub fetched_bytes: u64,
+    /// Layers of the image not in the store (left in a registry: `lazy_layers`).
+    pub absent_layers: usize,
 }
 
 /// A layer a step wrote.
@@ -109,6 +125,8 @@ pub(crate) struct Ctx<'a> {
     pub label: String,
     /// Steps this build made, by cache key, shared by the platforms.
     pub steps: &'a SharedSteps,
+    /// Imported caches, lazy layers, and the records to export.
+    pub cache_io: &'a cache_io::CacheIo,
 }
 
 /// The steps a build has run, by cache key: a step that two platforms share
@@ -145,6 +163,14 @@ impl Ctx<'_> {
     /// Snapshot dirs of `state`'s layers, top first, unpacked if needed.
     pub(crate) fn lowers(&self, state: &state::ImageState) -> BuildResult<Vec<PathBuf>> {
         let ids = state.diff_ids()?;
+        // Layers an imported cache or a lazily resolved base named: fetched now.
+        let lazy: Vec<Descriptor> = ids
+            .iter()
+            .zip(&state.layers)
+            .filter(|(id, l)| !self.store.snapshots().exists(id) && !self.store.blobs().exists(l.digest()))
+            .map(|(_, l)| l.clone())
+            .collect();
+        self.cache_io.fetch(self.store, &lazy, &|m| self.say(m))?;
         let mut out = Vec::with_capacity(ids.len());
         for (id, l) in ids.iter().zip(&state.layers) {
             if !self.store.snapshots().exists(id) {
@@ -211,11 +237,21 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     let owned = wharf_image::OwnedDir::create(&leftover::build_dirs(&opts.run_root), &unique())?;
     let work_dir = owned.path().to_path_buf();
     let _content = store.content_lock()?;
-    let res = build_platforms(store, opts, &df, &work_dir);
+    let notes = std::sync::Mutex::new(Vec::new());
+    let warn = |m: &str| {
+        notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("warning: {m}"));
+    };
+    let io = cache_io::CacheIo::import(store, &opts.cache_from, &warn);
+    let res = build_platforms(store, opts, &df, &work_dir, &io).and_then(|m| {
+        finish_cache(store, opts, &io, &m)?;
+        Ok(m)
+    });
     if let Err(e) = owned.remove() {
         tracing::warn!("removing {}: {e}", work_dir.display());
     }
     let manifest = res?;
+    let mut cache_notes = notes.into_inner().unwrap_or_else(|e| e.into_inner());
+    cache_notes.extend(export_cache(store, opts, &io)?);
     for t in &opts.tags {
         store.set_tag(t, &manifest)?;
     }
@@ -224,7 +260,51 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
     }
     let id =
         if opts.platforms.len() > 1 { manifest.digest().clone() } else { store.load_image(&manifest)?.config_digest };
-    Ok(Built { manifest, id })
+    let fetched_bytes = io.fetched.load(std::sync::atomic::Ordering::Relaxed);
+    let absent_layers = if opts.lazy_layers && opts.platforms.len() <= 1 {
+        store.load_image(&manifest)?.manifest.layers().iter().filter(|l| !store.blobs().exists(l.digest())).count()
+    } else {
+        0
+    };
+    Ok(Built { manifest, id, cache_notes, fetched_bytes, absent_layers })
+}
+
+/// Unless the image is pushed next (`lazy_layers`), its layers that only
+/// a registry or cache has are fetched: the store then holds the whole image.
+fn finish_cache(store: &Store, opts: &BuildOptions, io: &cache_io::CacheIo, m: &Descriptor) -> BuildResult<()> {
+    if opts.lazy_layers || opts.cache_from.is_empty() {
+        return Ok(());
+    }
+    let img = store.load_image(m)?;
+    let say = |line: &str| {
+        if let Some(p) = &opts.progress {
+            p.emit(&progress::Event::Note(line));
+        }
+    };
+    io.fetch(store, img.manifest.layers(), &say)
+}
+
+/// Writes the `--cache-to` caches (not inline: that is in the image).
+fn export_cache(store: &Store, opts: &BuildOptions, io: &cache_io::CacheIo) -> BuildResult<Vec<String>> {
+    if opts.cache_to.is_empty() {
+        return Ok(Vec::new());
+    }
+    let say = |line: &str| {
+        if let Some(p) = &opts.progress {
+            p.emit(&progress::Event::Note(line));
+        }
+    };
+    let ctx = cache_io::ExportCtx { created_at: created_at(opts.epoch), say: &say };
+    io.export(store, &opts.cache_to, &ctx)
+}
+
+/// A timestamp for the cache's `createdAt`: SOURCE_DATE_EPOCH or now.
+fn created_at(epoch: Option<i64>) -> String {
+    let t = match epoch {
+        Some(e) => chrono::DateTime::from_timestamp(e, 0).unwrap_or_default(),
+        None => chrono::Utc::now(),
+    };
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Each platform's image (in a thread of its own when there are several),
@@ -234,6 +314,7 @@ fn build_platforms(
     opts: &BuildOptions,
     df: &crate::Dockerfile,
     work_dir: &Path,
+    io: &cache_io::CacheIo,
 ) -> BuildResult<Descriptor> {
     let platforms = if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() };
     let multi = platforms.len() > 1;
@@ -251,8 +332,14 @@ fn build_platforms(
             platform: p.clone(),
             label: if multi { format!("{p} ") } else { String::new() },
             steps: &steps,
+            cache_io: io,
         };
-        stage::build_target(&ctx, df)?.commit(store, &opts.annotations)
+        let (mut state, key) = stage::build_target(&ctx, df)?;
+        io.set_final(&key);
+        if opts.cache_to.iter().any(|c| c.location == CacheLocation::Inline) {
+            io.inline_into(&mut state, &ctx.now());
+        }
+        state.commit(store, &opts.annotations)
     };
     if !multi {
         return one(&platforms[0]);
@@ -293,6 +380,14 @@ impl Ctx<'_> {
             }
         }
         let r = Reference::parse(name)?;
+        if self.cache_io.lazy() && stored.is_some() {
+            // With a remote cache, a base's layers are fetched only if a step needs them.
+            let reg = wharf_registry::Registry::new(r.domain(), wharf_registry::RegistryOptions::default())?;
+            let desc = wharf_registry::block_on(reg.pull_metadata(self.store, &r, platform))?;
+            let img = self.store.load_image_for(&desc, platform)?;
+            self.cache_io.add_source(reg.host(), r.path(), img.manifest.layers());
+            return Ok(img);
+        }
         self.say(&format!("pulling {r} ({platform})"));
         // A platform build keeps the index under the name, so that the
         // platforms pulled one by one (and the host's image) share it.

@@ -37,7 +37,7 @@ fn platform_args(target: &Platform) -> BTreeMap<String, String> {
 }
 
 /// Builds the target stage (and whatever it needs).
-pub(crate) fn build_target(ctx: &Ctx, df: &Dockerfile) -> BuildResult<ImageState> {
+pub(crate) fn build_target(ctx: &Ctx, df: &Dockerfile) -> BuildResult<(ImageState, String)> {
     let target = df
         .target(ctx.opts.target.as_deref())
         .ok_or_else(|| BuildError::Invalid(format!("no stage named {:?}", ctx.opts.target.as_deref().unwrap_or(""))))?;
@@ -69,7 +69,7 @@ pub(crate) fn build_target(ctx: &Ctx, df: &Dockerfile) -> BuildResult<ImageState
             labels[k] = json!(v);
         }
     }
-    Ok(built.state)
+    Ok((built.state, built.key))
 }
 
 impl Stages<'_, '_> {
@@ -171,15 +171,12 @@ impl Stages<'_, '_> {
                 let img = self.ctx.image(r)?;
                 let mut state = ImageState::from_image(self.ctx.store, &img)?;
                 state.ensure_path();
-                return Ok(Built {
-                    state,
-                    key: key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()]),
-                });
+                return Ok(self.root(state, key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()])));
             }
             Some(NamedContext::OciLayout { dir, reference }) => {
                 let (mut state, digest) = super::contexts::oci_layout_image(self.ctx.store, dir, reference.as_deref())?;
                 state.ensure_path();
-                return Ok(Built { state, key: key(super::cache::GENERATION, &["image", digest.as_ref()]) });
+                return Ok(self.root(state, key(super::cache::GENERATION, &["image", digest.as_ref()])));
             }
             Some(NamedContext::Dir(d)) => {
                 return Err(BuildError::Invalid(format!(
@@ -197,15 +194,19 @@ impl Stages<'_, '_> {
             return self.stage(prev.index);
         }
         if image == "scratch" {
-            return Ok(Built {
-                state: ImageState::scratch(&platform),
-                key: key(super::cache::GENERATION, &["scratch", &platform.to_string()]),
-            });
+            let k = key(super::cache::GENERATION, &["scratch", &platform.to_string()]);
+            return Ok(self.root(ImageState::scratch(&platform), k));
         }
         let img = self.ctx.image_for(&image, &platform)?;
         let mut state = ImageState::from_image(self.ctx.store, &img)?;
         state.ensure_path();
-        Ok(Built { state, key: key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()]) })
+        Ok(self.root(state, key(super::cache::GENERATION, &["image", img.manifest_digest.as_ref()])))
+    }
+
+    /// A stage's base (an image or scratch): the root of a chain of records.
+    fn root(&self, state: ImageState, key: String) -> Built {
+        self.ctx.cache_io.record(&key, None, &state);
+        Built { state, key }
     }
 
     fn build_stage(&self, stage: &Stage) -> BuildResult<Built> {
@@ -294,13 +295,17 @@ impl Stages<'_, '_> {
         apply_scope(&expanded.instruction, scope, shell, cmd_set);
         let slot = self.ctx.steps.slot(&k);
         let mut made = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let io = self.ctx.cache_io;
         if let Some(state) = made.clone() {
             self.ctx.emit(&Event::Cached { id });
+            io.record(&k, Some(&cur.key), &state);
             return Ok(Built { state, key: k });
         }
         if !no_cache {
-            if let Some(state) = self.ctx.cache.get(&k, self.ctx.store) {
+            // The local cache, then the imported ones (their layers fetched when needed).
+            if let Some(state) = self.ctx.cache.get(&k, self.ctx.store).or_else(|| io.lookup(&k)) {
                 self.ctx.emit(&Event::Cached { id });
+                io.record(&k, Some(&cur.key), &state);
                 return Ok(Built { state, key: k });
             }
         }
@@ -314,7 +319,14 @@ impl Stages<'_, '_> {
         // A step run despite the cache (--no-cache-filter) may give a new
         // result: what builds on it is keyed by that result, so it reruns
         // only if the result changed (content-addressed, as in BuildKit).
-        let k = if no_cache && !self.ctx.opts.no_cache { key(&k, &[&result_fingerprint(&state)]) } else { k };
+        io.record(&k, Some(&cur.key), &state);
+        let k = if no_cache && !self.ctx.opts.no_cache {
+            let k2 = key(&k, &[&result_fingerprint(&state)]);
+            io.record(&k2, Some(&k), &state);
+            k2
+        } else {
+            k
+        };
         Ok(Built { state, key: k })
     }
 

@@ -39,6 +39,10 @@ impl ImageState {
         if !config["config"].is_object() {
             config["config"] = json!({});
         }
+        // A base's inline build cache is about the base, not what is built on it.
+        if let Some(o) = config.as_object_mut() {
+            o.remove("moby.buildkit.cache.v0");
+        }
         Ok(ImageState { config, layers: img.manifest.layers().clone() })
     }
 

@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wharf_builder::build::{BuildCache, BuildOptions, Output};
+use wharf_builder::build::{BuildCache, BuildOptions, CacheSpec, Output};
 use wharf_builder::layer::LayerCompression;
 
 #[derive(clap::Args, Debug)]
@@ -80,6 +80,14 @@ pub struct Args {
     /// NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG]: a named context for FROM, COPY --from and RUN --mount from=.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     build_context: Vec<String>,
+    /// Export the build cache (repeatable), in BuildKit's format: type=registry,ref=REPO:TAG
+    /// (options mode=min|max, oci-mediatypes=false), type=local,dest=DIR, or type=inline.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
+    /// Import a build cache (repeatable): type=registry,ref=REF (a cache, or an image with an
+    /// inline cache), type=local,src=DIR, or a bare REF; one that cannot be read is skipped, with a warning.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
     /// The build context directory.
     context: PathBuf,
 }
@@ -169,6 +177,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|c| wharf_builder::build::NamedContext::parse(c))
             .collect::<Result<_, _>>()?,
+        cache_from: a.cache_from.iter().map(|c| CacheSpec::parse_from(c)).collect::<Result<_, _>>()?,
+        cache_to: a.cache_to.iter().map(|c| CacheSpec::parse_to(c)).collect::<Result<_, _>>()?,
+        lazy_layers: false,
     };
     let mut opts = opts;
     let outputs: Vec<Output> = a.output.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
@@ -188,17 +199,27 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     anyhow::ensure!(!a.push || !opts.tags.is_empty(), "--push needs a name: add -t REGISTRY/REPO:TAG");
+    // Pushed and written nowhere else: layers only the registry has stay there.
+    opts.lazy_layers = !push.is_empty() && outputs.iter().all(|o| matches!(o, Output::Image { .. }));
     let store = g.store()?;
     let built = wharf_builder::build::build(&store, &opts);
     if let Some(v) = &view {
         v.finish(built.is_ok());
     }
     let built = built?;
+    if !quiet {
+        for n in &built.cache_notes {
+            eprintln!("{n}");
+        }
+        if built.fetched_bytes > 0 {
+            eprintln!("fetched {} bytes of cached layers", built.fetched_bytes);
+        }
+    }
     for o in &outputs {
         o.write(&store, built.id.as_ref(), &g.run_root)?;
     }
     let mut pushed_digest = None;
-    {
+    let pushed = (|| -> anyhow::Result<()> {
         for t in &push {
             let reg = wharf_registry::Registry::new(t.domain(), wharf_registry::RegistryOptions::default())?;
             let popts =
@@ -209,7 +230,18 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             }
             pushed_digest = Some(pushed.digest.to_string());
         }
+        Ok(())
+    })();
+    if built.absent_layers > 0 {
+        // As buildx --push: the image is in the registry, not loaded here
+        // (its cached layers were never downloaded; `wharf pull` gets them).
+        let names: Vec<String> = opts.tags.iter().map(|t| t.to_string()).collect();
+        store.remove_images(&names, true)?;
+        if !quiet {
+            eprintln!("not kept in the store: {} of its layers are only in the registry", built.absent_layers);
+        }
     }
+    pushed?;
     if let Some(f) = &a.iidfile {
         std::fs::write(f, built.id.to_string())?;
     }
