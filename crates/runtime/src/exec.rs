@@ -21,6 +21,9 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Descriptors for the process's stdin, stdout and stderr; `None`: it
+    /// inherits the caller's (as `runc exec` does). Ignored with a console.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// A process started by [`Container::exec`].
@@ -98,6 +101,7 @@ impl Container {
             chan: &child_end,
             process: &opts.process,
             console: console.as_ref().map(|c| c.as_raw_fd()),
+            stdio: opts.stdio,
             preserve_fds: opts.preserve_fds,
             in_userns: self.record().namespaces.iter().any(|n| n == "user"),
             chroot: (!self.record().namespaces.iter().any(|n| n == "mnt")).then(|| self.record().rootfs.clone()),
@@ -150,6 +154,7 @@ struct ExecArgs<'a> {
     chan: &'a Channel,
     process: &'a Process,
     console: Option<RawFd>,
+    stdio: Option<[RawFd; 3]>,
     preserve_fds: u32,
     in_userns: bool,
     /// A container without a mount namespace lives chrooted in its rootfs.
@@ -215,6 +220,20 @@ fn exec_child(a: &ExecArgs) -> ! {
 
 enum Never {}
 
+/// Makes `fds` the process's 0, 1 and 2 (close-on-exec cleared).
+fn set_stdio(fds: [RawFd; 3]) -> Result<()> {
+    for (target, fd) in fds.into_iter().enumerate() {
+        let target = target as RawFd;
+        // SAFETY: dup2/fcntl on descriptors this process holds.
+        let r =
+            if fd == target { unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } } else { unsafe { libc::dup2(fd, target) } };
+        if r < 0 {
+            return Err(Error::io(format!("set up stdio fd {target}"), std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
 fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
     let p = a.process;
     // We run the runtime binary inside the container's pid namespace until execve.
@@ -224,6 +243,8 @@ fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
         crate::console::setup_pty(fd, size)?;
     } else if p.terminal() == Some(true) {
         return Err(Error::InvalidArgument("terminal requested but no --console-socket given".into()));
+    } else if let Some(fds) = a.stdio {
+        set_stdio(fds)?;
     }
     crate::process::set_rlimits(p)?;
     crate::security::set_io_priority(p)?;
