@@ -40,6 +40,17 @@ impl Fixture {
         f
     }
 
+    /// Stops the daemon; nothing of the test may run on or stay mounted.
+    fn finish(self) {
+        let Fixture { d, _tmp } = self;
+        let dir = d.dir.clone();
+        drop(d);
+        let left = wharf_tests::leaks::processes_mentioning(&dir.display().to_string());
+        assert!(left.is_empty(), "left running: {left:?}");
+        let mounts = wharf_tests::mounts_under(&dir);
+        assert!(mounts.is_empty(), "left mounted: {mounts:?}");
+    }
+
     /// `wharf ARGS` on the daemon's store; its stdout.
     fn wharf<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
         let out = Command::new(wharf_tests::bin("wharf"))
@@ -320,10 +331,13 @@ fn exec_over_websocket_v5_v4_and_spdy_with_tty_resize_and_stdin() {
     // SPDY with a tty: crictl in a pty of 33x100 sends that size.
     let out = crictl_in_pty(&f, &["exec", "-it", &id, "stty", "size"], (33, 100));
     assert!(out.contains("33 100"), "{out:?}");
+    let out = crictl_in_pty(&f, &["exec", "-it", "--transport", "websocket", &id, "stty", "size"], (31, 90));
+    assert!(out.contains("31 90"), "{out:?}");
 
     assert_eq!(exec_leftovers(&f, &id), "", "exec processes left in the container");
     assert_no_daemon_leaks(&f.d, before);
     f.wharf(&["rm", "-f", &id]);
+    f.finish();
 }
 
 /// Runs crictl ARGS on a new pty of `size` (rows, cols); all it printed.
@@ -401,10 +415,15 @@ fn attach_over_websocket_and_spdy() {
         ws_until(&mut ws, &mut got, 2, "err:one").await;
         ws.close(None).await.unwrap();
     });
-    // A second session after the first left: the monitor forgot the first.
-    let url = attach_url(false);
+    // A second session after the first left without ending its input: the
+    // container's stdin is still open, and the monitor forgot the first.
+    let url = attach_url(true);
     rt().block_on(async {
         let mut ws = ws_connect(&url, "v4.channel.k8s.io").await.unwrap();
+        let mut got = HashMap::new();
+        send(&mut ws, 0, b"three\n").await;
+        ws_until(&mut ws, &mut got, 1, "got:three").await;
+        assert!(!ch(&got, 1).contains("got:one"), "{got:?}");
         ws.close(None).await.unwrap();
     });
     assert!(f.wharf(&["ps", "-q"]).contains(&id[..12]), "the container runs on");
@@ -427,6 +446,7 @@ fn attach_over_websocket_and_spdy() {
     assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
     assert_no_daemon_leaks(&f.d, before);
     f.wharf(&["rm", "-f", &id]);
+    f.finish();
 }
 
 #[test]
@@ -494,36 +514,10 @@ fn port_forward_over_websocket_and_spdy_into_the_pod_netns() {
     });
     assert!(ch(&got, 1).contains("refused"), "{got:?}");
 
-    // SPDY through crictl: a local port forwarded into the pod.
-    let local = wharf_tests::registry::free_port();
-    let mut child = f
-        .crictl()
-        .args(["port-forward", &pod, &format!("{local}:8080")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut answer = String::new();
-    let t0 = Instant::now();
-    while !answer.contains("hello-from-the-pod") {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no answer through crictl port-forward: {answer:?}");
-        std::thread::sleep(Duration::from_millis(200));
-        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", local)) {
-            c.write_all(get).unwrap();
-            answer.clear();
-            let _ = c.read_to_string(&mut answer);
-        }
+    // crictl: SPDY, and client-go's WebSocket port-forward (SPDY tunnelled in WebSocket messages).
+    for transport in ["spdy", "websocket"] {
+        crictl_port_forward(&f, &pod, transport, get);
     }
-    // Several connections over the one SPDY session.
-    for _ in 0..3 {
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
-        c.write_all(get).unwrap();
-        let mut a = String::new();
-        c.read_to_string(&mut a).unwrap();
-        assert!(a.contains("hello-from-the-pod"), "{a}");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 
     // Unknown pod: NotFound.
     let e = grpc(&sock, async |mut rs| {
@@ -532,6 +526,42 @@ fn port_forward_over_websocket_and_spdy_into_the_pod_netns() {
     assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
     assert_no_daemon_leaks(&f.d, before);
     f.wharf(&["pod", "rm", "-f", &pod]);
+    f.finish();
+}
+
+/// `crictl port-forward --transport T POD LOCAL:8080`: several connections
+/// through one session reach the pod's server.
+fn crictl_port_forward(f: &Fixture, pod: &str, transport: &str, get: &[u8]) {
+    let local = wharf_tests::registry::free_port();
+    let mut child = f
+        .crictl()
+        .args(["port-forward", "--transport", transport, pod, &format!("{local}:8080")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fetch = || -> Option<String> {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", local)).ok()?;
+        c.write_all(get).ok()?;
+        let mut a = String::new();
+        c.read_to_string(&mut a).ok()?;
+        Some(a)
+    };
+    let t0 = Instant::now();
+    while !fetch().is_some_and(|a| a.contains("hello-from-the-pod")) {
+        if t0.elapsed() > Duration::from_secs(20) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{transport}: no answer through crictl port-forward: {}", lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for _ in 0..3 {
+        let a = fetch().unwrap_or_default();
+        assert!(a.contains("hello-from-the-pod"), "{transport}: {a}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]
@@ -605,4 +635,5 @@ fn tokens_are_single_use_and_expire_and_bad_requests_get_containerds_codes() {
     assert_eq!(codes.iter().map(|c| c.1).collect::<Vec<_>>(), want, "{codes:?}");
     assert_no_daemon_leaks(&f.d, before);
     f.wharf(&["rm", "-f", &id, &stopped]);
+    f.finish();
 }

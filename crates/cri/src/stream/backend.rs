@@ -22,7 +22,11 @@ pub(crate) struct Size {
 
 /// The session's side of the streams; `None`: not asked for.
 pub(crate) struct Io {
-    /// The client's input; its end closes the process's stdin.
+    /// The client's input. An empty chunk is its end of input (v5's close
+    /// of stdin, SPDY's FIN); the channel ending without one is the
+    /// client going away. An exec's stdin is closed either way; an
+    /// attached container's only at the end of input (the next client
+    /// may still type to it).
     pub stdin: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
     pub stdout: Option<mpsc::Sender<Vec<u8>>>,
     pub stderr: Option<mpsc::Sender<Vec<u8>>>,
@@ -136,7 +140,7 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 /// The client's input to `w` until its end (then `w` is closed).
 fn pump_in(mut w: std::fs::File, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(d) = rx.blocking_recv() {
-        if w.write_all(&d).is_err() {
+        if d.is_empty() || w.write_all(&d).is_err() {
             return;
         }
     }
@@ -212,12 +216,14 @@ pub(crate) async fn attach(t: Target, o: StdioOpts, mut io: Io) -> Outcome {
 fn attach_in(w: &Mutex<UnixStream>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(d) = rx.blocking_recv() {
         let mut s = w.lock().unwrap_or_else(|e| e.into_inner());
+        if d.is_empty() {
+            let _ = proto::write_frame(&mut *s, proto::CLOSE_STDIN, &[]);
+            return;
+        }
         if proto::write_frame(&mut *s, proto::STDIN, &d).is_err() {
             return;
         }
     }
-    let mut s = w.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = proto::write_frame(&mut *s, proto::CLOSE_STDIN, &[]);
 }
 
 fn attach_out(mut sock: UnixStream, out: Option<mpsc::Sender<Vec<u8>>>, err: Option<mpsc::Sender<Vec<u8>>>) -> Outcome {

@@ -180,7 +180,8 @@ async fn websocket(ws: WebSocketStream<TcpStream>, v5: bool, job: Job) {
                 _ => continue,
             };
             match b.first() {
-                Some(0) => {
+                // (An empty message would read as the end of input.)
+                Some(0) if b.len() > 1 => {
                     if let Some(tx) = &stdin_tx {
                         let _ = tx.send(b[1..].to_vec());
                     }
@@ -192,7 +193,11 @@ async fn websocket(ws: WebSocketStream<TcpStream>, v5: bool, job: Job) {
                         }
                     }
                 }
-                Some(255) if v5 && b.get(1) == Some(&0) => stdin_tx = None,
+                Some(255) if v5 && b.get(1) == Some(&0) => {
+                    if let Some(tx) = stdin_tx.take() {
+                        let _ = tx.send(Vec::new());
+                    }
+                }
                 _ => {}
             }
         }

@@ -116,7 +116,8 @@ fn dictionary() -> &'static [u8] {
 pub(crate) struct Stream {
     /// Header names in lower case; several values of one name as several pairs.
     pub headers: Vec<(String, String)>,
-    /// What the client sends on it; the end is its FIN (or RST, or the connection's end).
+    /// What the client sends on it; an empty chunk is its FIN, then the
+    /// channel ends (without the empty chunk: RST or the connection's end).
     pub rx: mpsc::UnboundedReceiver<Vec<u8>>,
     pub out: Writer,
 }
@@ -232,7 +233,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
             if flags & FLAG_FIN != 0 {
-                open.remove(&id);
+                if let Some(tx) = open.remove(&id) {
+                    // An empty chunk: the client's end of input, not a broken connection.
+                    let _ = tx.send(Vec::new());
+                }
             }
             continue;
         }
