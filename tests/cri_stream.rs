@@ -271,6 +271,16 @@ fn exec_over_websocket_v5_v4_and_spdy_with_tty_resize_and_stdin() {
     assert_eq!((ch(&got, 1), ch(&got, 2)), ("out\n".into(), "err\n".into()), "{got:?}");
     assert_eq!(exit_code(got[&3].as_slice()), 3);
 
+    // A command that cannot start: a Failure status saying why, no exit code.
+    let url = exec_url(&sock, &id, &["/no/such/binary"], false, false);
+    let got = rt().block_on(async {
+        let mut ws = ws_connect(&url, "v5.channel.k8s.io").await.unwrap();
+        ws_collect(&mut ws).await
+    });
+    let v: serde_json::Value = serde_json::from_slice(&got[&3]).unwrap();
+    assert_eq!(v["status"], "Failure", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("/no/such/binary"), "{v}");
+
     // v5 stdin, closed with the close channel (255).
     let url = exec_url(&sock, &id, &["sh", "-c", "cat; echo done"], true, false);
     let got = rt().block_on(async {

@@ -220,14 +220,21 @@ fn exec_child(a: &ExecArgs) -> ! {
 
 enum Never {}
 
-/// Makes `fds` the process's 0, 1 and 2 (close-on-exec cleared).
+/// Makes `fds` the process's 0, 1 and 2. Each is first copied above 2, so
+/// that a given descriptor that is itself 0, 1 or 2 (a caller whose stdio
+/// was closed) is not overwritten before its turn.
 fn set_stdio(fds: [RawFd; 3]) -> Result<()> {
-    for (target, fd) in fds.into_iter().enumerate() {
-        let target = target as RawFd;
-        // SAFETY: dup2/fcntl on descriptors this process holds.
-        let r =
-            if fd == target { unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } } else { unsafe { libc::dup2(fd, target) } };
-        if r < 0 {
+    let mut high = [0; 3];
+    for (i, fd) in fds.into_iter().enumerate() {
+        // SAFETY: fcntl on a descriptor this process holds.
+        high[i] = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if high[i] < 0 {
+            return Err(Error::io("set up stdio", std::io::Error::last_os_error()));
+        }
+    }
+    for (target, fd) in high.into_iter().enumerate() {
+        // SAFETY: dup2 onto stdio (the copy keeps close-on-exec, the target does not).
+        if unsafe { libc::dup2(fd, target as RawFd) } < 0 {
             return Err(Error::io(format!("set up stdio fd {target}"), std::io::Error::last_os_error()));
         }
     }

@@ -156,8 +156,46 @@ async fn drain(tasks: Vec<tokio::task::JoinHandle<()>>, t: Duration) {
     .await;
 }
 
+/// The client's messages: stdin (0), resize (4), v5's close of stdin (255 0).
+async fn ws_input(
+    mut stream: futures_util::stream::SplitStream<WebSocketStream<TcpStream>>,
+    v5: bool,
+    mut stdin_tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    resize_tx: Option<mpsc::UnboundedSender<Size>>,
+) {
+    let mut resizes = Resizes(Vec::new());
+    while let Some(Ok(msg)) = stream.next().await {
+        let b = match msg {
+            Message::Binary(b) => b,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        match b.first() {
+            // (An empty message would read as the end of input.)
+            Some(0) if b.len() > 1 => {
+                if let Some(tx) = &stdin_tx {
+                    let _ = tx.send(b[1..].to_vec());
+                }
+            }
+            Some(4) => {
+                for s in resizes.feed(&b[1..]) {
+                    if let Some(tx) = &resize_tx {
+                        let _ = tx.send(s);
+                    }
+                }
+            }
+            Some(255) if v5 && b.get(1) == Some(&0) => {
+                if let Some(tx) = stdin_tx.take() {
+                    let _ = tx.send(Vec::new());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 async fn websocket(ws: WebSocketStream<TcpStream>, v5: bool, job: Job) {
-    let (mut sink, mut stream) = ws.split();
+    let (mut sink, stream) = ws.split();
     let (io, mut ends) = channels(opts(&job));
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
     let writer = tokio::spawn(async move {
@@ -170,38 +208,7 @@ async fn websocket(ws: WebSocketStream<TcpStream>, v5: bool, job: Job) {
         let _ = sink.send(normal_close()).await;
         let _ = sink.close().await;
     });
-    let (mut stdin_tx, resize_tx) = (ends.stdin.take(), ends.resize.take());
-    let mut reader = tokio::spawn(async move {
-        let mut resizes = Resizes(Vec::new());
-        while let Some(Ok(msg)) = stream.next().await {
-            let b = match msg {
-                Message::Binary(b) => b,
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            match b.first() {
-                // (An empty message would read as the end of input.)
-                Some(0) if b.len() > 1 => {
-                    if let Some(tx) = &stdin_tx {
-                        let _ = tx.send(b[1..].to_vec());
-                    }
-                }
-                Some(4) => {
-                    for s in resizes.feed(&b[1..]) {
-                        if let Some(tx) = &resize_tx {
-                            let _ = tx.send(s);
-                        }
-                    }
-                }
-                Some(255) if v5 && b.get(1) == Some(&0) => {
-                    if let Some(tx) = stdin_tx.take() {
-                        let _ = tx.send(Vec::new());
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
+    let mut reader = tokio::spawn(ws_input(stream, v5, ends.stdin.take(), ends.resize.take()));
     let mut fwd = Vec::new();
     for (rx, ch) in [(ends.stdout.take(), 1u8), (ends.stderr.take(), 2u8)] {
         if let Some(mut rx) = rx {
