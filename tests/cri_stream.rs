@@ -447,6 +447,21 @@ fn attach_over_websocket_and_spdy() {
         assert!(t0.elapsed() < Duration::from_secs(10), "the container did not exit");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A container with a terminal: attach with a tty, resized.
+    let tty_id = f.wharf(&["run", "-d", "-i", "-t", "--network", "none", "bb", "sh"]);
+    let req = cri::AttachRequest { container_id: tty_id.clone(), stdin: true, tty: true, stdout: true, stderr: false };
+    let url = grpc(&sock, async |mut rs| rs.attach(req).await.unwrap().into_inner().url);
+    rt().block_on(async {
+        let mut ws = ws_connect(&url, "v5.channel.k8s.io").await.unwrap();
+        send(&mut ws, 4, br#"{"Width":120,"Height":40}"#).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send(&mut ws, 0, b"stty size\n").await;
+        let mut got = HashMap::new();
+        ws_until(&mut ws, &mut got, 1, "40 120").await;
+        ws.close(None).await.unwrap();
+    });
+    f.wharf(&["rm", "-f", &tty_id]);
+
     // A stopped container: FailedPrecondition, as containerd.
     let e = grpc(&sock, async |mut rs| {
         rs.attach(cri::AttachRequest { container_id: id.clone(), stdout: true, ..Default::default() })
