@@ -21,6 +21,9 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Descriptors for the process's stdin, stdout and stderr; `None`: it
+    /// inherits the caller's (as `runc exec` does). Ignored with a console.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// A process started by [`Container::exec`].
@@ -98,6 +101,7 @@ impl Container {
             chan: &child_end,
             process: &opts.process,
             console: console.as_ref().map(|c| c.as_raw_fd()),
+            stdio: opts.stdio,
             preserve_fds: opts.preserve_fds,
             in_userns: self.record().namespaces.iter().any(|n| n == "user"),
             chroot: (!self.record().namespaces.iter().any(|n| n == "mnt")).then(|| self.record().rootfs.clone()),
@@ -150,6 +154,7 @@ struct ExecArgs<'a> {
     chan: &'a Channel,
     process: &'a Process,
     console: Option<RawFd>,
+    stdio: Option<[RawFd; 3]>,
     preserve_fds: u32,
     in_userns: bool,
     /// A container without a mount namespace lives chrooted in its rootfs.
@@ -215,6 +220,27 @@ fn exec_child(a: &ExecArgs) -> ! {
 
 enum Never {}
 
+/// Makes `fds` the process's 0, 1 and 2. Each is first copied above 2, so
+/// that a given descriptor that is itself 0, 1 or 2 (a caller whose stdio
+/// was closed) is not overwritten before its turn.
+fn set_stdio(fds: [RawFd; 3]) -> Result<()> {
+    let mut high = [0; 3];
+    for (i, fd) in fds.into_iter().enumerate() {
+        // SAFETY: fcntl on a descriptor this process holds.
+        high[i] = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if high[i] < 0 {
+            return Err(Error::io("set up stdio", std::io::Error::last_os_error()));
+        }
+    }
+    for (target, fd) in high.into_iter().enumerate() {
+        // SAFETY: dup2 onto stdio (the copy keeps close-on-exec, the target does not).
+        if unsafe { libc::dup2(fd, target as RawFd) } < 0 {
+            return Err(Error::io(format!("set up stdio fd {target}"), std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
 fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
     let p = a.process;
     // We run the runtime binary inside the container's pid namespace until execve.
@@ -224,6 +250,8 @@ fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
         crate::console::setup_pty(fd, size)?;
     } else if p.terminal() == Some(true) {
         return Err(Error::InvalidArgument("terminal requested but no --console-socket given".into()));
+    } else if let Some(fds) = a.stdio {
+        set_stdio(fds)?;
     }
     crate::process::set_rlimits(p)?;
     crate::security::set_io_priority(p)?;

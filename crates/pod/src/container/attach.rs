@@ -50,6 +50,12 @@ impl Client {
         Ok(Client { stream })
     }
 
+    /// The socket itself, for a caller that relays the frames on its own
+    /// (`wharf cri`'s streaming server).
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
+    }
+
     pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<()> {
         proto::write_frame(&mut self.stream, kind, payload).map_err(|e| Error::io("attach", e))
     }

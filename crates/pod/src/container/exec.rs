@@ -1,11 +1,17 @@
 //! `exec`: a new process in a running container, through the runtime
 //! library in this process (as `runc exec`): the container's namespaces,
 //! cgroup, capabilities and seccomp filter, plus the user's overrides.
+//!
+//! [`Containers::exec`] relays the caller's own terminal or stdio (the
+//! CLI); [`Containers::exec_spawn`] gives the process descriptors the
+//! caller chose, or a pty whose master it returns (a server such as
+//! `wharf cri`, which relays them itself).
 
 use super::record::Container;
 use super::tty::Console;
 use super::Containers;
 use crate::error::{Error, Result};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -19,9 +25,108 @@ pub struct ExecRequest {
     pub privileged: bool,
 }
 
+/// The stdio of a process started by [`Containers::exec_spawn`].
+#[derive(Debug)]
+pub enum ExecIo {
+    /// stdin, stdout, stderr (pipe ends, `/dev/null`, sockets…).
+    Fds([OwnedFd; 3]),
+    /// A new pty: the process's controlling terminal and stdio, of
+    /// `size` (rows, columns) from the start.
+    Tty { size: Option<(u16, u16)> },
+}
+
+/// A process started by [`Containers::exec_spawn`]; a child of this process.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    /// The pty master ([`ExecIo::Tty`]): read the output, write the input, resize it.
+    pub pty: Option<OwnedFd>,
+}
+
+impl Spawned {
+    /// Waits for the process; its exit code (128+N for signal N).
+    pub fn wait(&self) -> Result<i32> {
+        let p = wharf_runtime::exec::ExecProcess { pid: self.pid };
+        Ok(p.wait()?.code())
+    }
+}
+
 impl Containers {
     /// Runs `r.cmd` in `c`; its exit code (0 at once with `detach`).
     pub fn exec(&self, c: &Container, r: &ExecRequest) -> Result<i32> {
+        let (rt, p) = self.exec_process(c, r)?;
+        let console = if r.tty { Some(Console::listen(&self.run_root, c.id())?) } else { None };
+        if !r.interactive || r.detach {
+            let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
+            rustix::stdio::dup2_stdin(&null).map_err(|e| Error::io("redirect stdin", e.into()))?;
+        }
+        let opts = wharf_runtime::ExecOptions {
+            process: p,
+            console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
+            pid_file: None,
+            preserve_fds: 0,
+            stdio: None,
+        };
+        let proc = rt.exec(&opts)?;
+        let relay = match &console {
+            Some(con) if !r.detach => Some(con.attach(r.interactive)?),
+            _ => None,
+        };
+        if r.detach {
+            return Ok(0);
+        }
+        let status = proc.wait()?;
+        drop(relay);
+        Ok(status.code())
+    }
+
+    /// Starts `r.cmd` in `c` on `io` and returns at once (`r.tty`,
+    /// `r.interactive` and `r.detach` are not read: `io` says it all).
+    /// Reap it with [`Spawned::wait`].
+    pub fn exec_spawn(&self, c: &Container, r: &ExecRequest, io: ExecIo) -> Result<Spawned> {
+        let (rt, mut p) = self.exec_process(c, r)?;
+        let tty = matches!(io, ExecIo::Tty { .. });
+        p.set_terminal(Some(tty));
+        if let ExecIo::Tty { size: Some((rows, cols)) } = io {
+            let b = wharf_runtime::oci_spec::runtime::BoxBuilder::default().height(rows).width(cols).build();
+            p.set_console_size(b.ok());
+        }
+        let console = if tty { Some(Console::listen_unique(&self.run_root, c.id())?) } else { None };
+        let opts = wharf_runtime::ExecOptions {
+            process: p,
+            console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
+            pid_file: None,
+            preserve_fds: 0,
+            stdio: match &io {
+                ExecIo::Fds(f) => Some([f[0].as_raw_fd(), f[1].as_raw_fd(), f[2].as_raw_fd()]),
+                ExecIo::Tty { .. } => None,
+            },
+        };
+        let proc = rt.exec(&opts)?;
+        drop(io);
+        let pty = match &console {
+            Some(con) => match con.receive() {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    let _ = rustix::process::kill_process(
+                        rustix::process::Pid::from_raw(proc.pid).expect("a pid"),
+                        rustix::process::Signal::KILL,
+                    );
+                    let _ = proc.wait();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        Ok(Spawned { pid: proc.pid, pty })
+    }
+
+    /// The checks of an exec and the process it runs, with `r`'s overrides.
+    fn exec_process(
+        &self,
+        c: &Container,
+        r: &ExecRequest,
+    ) -> Result<(wharf_runtime::Container, wharf_runtime::oci_spec::runtime::Process)> {
         if !c.is_running() || c.status == super::Status::Restarting {
             return Err(Error::Conflict(format!("container {} is not running", c.id())));
         }
@@ -49,27 +154,6 @@ impl Containers {
             p.set_user(user);
         }
         p.set_terminal(Some(r.tty));
-        let console = if r.tty { Some(Console::listen(&self.run_root, c.id())?) } else { None };
-        if !r.interactive || r.detach {
-            let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
-            rustix::stdio::dup2_stdin(&null).map_err(|e| Error::io("redirect stdin", e.into()))?;
-        }
-        let opts = wharf_runtime::ExecOptions {
-            process: p,
-            console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
-            pid_file: None,
-            preserve_fds: 0,
-        };
-        let proc = rt.exec(&opts)?;
-        let relay = match &console {
-            Some(con) if !r.detach => Some(con.attach(r.interactive)?),
-            _ => None,
-        };
-        if r.detach {
-            return Ok(0);
-        }
-        let status = proc.wait()?;
-        drop(relay);
-        Ok(status.code())
+        Ok((rt, p))
     }
 }

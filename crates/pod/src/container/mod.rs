@@ -29,7 +29,7 @@ pub mod view;
 
 pub use copy::{split_container_arg, CopyOptions, HostEnd};
 pub use df::DiskUsage;
-pub use exec::ExecRequest;
+pub use exec::{ExecIo, ExecRequest, Spawned};
 pub use lifecycle::StopOptions;
 pub(crate) use monitor::{check_restart, helper, log_limits};
 pub(crate) use record::{check_name, random_name, write_atomic};

@@ -16,13 +16,31 @@ pub(crate) struct Console {
 
 impl Console {
     pub(crate) fn listen(run_root: &Path, id: &str) -> Result<Self> {
-        let path = socket_path(run_root, id);
+        Self::listen_at(socket_path(run_root, id))
+    }
+
+    fn listen_at(path: PathBuf) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         }
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(|e| Error::io(format!("listen on {}", path.display()), e))?;
         Ok(Console { path, listener })
+    }
+
+    /// A socket of its own for each call: several execs of one process
+    /// (a server's) at once.
+    pub(crate) fn listen_unique(run_root: &Path, id: &str) -> Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{}-x{}-{n}.sock", id.get(..12).unwrap_or(id), std::process::id());
+        Self::listen_at(run_root.join("console").join(name))
+    }
+
+    /// The pty master the runtime sent.
+    pub(crate) fn receive(&self) -> Result<OwnedFd> {
+        let (conn, _) = self.listener.accept().map_err(|e| Error::io("accept console socket", e))?;
+        recv_fd(conn.as_fd())
     }
 
     pub(crate) fn path(&self) -> &Path {
