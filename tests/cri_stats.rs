@@ -298,6 +298,15 @@ fn stats_move_filters_and_metrics() {
     assert_eq!(e.pod_stats("fedcba9876543210").unwrap_err().code(), tonic::Code::NotFound);
 
     metrics(&e, &pod, &mem, &busy);
+    // The real crictl reads the same answers.
+    let st = e.d.crictl_json(&["stats"]);
+    let mut got: Vec<&str> =
+        st["stats"].as_array().unwrap().iter().filter_map(|s| s["attributes"]["id"].as_str()).collect();
+    got.sort();
+    assert_eq!(got, want, "{st}");
+    let sp = e.d.crictl_json(&["statsp"]);
+    assert_eq!(sp["stats"][0]["attributes"]["id"], pod.as_str(), "{sp}");
+    assert_eq!(sp["stats"][0]["linux"]["network"]["defaultInterface"]["name"], "eth0", "{sp}");
     e.finish();
 }
 

@@ -207,7 +207,13 @@ pub(crate) fn pod(root: &Path, p: &Pod, pods: &Pods, cs: &Containers) -> cri::Po
     cri::PodSandboxMetrics {
         pod_sandbox_id: p.id.clone(),
         metrics: o.list,
-        container_metrics: p.containers.iter().map(|c| container(root, &base, c, cs)).collect(),
+        // Running containers only, as containerd (it asks their tasks).
+        container_metrics: p
+            .containers
+            .iter()
+            .filter(|c| c.is_running())
+            .map(|c| container(root, &base, c, cs))
+            .collect(),
     }
 }
 
