@@ -451,6 +451,33 @@ mod tests {
     }
 
     #[test]
+    fn usage_reads_v1_and_v2_memory_names() {
+        use wharf_runtime::cgroups::runc_stats::RuncStats;
+        let mut v1 = RuncStats::default();
+        v1.memory.usage.usage = 100 << 20;
+        v1.memory.usage.limit = 9_223_372_036_854_771_712; // unlimited on v1
+        v1.memory.swap.usage = 100 << 20; // no swap accounting: memsw = usage
+        for (k, v) in
+            [("total_inactive_file", 30 << 20), ("inactive_file", 1), ("total_rss", 50 << 20), ("total_pgfault", 7)]
+        {
+            v1.memory.raw.insert(k.into(), v);
+        }
+        let u = super::Usage::from_runc(&v1);
+        assert_eq!((u.working_set, u.rss, u.page_faults, u.swap), (70 << 20, 50 << 20, 7, 0));
+        assert_eq!(u.memory_limit, None);
+        let mut v2 = RuncStats::default();
+        v2.memory.usage.usage = 100 << 20;
+        v2.memory.usage.limit = 200 << 20;
+        v2.memory.swap.usage = (100 << 20) + 4096; // memory.current + memory.swap.current
+        for (k, v) in [("inactive_file", 10 << 20), ("anon", 60 << 20), ("pgmajfault", 2)] {
+            v2.memory.raw.insert(k.into(), v);
+        }
+        let u = super::Usage::from_runc(&v2);
+        assert_eq!((u.working_set, u.rss, u.major_page_faults, u.swap), (90 << 20, 60 << 20, 2, 4096));
+        assert_eq!(u.memory_limit, Some(200 << 20));
+    }
+
+    #[test]
     fn net_dev_counters_per_interface() {
         let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n  eth0: 5000 40 1 2 0 0 0 0 3000 30 3 4 0 0 0 0\n";
         let devs = super::parse_net_dev(text);
