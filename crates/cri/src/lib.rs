@@ -16,7 +16,9 @@
 //!
 //! - `sandbox`, `container`: the pod and container RPCs, on the pod crate.
 //! - `stream`: the exec/attach/port-forward streaming server.
-//! - `stats`, `events`: stats and metrics RPCs; GetContainerEvents.
+//! - `stats`, `events`: stats and metrics RPCs; GetContainerEvents, and
+//!   the daemon's 1 s housekeeping loop (CPU samples for
+//!   `usage_nano_cores`, STOPPED events of containers that exit by themselves).
 
 pub mod config;
 mod container;

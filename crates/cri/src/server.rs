@@ -69,6 +69,7 @@ async fn run(opts: ServeOptions, path: PathBuf) -> Result<()> {
     let streaming = crate::stream::Streaming::start(&opts.config).await?;
     let cri = Arc::new(Cri::new(opts.config, opts.root, opts.run_root, &opts.wharf_runtime, streaming)?);
     let listener = bind(&path)?;
+    crate::events::spawn_housekeeping(cri.clone());
     let ino = std::fs::metadata(&path).map(|m| m.ino()).ok();
     tracing::info!("wharf cri: serving runtime.v1 on unix://{}", path.display());
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);

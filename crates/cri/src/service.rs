@@ -28,6 +28,8 @@ pub struct Cri {
     pub(crate) streaming: crate::stream::Streaming,
     /// GetContainerEvents subscribers (crate::events).
     pub(crate) events: crate::events::Events,
+    /// CPU samples for usage_nano_cores (crate::stats).
+    pub(crate) cpu: std::sync::Arc<crate::stats::sampler::CpuSamples>,
 }
 
 impl Cri {
@@ -42,7 +44,8 @@ impl Cri {
         let handlers = config.handlers(wharf_runtime);
         let pod_cidr = crate::runtime_config::load_pod_cidr(&run_root);
         let events = crate::events::Events::new();
-        Ok(Cri { config, store, root, run_root, handlers, pod_cidr: Mutex::new(pod_cidr), streaming, events })
+        let cpu = Default::default();
+        Ok(Cri { config, store, root, run_root, handlers, pod_cidr: Mutex::new(pod_cidr), streaming, events, cpu })
     }
 }
 

@@ -35,7 +35,7 @@ pub(crate) use monitor::{check_restart, helper, log_limits};
 pub(crate) use record::{check_name, random_name, write_atomic};
 pub use record::{Container, MonitorState, Record, Status};
 pub use setup::Start;
-pub use stats::{Sample, Top, Update};
+pub use stats::{cgroup_cpu_ns, net_devs, NetDev, Sample, Top, Update, Usage};
 
 use crate::error::{Error, Result};
 use crate::run::RunOptions;

@@ -99,20 +99,142 @@ fn host_memory() -> u64 {
 
 /// Bytes received and sent on every interface but loopback of `pid`'s netns.
 fn net_io(pid: i32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
-    let mut rx_tx = (0, 0);
+    net_devs(pid).iter().filter(|d| d.name != "lo").fold((0, 0), |(rx, tx), d| (rx + d.rx_bytes, tx + d.tx_bytes))
+}
+
+/// One interface's counters from `/proc/<pid>/net/dev`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetDev {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// Every interface (loopback too) of the network namespace `pid` is in.
+pub fn net_devs(pid: i32) -> Vec<NetDev> {
+    parse_net_dev(&std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default())
+}
+
+fn parse_net_dev(text: &str) -> Vec<NetDev> {
+    let mut out = Vec::new();
     for l in text.lines().skip(2) {
         let Some((name, rest)) = l.split_once(':') else { continue };
-        if name.trim() == "lo" {
-            continue;
-        }
         let f: Vec<u64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-        if f.len() >= 9 {
-            rx_tx.0 += f[0];
-            rx_tx.1 += f[8];
+        if f.len() >= 12 {
+            out.push(NetDev {
+                name: name.trim().to_string(),
+                rx_bytes: f[0],
+                rx_packets: f[1],
+                rx_errors: f[2],
+                rx_dropped: f[3],
+                tx_bytes: f[8],
+                tx_packets: f[9],
+                tx_errors: f[10],
+                tx_dropped: f[11],
+            });
         }
     }
-    rx_tx
+    out
+}
+
+/// The figures the kubelet reads (CRI stats and cAdvisor's metric names)
+/// of one cgroup: a container's or a pod's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// When it was read, ns since the epoch.
+    pub timestamp_ns: i64,
+    pub cpu_ns: u64,
+    pub cpu_user_ns: u64,
+    pub cpu_kernel_ns: u64,
+    pub cfs_periods: u64,
+    pub cfs_throttled_periods: u64,
+    pub cfs_throttled_ns: u64,
+    /// Memory charged to the cgroup, page cache included.
+    pub memory: u64,
+    /// `memory` less the inactive file cache (cAdvisor's working set).
+    pub working_set: u64,
+    pub rss: u64,
+    pub cache: u64,
+    pub mapped_file: u64,
+    pub swap: u64,
+    pub active_file: u64,
+    pub inactive_file: u64,
+    pub page_faults: u64,
+    pub major_page_faults: u64,
+    /// `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    pub memory_max_usage: u64,
+    pub memory_failcnt: u64,
+    pub pids: u64,
+    pub io_read_bytes: u64,
+    pub io_write_bytes: u64,
+    pub io_reads: u64,
+    pub io_writes: u64,
+}
+
+/// Above this a v1 limit means none (the kernel's page-rounded i64::MAX).
+const UNLIMITED: u64 = 1 << 62;
+
+impl Usage {
+    /// The usage of the cgroup at `cgroups_path` (absolute, as a pod's
+    /// `/wharf/pod-<id>`); `None` when it does not exist.
+    pub fn of_cgroup(cgroups_path: &str) -> Option<Usage> {
+        let rec = wharf_runtime::cgroups::existing(std::path::Path::new(cgroups_path))?;
+        Some(Usage::from_runc(&wharf_runtime::cgroups::runc_stats::collect(&rec)))
+    }
+
+    fn from_runc(s: &wharf_runtime::cgroups::runc_stats::RuncStats) -> Usage {
+        let raw = &s.memory.raw;
+        // v1's hierarchical `total_*` keys first, then v2's names.
+        let g = |keys: &[&str]| keys.iter().find_map(|k| raw.get(*k)).copied().unwrap_or(0);
+        let memory = s.memory.usage.usage;
+        let inactive_file = g(&["total_inactive_file", "inactive_file"]);
+        let limit = s.memory.usage.limit;
+        let blk = |list: &[wharf_runtime::cgroups::runc_stats::BlkioEntry], op: &str| {
+            list.iter().filter(|e| e.op.eq_ignore_ascii_case(op)).map(|e| e.value).sum()
+        };
+        let b = &s.blkio;
+        Usage {
+            timestamp_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+            cpu_ns: s.cpu.usage.total,
+            cpu_user_ns: s.cpu.usage.user,
+            cpu_kernel_ns: s.cpu.usage.kernel,
+            cfs_periods: s.cpu.throttling.periods,
+            cfs_throttled_periods: s.cpu.throttling.throttled_periods,
+            cfs_throttled_ns: s.cpu.throttling.throttled_time,
+            memory,
+            working_set: memory.saturating_sub(inactive_file),
+            rss: g(&["total_rss", "anon"]),
+            cache: g(&["total_cache", "file"]),
+            mapped_file: g(&["total_mapped_file", "file_mapped"]),
+            swap: s.memory.swap.usage.saturating_sub(memory),
+            active_file: g(&["total_active_file", "active_file"]),
+            inactive_file,
+            page_faults: g(&["total_pgfault", "pgfault"]),
+            major_page_faults: g(&["total_pgmajfault", "pgmajfault"]),
+            memory_limit: (limit > 0 && limit < UNLIMITED).then_some(limit),
+            memory_max_usage: s.memory.usage.max,
+            memory_failcnt: s.memory.usage.failcnt,
+            pids: s.pids.current,
+            io_read_bytes: blk(&b.io_service_bytes_recursive, "read"),
+            io_write_bytes: blk(&b.io_service_bytes_recursive, "write"),
+            io_reads: blk(&b.io_serviced_recursive, "read"),
+            io_writes: blk(&b.io_serviced_recursive, "write"),
+        }
+    }
+}
+
+/// The total CPU time (ns) of the cgroup at `cgroups_path`, from one file:
+/// what a periodic sampler reads. `None` when the cgroup does not exist.
+pub fn cgroup_cpu_ns(cgroups_path: &str) -> Option<u64> {
+    let rec = wharf_runtime::cgroups::existing(std::path::Path::new(cgroups_path))?;
+    Some(wharf_runtime::cgroups::runc_stats::cpu_total_ns(&rec))
 }
 
 /// What `update` changes; `None` leaves a setting as it is.
@@ -180,6 +302,17 @@ impl Containers {
             blk_write: blk("write"),
             pids,
         })
+    }
+
+    /// `c`'s [`Usage`], from its runtime state; `None` when it does not run.
+    pub fn usage(&self, c: &Container) -> Option<Usage> {
+        let rt = self.live(c)?;
+        let s = rt.runc_stats().ok()?;
+        let mut u = Usage::from_runc(&s);
+        if u.pids == 0 {
+            u.pids = rt.pids().map(|p| p.len() as u64).unwrap_or(0);
+        }
+        Some(u)
     }
 
     /// `top`: runs the host's `ps` with `ps_args` (default `-ef`) and keeps
@@ -315,5 +448,43 @@ mod tests {
         assert_eq!(top.titles.len(), 8);
         assert_eq!(top.processes, vec![vec!["root", "42", "1", "0", "10:01", "?", "00:00:00", "sleep 1000"]]);
         assert!(super::parse_ps("USER CMD\n", &[1]).is_err());
+    }
+
+    #[test]
+    fn usage_reads_v1_and_v2_memory_names() {
+        use wharf_runtime::cgroups::runc_stats::RuncStats;
+        let mut v1 = RuncStats::default();
+        v1.memory.usage.usage = 100 << 20;
+        v1.memory.usage.limit = 9_223_372_036_854_771_712; // unlimited on v1
+        v1.memory.swap.usage = 100 << 20; // no swap accounting: memsw = usage
+        for (k, v) in
+            [("total_inactive_file", 30 << 20), ("inactive_file", 1), ("total_rss", 50 << 20), ("total_pgfault", 7)]
+        {
+            v1.memory.raw.insert(k.into(), v);
+        }
+        let u = super::Usage::from_runc(&v1);
+        assert_eq!((u.working_set, u.rss, u.page_faults, u.swap), (70 << 20, 50 << 20, 7, 0));
+        assert_eq!(u.memory_limit, None);
+        let mut v2 = RuncStats::default();
+        v2.memory.usage.usage = 100 << 20;
+        v2.memory.usage.limit = 200 << 20;
+        v2.memory.swap.usage = (100 << 20) + 4096; // memory.current + memory.swap.current
+        for (k, v) in [("inactive_file", 10 << 20), ("anon", 60 << 20), ("pgmajfault", 2)] {
+            v2.memory.raw.insert(k.into(), v);
+        }
+        let u = super::Usage::from_runc(&v2);
+        assert_eq!((u.working_set, u.rss, u.major_page_faults, u.swap), (90 << 20, 60 << 20, 2, 4096));
+        assert_eq!(u.memory_limit, Some(200 << 20));
+    }
+
+    #[test]
+    fn net_dev_counters_per_interface() {
+        let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n  eth0: 5000 40 1 2 0 0 0 0 3000 30 3 4 0 0 0 0\n";
+        let devs = super::parse_net_dev(text);
+        assert_eq!(devs.len(), 2);
+        let eth0 = &devs[1];
+        assert_eq!(eth0.name, "eth0");
+        assert_eq!((eth0.rx_bytes, eth0.rx_packets, eth0.rx_errors, eth0.rx_dropped), (5000, 40, 1, 2));
+        assert_eq!((eth0.tx_bytes, eth0.tx_packets, eth0.tx_errors, eth0.tx_dropped), (3000, 30, 3, 4));
     }
 }

@@ -45,12 +45,14 @@
 //! Files: `record` (pod.json, names, status), `setup` (namespaces,
 //! network, cgroup, and the spec of a member), `infra` (the infra
 //! process), `lifecycle` (start/stop/kill/pause/rm/prune/sweep), `view`
-//! (ls/inspect JSON, top, stats, logs).
+//! (ls/inspect JSON, top, stats, logs), `usage` (the pod cgroup's and
+//! network namespace's figures, for the CRI's sandbox stats).
 
 mod infra;
 mod lifecycle;
 mod record;
 mod setup;
+mod usage;
 pub mod view;
 
 pub(crate) use record::RECORD;

@@ -173,6 +173,23 @@ pub fn create(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Bo
     }
 }
 
+/// The record of a cgroup that already exists at `cgroups_path` (an
+/// absolute path, as a pod's parent cgroup), for reading its figures;
+/// nothing is created. `None` when no hierarchy has the directory.
+pub fn existing(cgroups_path: &Path) -> Option<CgroupRecord> {
+    let mode = detect();
+    let rel = relative_path(Some(cgroups_path), "", mode).ok()?;
+    let mut paths: Vec<(String, PathBuf)> = match mode {
+        Mode::V2 => vec![(String::new(), Path::new(CGROUP_ROOT).join(&rel))],
+        Mode::V1 | Mode::Hybrid => v1::hierarchies().ok()?.into_iter().map(|(c, m)| (c, m.join(&rel))).collect(),
+    };
+    if mode == Mode::Hybrid {
+        paths.push((String::new(), Path::new(CGROUP_ROOT).join("unified").join(&rel)));
+    }
+    paths.retain(|(_, d)| d.is_dir());
+    (!paths.is_empty()).then_some(CgroupRecord { mode, paths, created: Vec::new(), systemd: None })
+}
+
 /// The container's cgroup path relative to each hierarchy root.
 /// Absolute `cgroupsPath` is taken from the root; a relative one is placed
 /// under the runtime's own cgroup (runc does the same); none means `/<id>`.

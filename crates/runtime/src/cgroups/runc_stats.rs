@@ -182,6 +182,19 @@ pub fn collect(rec: &CgroupRecord) -> RuncStats {
     s
 }
 
+/// Only the cgroup's total CPU time (ns): the one figure a periodic
+/// sampler needs, read from a single file.
+pub fn cpu_total_ns(rec: &CgroupRecord) -> u64 {
+    let d = Dirs(rec);
+    match d.get("cpuacct") {
+        Some((a, false)) => num(&a, "cpuacct.usage"),
+        _ => match d.get("cpu") {
+            Some((p, true)) => kv(&p, "cpu.stat").get("usage_usec").copied().unwrap_or(0) * 1000,
+            _ => 0,
+        },
+    }
+}
+
 fn cpu(d: &Dirs, p: &Path, v2: bool, c: &mut Cpu) {
     if v2 {
         let st = kv(p, "cpu.stat");
