@@ -18,7 +18,6 @@ impl Events {
     }
 
     /// Sends `ev` to every open GetContainerEvents stream.
-    #[allow(dead_code)] // until the container RPCs publish
     pub fn publish(&self, _ev: cri::ContainerEventResponse) {}
 }
 

@@ -21,6 +21,9 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Descriptors for the process's stdin, stdout and stderr (without a
+    /// console); `None`: it inherits the caller's.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// A process started by [`Container::exec`].
@@ -98,6 +101,7 @@ impl Container {
             chan: &child_end,
             process: &opts.process,
             console: console.as_ref().map(|c| c.as_raw_fd()),
+            stdio: opts.stdio,
             preserve_fds: opts.preserve_fds,
             in_userns: self.record().namespaces.iter().any(|n| n == "user"),
             chroot: (!self.record().namespaces.iter().any(|n| n == "mnt")).then(|| self.record().rootfs.clone()),
@@ -150,6 +154,7 @@ struct ExecArgs<'a> {
     chan: &'a Channel,
     process: &'a Process,
     console: Option<RawFd>,
+    stdio: Option<[RawFd; 3]>,
     preserve_fds: u32,
     in_userns: bool,
     /// A container without a mount namespace lives chrooted in its rootfs.
@@ -224,6 +229,13 @@ fn exec_child_steps(a: &ExecArgs) -> Result<Never> {
         crate::console::setup_pty(fd, size)?;
     } else if p.terminal() == Some(true) {
         return Err(Error::InvalidArgument("terminal requested but no --console-socket given".into()));
+    } else if let Some(fds) = a.stdio {
+        for (target, fd) in fds.into_iter().enumerate() {
+            // SAFETY: dup2 onto stdio in the child, before exec.
+            if unsafe { libc::dup2(fd, target as i32) } < 0 {
+                return Err(Error::sys(format!("set up stdio fd {target}"), nix::errno::Errno::last()));
+            }
+        }
     }
     crate::process::set_rlimits(p)?;
     crate::security::set_io_priority(p)?;

@@ -270,6 +270,7 @@ fn options(a: CreateArgs) -> anyhow::Result<PodOptions> {
         labels,
         annotations: BTreeMap::new(),
         infra: a.infra,
+        cni: None,
     })
 }
 

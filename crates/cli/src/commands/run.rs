@@ -261,6 +261,7 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         labels: a.host.labels(a.label)?,
         host: a.host.to_host_config()?,
         pod: a.pod,
+        kubelet: None,
         probes: Vec::new(),
         restart_backoff: None,
         notice: Some(|line| {

@@ -59,6 +59,7 @@ impl Containers {
             console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
             pid_file: None,
             preserve_fds: 0,
+            stdio: None,
         };
         let proc = rt.exec(&opts)?;
         let relay = match &console {

@@ -120,6 +120,18 @@ impl Pods {
                 NetworkMode::None => {
                     crate::network::netns::create(&nsdir.join("net"))?;
                     namespaces.push(("network".to_string(), nsdir.join("net")));
+                    if let Some(cni) = &o.cni {
+                        let etc = network::external::EtcFiles {
+                            hostname: &hostname,
+                            add_hosts: &o.add_hosts,
+                            dns: &o.dns,
+                            dns_search: &o.dns_search,
+                            dns_options: &o.dns_options,
+                        };
+                        let (addr, f) =
+                            network::external::add(cni, id, &nsdir.join("net"), &self.run_dir(id), dir, &etc)?;
+                        (ip, files) = (Some(addr.to_string()), f);
+                    }
                 }
                 _ => {} // host: the members drop their network namespace
             }
@@ -233,6 +245,7 @@ pub(crate) fn teardown(pods: &Pods, id: &str) -> Result<()> {
     let nets = network::Networks::new(&pods.root, &pods.run_root);
     let mut res = network::attach::teardown_pod(&nets, id);
     let run = pods.run_dir(id);
+    res = res.and(network::external::del(&run, id));
     for n in ["net", "ipc", "uts"] {
         res = res.and(crate::network::netns::remove(&run.join("ns").join(n)));
     }

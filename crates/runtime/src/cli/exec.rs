@@ -128,6 +128,7 @@ fn exec(g: &Global, p: &mut Args) -> Result<i32> {
         console_socket: f.console_socket.take(),
         pid_file: f.pid_file.take(),
         preserve_fds: f.preserve_fds,
+        stdio: None,
     };
     let proc = c.exec(&opts)?;
     if f.detach {
