@@ -172,13 +172,26 @@ fn pod_options(c: &Cri, cfg: &cri::PodSandboxConfig, meta: &SandboxMeta) -> R<Po
     })
 }
 
-/// The pod's wharf name: unique per (name, namespace, uid, attempt), as
-/// containerd reserves it.
-fn pod_name(m: &SandboxMeta) -> String {
+/// `k8s_A_B_…` from `parts`: characters a wharf name allows, and at most
+/// 200 bytes (a name is a file name): a longer one keeps its start and
+/// gets a hash of the whole, so distinct names stay distinct.
+pub(crate) fn wharf_name(parts: &[&str]) -> String {
     let clean = |s: &str| -> String {
         s.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect()
     };
-    format!("k8s_{}_{}_{}_{}", clean(&m.name), clean(&m.namespace), clean(&m.uid), m.attempt)
+    let full = format!("k8s_{}", parts.iter().map(|p| clean(p)).collect::<Vec<_>>().join("_"));
+    if full.len() <= 200 {
+        return full;
+    }
+    // FNV-1a: stable across daemons and versions.
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{}-{hash:016x}", &full[..180])
+}
+
+/// The pod's wharf name: unique per (name, namespace, uid, attempt), as
+/// containerd reserves it.
+fn pod_name(m: &SandboxMeta) -> String {
+    wharf_name(&[&m.name, &m.namespace, &m.uid, &m.attempt.to_string()])
 }
 
 pub async fn run_pod_sandbox(c: &Cri, req: cri::RunPodSandboxRequest) -> R<cri::RunPodSandboxResponse> {

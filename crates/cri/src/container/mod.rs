@@ -45,10 +45,6 @@ pub(crate) fn meta(c: &Container) -> ContainerMeta {
     c.record.options.kubelet.as_ref().and_then(|k| serde_json::from_value(k.cri.clone()).ok()).unwrap_or_default()
 }
 
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect()
-}
-
 pub async fn create_container(c: &Cri, req: cri::CreateContainerRequest) -> R<cri::CreateContainerResponse> {
     let cfg = req.config.ok_or_else(|| Status::invalid_argument("CreateContainer: no config"))?;
     let md = cfg.metadata.clone().ok_or_else(|| Status::invalid_argument("CreateContainer: no metadata"))?;
@@ -92,14 +88,8 @@ pub async fn create_container(c: &Cri, req: cri::CreateContainerRequest) -> R<cr
             Some(n) => Some(find(&cs, &n.target_id)?.state.pid),
             None => None,
         };
-        let name = format!(
-            "k8s_{}_{}_{}_{}_{}",
-            clean(&md.name),
-            clean(&sb.name),
-            clean(&sb.namespace),
-            clean(&sb.uid),
-            md.attempt
-        );
+        let attempt = md.attempt.to_string();
+        let name = crate::sandbox::wharf_name(&[&md.name, &sb.name, &sb.namespace, &sb.uid, &attempt]);
         let o = spec::run_options(&cfg, &pod, &sb, &name, target_pid, &meta)?;
         let made = cs.create(&store, &o).map_err(|e| match e {
             wharf_pod::Error::Conflict(m) => Status::already_exists(m),

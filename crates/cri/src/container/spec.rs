@@ -140,7 +140,8 @@ fn mount(m: &cri::Mount) -> R<Value> {
 fn seccomp(sc: &cri::LinuxContainerSecurityContext) -> R<Option<SecurityOpt>> {
     let (kind, path) = match (&sc.seccomp, sc.seccomp_profile_path.as_str()) {
         (Some(p), _) => (p.profile_type, p.localhost_ref.clone()),
-        (None, "unconfined") => (1, String::new()),
+        // No profile at all: unconfined (the kubelet asks for RuntimeDefault explicitly).
+        (None, "" | "unconfined") => (1, String::new()),
         (None, p) if p.starts_with("localhost/") => (2, p.trim_start_matches("localhost").to_string()),
         (None, _) => (0, String::new()),
     };
@@ -243,6 +244,11 @@ pub(crate) fn run_options(
         readonly_paths: (!sc.readonly_paths.is_empty() || sc.privileged).then(|| sc.readonly_paths.clone()),
         resources: resources.as_ref().map(ResourcesMeta::to_oci),
         mounts: cfg.mounts.iter().map(mount).collect::<R<_>>()?,
+        rootfs_propagation: match cfg.mounts.iter().map(|m| m.propagation).max() {
+            Some(2) => Some("rshared".into()),
+            Some(1) => Some("rslave".into()),
+            _ => None,
+        },
         annotations: meta.annotations.clone(),
         cri: serde_json::to_value(meta).map_err(|e| Status::internal(e.to_string()))?,
         ..Default::default()

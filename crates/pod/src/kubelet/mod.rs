@@ -49,6 +49,8 @@ pub struct KubeSpec {
     pub resources: Option<Value>,
     /// OCI mounts added last (bind mounts with their propagation).
     pub mounts: Vec<Value>,
+    /// `linux.rootfsPropagation` (`rshared` for a bidirectional mount, as containerd sets).
+    pub rootfs_propagation: Option<String>,
     /// `process.noNewPrivileges`.
     pub no_new_privileges: bool,
     /// OCI annotations.
@@ -90,6 +92,9 @@ pub(crate) fn apply(spec: &mut Value, k: &KubeSpec) -> Result<()> {
             mounts.push(m.clone());
         }
     }
+    if let Some(p) = &k.rootfs_propagation {
+        spec["linux"]["rootfsPropagation"] = json!(p);
+    }
     if k.no_new_privileges {
         spec["process"]["noNewPrivileges"] = json!(true);
     }
@@ -97,7 +102,10 @@ pub(crate) fn apply(spec: &mut Value, k: &KubeSpec) -> Result<()> {
         spec["annotations"][key] = json!(v);
     }
     if k.uts == Join::Host {
-        spec["hostname"] = json!(rustix::system::uname().nodename().to_string_lossy());
+        // The host's hostname: a runtime cannot set one without a uts namespace.
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hostname");
+        }
     }
     Ok(())
 }
