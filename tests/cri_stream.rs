@@ -51,8 +51,23 @@ impl Fixture {
         assert!(mounts.is_empty(), "left mounted: {mounts:?}");
     }
 
-    /// `wharf ARGS` on the daemon's store; its stdout.
+    /// `wharf ARGS` on the daemon's store; its stdout. Containers and pods
+    /// it makes carry the CRI label (streams serve only the kubelet's).
     fn wharf<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let mut argv: Vec<std::ffi::OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
+        let at = match argv.iter().map(|a| a.to_str().unwrap_or("")).collect::<Vec<_>>().as_slice() {
+            ["run", ..] => Some(1),
+            ["pod", "create", ..] => Some(2),
+            _ => None,
+        };
+        if let Some(i) = at {
+            argv.splice(i..i, ["--label".into(), "io.wharf.cri=true".into()]);
+        }
+        self.wharf_plain(&argv)
+    }
+
+    /// `wharf ARGS` as given.
+    fn wharf_plain<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
         let out = Command::new(wharf_tests::bin("wharf"))
             .arg("--root")
             .arg(&self.d.root)
@@ -630,6 +645,8 @@ fn tokens_are_single_use_and_expire_and_bad_requests_get_containerds_codes() {
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
 
     let stopped = f.wharf(&["run", "-d", "--network", "none", "bb", "true"]);
+    // The CLI's own containers are not the kubelet's: NotFound.
+    let cli = f.wharf_plain(&["run", "-d", "--network", "none", "bb", "sleep", "1000"]);
     let t0 = Instant::now();
     while f.wharf(&["ps", "-q"]).contains(&stopped[..12]) {
         assert!(t0.elapsed() < Duration::from_secs(10));
@@ -645,6 +662,7 @@ fn tokens_are_single_use_and_expire_and_bad_requests_get_containerds_codes() {
         let mut codes = Vec::new();
         for (what, r) in [
             ("unknown", exec("0123456789ab-nope", &["true"], true)),
+            ("the CLI's", exec(&cli, &["true"], true)),
             ("stopped", exec(&stopped, &["true"], true)),
             ("no streams", exec(&id, &["true"], false)),
             ("no cmd", exec(&id, &[], true)),
@@ -656,9 +674,9 @@ fn tokens_are_single_use_and_expire_and_bad_requests_get_containerds_codes() {
         codes
     });
     use tonic::Code::*;
-    let want = [NotFound, FailedPrecondition, InvalidArgument, InvalidArgument, InvalidArgument];
+    let want = [NotFound, NotFound, FailedPrecondition, InvalidArgument, InvalidArgument, InvalidArgument];
     assert_eq!(codes.iter().map(|c| c.1).collect::<Vec<_>>(), want, "{codes:?}");
     assert_no_daemon_leaks(&f.d, before);
-    f.wharf(&["rm", "-f", &id, &stopped]);
+    f.wharf(&["rm", "-f", &id, &stopped, &cli]);
     f.finish();
 }

@@ -14,7 +14,21 @@
 //!   `image_remove`, `imagefs_info`; `images` maps the store's images to
 //!   the CRI's.
 //!
-//! - `sandbox`, `container`: the pod and container RPCs, on the pod crate.
+//! - `sandbox`: RunPodSandbox, StopPodSandbox, RemovePodSandbox,
+//!   PodSandboxStatus, ListPodSandbox. A sandbox is a wharf pod (same id)
+//!   labelled `io.wharf.cri=true` (`owner`), its CNI network from the conf
+//!   dir (ADD with the port mappings and `K8S_POD_*` args into the pod's
+//!   pinned netns, DEL at remove), DNS config, hostname, sysctls, namespace
+//!   options; what the kubelet gave is kept in pod.json, so a restarted
+//!   daemon (even after `kill -9`) answers the same from disk.
+//! - `container` (`spec`, `status`): CreateContainer … ExecSync. A CRI
+//!   container is a wharf container in the sandbox's pod (same id), its
+//!   config mapped onto the engine's run options plus the pod crate's
+//!   `kubelet::KubeSpec` (the kubelet's log path, written by the monitor in
+//!   the CRI format and reopened on ReopenContainerLog; pid/ipc/uts joins,
+//!   masked paths, resources, bind mounts with propagation); ExecSync
+//!   through `Containers::exec_capture` (timeout, 16 MiB cap). Created,
+//!   started, stopped and deleted events go to `events`.
 //! - `stream`: the exec/attach/port-forward streaming server.
 //! - `stats`, `events`: stats and metrics RPCs; GetContainerEvents, and
 //!   the daemon's 1 s housekeeping loop (CPU samples for

@@ -6,12 +6,10 @@
 /// The label that marks a pod or a container as made through CRI.
 pub const LABEL: &str = "io.wharf.cri";
 
-#[allow(dead_code)] // until the sandbox, container and stats RPCs use it
 pub fn is_cri_container(c: &wharf_pod::Container) -> bool {
     c.record.options.labels.iter().any(|l| l.split_once('=') == Some((LABEL, "true")))
 }
 
-#[allow(dead_code)] // until the sandbox, container and stats RPCs use it
 pub fn is_cri_pod(p: &wharf_pod::Pod) -> bool {
     p.labels.get(LABEL).is_some_and(|v| v == "true")
 }

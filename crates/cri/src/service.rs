@@ -51,11 +51,6 @@ impl Cri {
 
 type Rpc<T> = std::result::Result<Response<T>, Status>;
 
-/// An RPC whose work is not built yet: `Unimplemented`, never a fake success.
-pub(crate) fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc}: not built yet in wharf cri"))
-}
-
 /// The client's `grpc-timeout` (digits and a unit: H, M, S, m, u, n).
 fn client_timeout(md: &tonic::metadata::MetadataMap) -> Option<Duration> {
     let v = md.get("grpc-timeout")?.to_str().ok()?;

@@ -28,6 +28,9 @@
 //! - `console`: signals sent to a foreground `wharf run` forwarded to the
 //!   container (Docker's `--sig-proxy`).
 //!
+//! - [`kubelet`]: what `wharf cri` adds to a container (the kubelet's log
+//!   path, namespaces, masked paths, resources, mounts), ExecSync's
+//!   captured exec and ReopenContainerLog.
 //! - [`pod`]: pods — containers sharing pinned net/ipc/uts namespaces,
 //!   /etc files and a parent cgroup, with an optional infra process
 //!   (`wharf-infra`); its docs say why namespaces are pinned.
@@ -38,6 +41,7 @@ mod error;
 pub mod health;
 pub mod hostconfig;
 pub mod kube;
+pub mod kubelet;
 pub mod leftover;
 mod names;
 mod net;

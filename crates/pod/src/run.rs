@@ -96,6 +96,8 @@ pub struct RunOptions {
     /// `--pod NAME|ID|new:NAME`: the pod the container joins (its network,
     /// ipc, uts and cgroup); recorded as the pod's ID.
     pub pod: Option<String>,
+    /// What the kubelet asks beyond these flags (`wharf cri`).
+    pub kubelet: Option<crate::kubelet::KubeSpec>,
 }
 
 /// Kubernetes' CrashLoopBackOff: 10 s doubling to 5 min, reset after 10 min up.
@@ -160,6 +162,9 @@ pub(crate) fn write_spec(
     crate::spec::apply_flags(&mut v, o, merged, &format!("/wharf/{id}"), mounts)?;
     if let Some(pod) = &o.pod {
         crate::pod::member_spec(&mut v, (store_root, run_root), pod, id)?;
+        if let Some(k) = &o.kubelet {
+            crate::kubelet::apply(&mut v, k)?;
+        }
     } else if let Some(a) = net {
         crate::spec::join_network(&mut v, a.netns(), a.mounts(), o.hostname.as_deref().unwrap_or(&id[..12]));
     } else if let NetworkMode::Container(c) = &o.network {

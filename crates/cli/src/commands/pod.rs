@@ -282,6 +282,7 @@ fn options(a: CreateArgs) -> anyhow::Result<PodOptions> {
         labels,
         annotations,
         infra: a.infra,
+        cni: None,
     })
 }
 

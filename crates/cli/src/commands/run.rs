@@ -266,6 +266,7 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         annotations: a.annotation,
         host: a.host.to_host_config()?,
         pod: a.pod,
+        kubelet: None,
         probes: Vec::new(),
         restart_backoff: None,
         notice: Some(|line| {

@@ -2,9 +2,11 @@
 //! labels (without [`LABEL`](crate::owner::LABEL)) and annotations, and
 //! the lookups and filters the stats RPCs share.
 //!
-//! The metadata comes from the labels the kubelet sets on everything it
-//! makes (`io.kubernetes.pod.name`, `…pod.namespace`, `…pod.uid`,
-//! `io.kubernetes.container.name`); wharf's own name stands in without them.
+//! The metadata is what RunPodSandbox and CreateContainer recorded
+//! (`sandbox::meta_of`, `container::meta`); for a pod or container
+//! labelled by hand it comes from the kubelet's usual labels
+//! (`io.kubernetes.pod.name`, `…pod.namespace`, `…pod.uid`,
+//! `io.kubernetes.container.name`), wharf's own name standing in without them.
 
 use crate::owner::{is_cri_container, is_cri_pod, LABEL};
 use k8s_cri::v1 as cri;
@@ -46,8 +48,13 @@ pub(crate) fn resolve<'a>(
     }
 }
 
-/// A container's labels as the kubelet gave them.
+/// A container's labels as the kubelet gave them: those CreateContainer
+/// recorded, else (a container labelled by hand) its own labels.
 pub(crate) fn container_labels(c: &Container) -> HashMap<String, String> {
+    let m = crate::container::meta(c);
+    if !m.name.is_empty() {
+        return m.labels.into_iter().collect();
+    }
     c.record
         .options
         .labels
@@ -68,6 +75,10 @@ pub(crate) fn selects(selector: &HashMap<String, String>, labels: &HashMap<Strin
 }
 
 pub(crate) fn container_metadata(c: &Container) -> cri::ContainerMetadata {
+    let m = crate::container::meta(c);
+    if !m.name.is_empty() {
+        return cri::ContainerMetadata { name: m.name, attempt: m.attempt };
+    }
     let label = |k: &str| c.record.options.labels.iter().find_map(|l| l.strip_prefix(k)?.strip_prefix('='));
     cri::ContainerMetadata {
         name: label("io.kubernetes.container.name").unwrap_or(c.name()).to_string(),
@@ -76,6 +87,10 @@ pub(crate) fn container_metadata(c: &Container) -> cri::ContainerMetadata {
 }
 
 pub(crate) fn pod_metadata(p: &Pod) -> cri::PodSandboxMetadata {
+    let m = crate::sandbox::meta_of(p);
+    if !m.name.is_empty() {
+        return cri::PodSandboxMetadata { name: m.name, uid: m.uid, namespace: m.namespace, attempt: m.attempt };
+    }
     let label = |k: &str| p.labels.get(k).cloned().unwrap_or_default();
     let name = p.labels.get("io.kubernetes.pod.name").cloned().unwrap_or_else(|| p.name.clone());
     cri::PodSandboxMetadata {
@@ -91,7 +106,7 @@ pub(crate) fn container_attributes(c: &Container) -> cri::ContainerAttributes {
         id: c.id().to_string(),
         metadata: Some(container_metadata(c)),
         labels: container_labels(c),
-        annotations: HashMap::new(),
+        annotations: crate::container::meta(c).annotations.into_iter().collect(),
     }
 }
 
@@ -100,7 +115,15 @@ pub(crate) fn pod_attributes(p: &Pod) -> cri::PodSandboxAttributes {
         id: p.id.clone(),
         metadata: Some(pod_metadata(p)),
         labels: pod_labels(p),
-        annotations: p.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        annotations: match crate::sandbox::meta_of(p) {
+            m if !m.name.is_empty() => m.annotations.into_iter().collect(),
+            _ => p
+                .annotations
+                .iter()
+                .filter(|(k, _)| *k != crate::sandbox::META)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        },
     }
 }
 

@@ -66,6 +66,10 @@ async fn running_container(cri: &Cri, id: &str) -> R<Target> {
         }
         let cs = wharf_pod::Containers::new(&root, &run_root);
         let c = cs.get(&id).map_err(|e| Status::not_found(format!("container {id:?}: {e}")))?;
+        // The CLI's containers are not the kubelet's.
+        if !crate::owner::is_cri_container(&c) {
+            return Err(Status::not_found(format!("container {id:?} not found")));
+        }
         if c.status != wharf_pod::Status::Running {
             return Err(Status::failed_precondition(format!(
                 "container {} is in {} state, not running",
@@ -116,6 +120,9 @@ pub async fn port_forward(cri: &Cri, req: cri::PortForwardRequest) -> R<cri::Por
         }
         let pods = wharf_pod::Pods::new(&root, &run_root);
         let p = pods.get(&id).map_err(|e| Status::not_found(format!("pod sandbox {id:?}: {e}")))?;
+        if !crate::owner::is_cri_pod(&p) {
+            return Err(Status::not_found(format!("pod sandbox {id:?} not found")));
+        }
         // No pinned netns: the host's network (a host-network pod).
         let netns = p.record.namespaces.iter().find(|(t, _)| t == "network").map(|(_, path)| path.clone());
         if netns.as_ref().is_some_and(|n| !n.exists()) {

@@ -223,3 +223,13 @@ impl Containers {
         Ok(())
     }
 }
+
+/// The record of `c` as it is on disk now.
+pub(crate) fn record_of(c: &Container) -> Result<Record> {
+    record::load_record(&c.dir)
+}
+
+/// Replaces the record of `c` (write + rename).
+pub(crate) fn save(c: &Container, r: &Record) -> Result<()> {
+    record::save_record(&c.dir, r)
+}

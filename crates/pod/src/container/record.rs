@@ -127,8 +127,12 @@ impl Container {
     pub fn is_running(&self) -> bool {
         matches!(self.status, Status::Running | Status::Paused | Status::Restarting)
     }
+    /// The CRI-format log: the kubelet's path, else `ctr.log` here.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join(LOG)
+        match self.record.options.kubelet.as_ref().and_then(|k| k.log_path.clone()) {
+            Some(p) => p,
+            None => self.dir.join(LOG),
+        }
     }
 }
 

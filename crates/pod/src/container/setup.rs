@@ -3,7 +3,7 @@
 //! if a step fails. Once the monitor runs, it holds the locks that guard
 //! those resources (inherited fds), and this process lets go of its copies.
 
-use super::record::{self, Container, ACTIVE, LOG, STOPPED};
+use super::record::{self, Container, ACTIVE, STOPPED};
 use super::{monitor, Containers};
 use crate::error::{Error, Result};
 use crate::network::{self, AttachRequest, Attachment};
@@ -112,7 +112,7 @@ impl Containers {
             containers: self,
             id: c.id(),
             dir: &c.dir,
-            log: &c.dir.join(LOG),
+            log: &c.log_path(),
             tty: o.tty,
             stdin: o.interactive,
             start: false,

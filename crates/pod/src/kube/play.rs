@@ -287,6 +287,7 @@ impl<'a> Kube<'a> {
             labels,
             annotations: p.annotations.clone(),
             infra: true,
+            cni: None,
         };
         self.pods().create(&opts)?;
         Ok(())

@@ -30,12 +30,28 @@ pub(crate) struct Invocation<'a> {
     pub hold: &'a [RawFd],
 }
 
+/// Where plugins are looked for and the `CNI_ARGS` they get: wharf's own
+/// networks use [`PLUGIN_DIRS`] and none; `wharf cri` the kubelet's.
+pub(crate) struct Env<'a> {
+    pub dirs: &'a [PathBuf],
+    pub args: &'a str,
+}
+
+fn default_dirs() -> Vec<PathBuf> {
+    PLUGIN_DIRS.iter().map(PathBuf::from).collect()
+}
+
 /// ADD through the whole list; the last plugin's result.
 pub(crate) fn add(list: &Value, inv: &Invocation) -> Result<Value> {
+    add_with(list, inv, &Env { dirs: &default_dirs(), args: "" })
+}
+
+/// [`add`] with the plugins of `env`.
+pub(crate) fn add_with(list: &Value, inv: &Invocation, env: &Env) -> Result<Value> {
     let mut prev: Option<Value> = None;
     for plugin in plugins(list)? {
         let conf = plugin_config(list, plugin, prev.as_ref(), inv.runtime_config);
-        prev = Some(exec("ADD", &conf, inv)?);
+        prev = Some(exec("ADD", &conf, inv, env)?);
     }
     prev.ok_or_else(|| Error::Network("the conflist has no plugins".into()))
 }
@@ -43,10 +59,15 @@ pub(crate) fn add(list: &Value, inv: &Invocation) -> Result<Value> {
 /// DEL through the list in reverse. Every plugin is called even when one
 /// fails (a later one may still hold rules); the first error is returned.
 pub(crate) fn del(list: &Value, inv: &Invocation, result: Option<&Value>) -> Result<()> {
+    del_with(list, inv, result, &Env { dirs: &default_dirs(), args: "" })
+}
+
+/// [`del`] with the plugins of `env`.
+pub(crate) fn del_with(list: &Value, inv: &Invocation, result: Option<&Value>, env: &Env) -> Result<()> {
     let mut first = None;
     for plugin in plugins(list)?.iter().rev() {
         let conf = plugin_config(list, plugin, result, inv.runtime_config);
-        if let Err(e) = exec("DEL", &conf, inv) {
+        if let Err(e) = exec("DEL", &conf, inv, env) {
             tracing::warn!("CNI DEL: {e}");
             first.get_or_insert(e);
         }
@@ -77,21 +98,23 @@ fn plugin_config(list: &Value, plugin: &Value, prev: Option<&Value>, runtime_con
     conf
 }
 
-fn find_plugin(kind: &str) -> Result<PathBuf> {
+fn find_plugin(kind: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
     if kind.contains('/') || kind.is_empty() {
         return Err(Error::Network(format!("bad CNI plugin type {kind:?}")));
     }
-    PLUGIN_DIRS.iter().map(|d| Path::new(d).join(kind)).find(|p| p.is_file()).ok_or_else(|| {
+    dirs.iter().map(|d| d.join(kind)).find(|p| p.is_file()).ok_or_else(|| {
+        let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         Error::Network(format!(
             "CNI plugin {kind} not found in {}: apt-get install containernetworking-plugins",
-            PLUGIN_DIRS.join(", ")
+            names.join(", ")
         ))
     })
 }
 
-fn exec(command: &str, conf: &Value, inv: &Invocation) -> Result<Value> {
+fn exec(command: &str, conf: &Value, inv: &Invocation, env: &Env) -> Result<Value> {
     let kind = conf["type"].as_str().unwrap_or_default();
-    let bin = find_plugin(kind)?;
+    let bin = find_plugin(kind, env.dirs)?;
+    let cni_path = std::env::join_paths(env.dirs).unwrap_or_default();
     // The plugins run iptables and ip: make sure the sbin dirs are searched.
     let path = format!("{}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin", std::env::var("PATH").unwrap_or_default());
     let mut cmd = Command::new(&bin);
@@ -112,7 +135,8 @@ fn exec(command: &str, conf: &Value, inv: &Invocation) -> Result<Value> {
         .env("CNI_CONTAINERID", inv.container_id)
         .env("CNI_NETNS", inv.netns)
         .env("CNI_IFNAME", inv.ifname)
-        .env("CNI_PATH", PLUGIN_DIRS.join(":"))
+        .env("CNI_PATH", cni_path)
+        .env("CNI_ARGS", env.args)
         .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

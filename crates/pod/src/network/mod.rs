@@ -36,6 +36,7 @@ mod cni;
 mod conflist;
 mod connect;
 mod dns;
+pub mod external;
 mod firewall;
 mod hosts;
 mod link;

@@ -131,6 +131,9 @@ pub struct PodOptions {
     pub annotations: BTreeMap<String, String>,
     /// Run the infra process (default true).
     pub infra: bool,
+    /// With `network: None`: CNI ADD from the kubelet's configuration into
+    /// the pod's netns (`wharf cri`).
+    pub cni: Option<crate::network::external::ExternalCni>,
 }
 
 impl Default for PodOptions {
@@ -150,6 +153,7 @@ impl Default for PodOptions {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             infra: true,
+            cni: None,
         }
     }
 }

@@ -125,6 +125,18 @@ impl Pods {
                 NetworkMode::None => {
                     crate::network::netns::create(&nsdir.join("net"))?;
                     namespaces.push(("network".to_string(), nsdir.join("net")));
+                    if let Some(cni) = &o.cni {
+                        let etc = network::external::EtcFiles {
+                            hostname: &hostname,
+                            add_hosts: &o.add_hosts,
+                            dns: &o.dns,
+                            dns_search: &o.dns_search,
+                            dns_options: &o.dns_options,
+                        };
+                        let (addr, f) =
+                            network::external::add(cni, id, &nsdir.join("net"), &self.run_dir(id), dir, &etc)?;
+                        (ip, files) = (Some(addr.to_string()), f);
+                    }
                 }
                 _ => {} // host: the members drop their network namespace
             }
@@ -239,6 +251,7 @@ pub(crate) fn teardown(pods: &Pods, id: &str) -> Result<()> {
     let mut res = network::attach::teardown_pod(&nets, id);
     let run = pods.run_dir(id);
     res = res.and(super::infra::unpin_pid_ns(&run));
+    res = res.and(network::external::del(&run, id));
     for n in ["net", "ipc", "uts"] {
         res = res.and(crate::network::netns::remove(&run.join("ns").join(n)));
     }

@@ -330,6 +330,7 @@ impl Monitor {
         }
         if fds[0].revents != 0 {
             sys::drain_signalfd(&self.sig);
+            self.log.reopen_if_moved();
             self.reap();
         }
         if self.kill_at.is_some_and(|t| t <= Instant::now()) {

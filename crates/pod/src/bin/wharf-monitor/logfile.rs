@@ -57,6 +57,20 @@ impl LogFile {
         }
     }
 
+    /// Opens the path again if the file there is not the one written to
+    /// (renamed or removed by the kubelet's rotation, then SIGUSR1).
+    pub fn reopen_if_moved(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let same = match (&self.file, std::fs::metadata(&self.path)) {
+            (Some(f), Ok(m)) => f.metadata().is_ok_and(|o| o.ino() == m.ino() && o.dev() == m.dev()),
+            _ => false,
+        };
+        if !same {
+            self.file = OpenOptions::new().create(true).append(true).open(&self.path).ok();
+            self.size = self.file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+        }
+    }
+
     fn rotate(&mut self) {
         self.file = None;
         let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));

@@ -46,12 +46,14 @@ pub fn become_subreaper() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
 }
 
-/// SIGCHLD (and the termination signals, ignored otherwise) as an fd.
+/// SIGCHLD, SIGUSR1 (and the termination signals, ignored otherwise) as an fd.
 pub fn signalfd() -> io::Result<OwnedFd> {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
+        // SIGUSR1: reopen the log (the kubelet's ReopenContainerLog).
+        libc::sigaddset(&mut set, libc::SIGUSR1);
         check(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
         for s in [libc::SIGPIPE, libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGTTOU, libc::SIGTTIN]
         {
