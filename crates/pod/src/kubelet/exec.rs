@@ -3,7 +3,7 @@
 //! at once), a timeout after which the process is killed, and a cap on
 //! the output kept.
 
-use crate::container::{Container, Containers, ExecRequest, Status};
+use crate::container::{Container, Containers, ExecIo, ExecRequest};
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -36,33 +36,11 @@ impl Containers {
         timeout: Option<Duration>,
         cap: usize,
     ) -> Result<ExecOutput> {
-        if c.status != Status::Running {
-            return Err(Error::Conflict(format!("container {} is not running", c.id())));
-        }
-        if r.cmd.is_empty() {
-            return Err(Error::InvalidArgument("no command specified".into()));
-        }
-        let rt = wharf_runtime::Container::load(&self.state_root(), c.id())
-            .map_err(|_| Error::Conflict(format!("container {} is not running", c.id())))?;
-        let mut p = wharf_runtime::exec::process_from_args(&rt, r.cmd.clone());
-        let mut env = p.env().clone().unwrap_or_default();
-        wharf_runtime::spec::merge_env(&mut env, &r.env);
-        p.set_env(Some(env));
-        if let Some(w) = &r.workdir {
-            p.set_cwd(w.into());
-        }
         let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let opts = wharf_runtime::ExecOptions {
-            process: p,
-            console_socket: None,
-            pid_file: None,
-            preserve_fds: 0,
-            stdio: Some([null.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]),
-        };
-        let proc = rt.exec(&opts)?;
-        drop((out_w, err_w, null));
+        // The checks and the process are `exec`'s (user, env, workdir, paused…).
+        let proc = self.exec_spawn(c, r, ExecIo::Fds([null.into(), out_w, err_w]))?;
         collect(proc.pid, [out_r, err_r], timeout, cap)
     }
 }
