@@ -414,9 +414,16 @@ fn pod_of_two_containers_in_the_kubelets_order() {
         assert_eq!(e.await.unwrap_err().code(), Code::NotFound);
 
         // The sandbox: stop (twice), then remove (twice) with the writer still in it.
+        let ipam = lab.tmp.path().join("ipam").join("crirt1");
+        let held = || -> Vec<String> {
+            wharf_tests::leaks::entries(&ipam).into_iter().filter(|f| f.starts_with("10.213.")).collect()
+        };
+        assert_eq!(held().len(), 1, "host-local holds the pod's address");
         for _ in 0..2 {
             rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
         }
+        // CNI DEL at stop, as containerd (it held the address until RemovePodSandbox).
+        assert_eq!(held(), Vec::<String>::new(), "addresses still held after StopPodSandbox");
         let s = rs
             .pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: false })
             .await

@@ -8,13 +8,12 @@
 //! (never shown to the kubelet): a restarted daemon reads it all from disk.
 //! The network: CNI ADD from the configured conf dir into the pod's pinned
 //! netns with the port mappings and the `K8S_POD_*` CNI args
-//! (`wharf_pod::network::external`), DEL at RemovePodSandbox (and by the
-//! pod crate's sweep); `NODE` network: the host's.
+//! (`wharf_pod::network::external`), DEL at StopPodSandbox as containerd
+//! (again, idempotent, at RemovePodSandbox and by the pod crate's sweep);
+//! `NODE` network: the host's.
 //!
 //! Known limits: the kubelet's `cgroup_parent` is not used (the pod cgroup
-//! is `/wharf/pod-<id>`, with the sandbox resources as its limits); the
-//! network stays until RemovePodSandbox (containerd tears it down at stop);
-//! only the `wharf` runtime handler runs containers.
+//! is `/wharf/pod-<id>`, with the sandbox resources as its limits); only the `wharf` runtime handler runs containers.
 
 use crate::owner;
 use crate::service::{blocking, Cri};
@@ -253,7 +252,9 @@ pub async fn stop_pod_sandbox(c: &Cri, req: cri::StopPodSandboxRequest) -> R<cri
     };
     let running: Vec<String> = p.containers.iter().filter(|m| m.is_running()).map(|m| m.id().to_string()).collect();
     let id = p.id.clone();
-    blocking(move || pods.stop(&id, Some(0)).map_err(pod_err)).await?;
+    // Stop, then CNI DEL (the kubelet's contract: the IP and ports are
+    // released at stop; the network namespace stays until RemovePodSandbox).
+    blocking(move || pods.stop(&id, Some(0)).and_then(|()| pods.release_cni(&id)).map_err(pod_err)).await?;
     for cid in running {
         crate::container::publish(c, &cid, cri::ContainerEventType::ContainerStoppedEvent).await;
     }

@@ -60,6 +60,14 @@ impl Pods {
         res.and(infra::stop(&pod.dir, libc::SIGTERM, grace))
     }
 
+    /// CNI DEL of the pod's network from an external CNI config (CRI's
+    /// StopPodSandbox releases the pod's IP and ports there, as containerd
+    /// does; `rm` then finds nothing left to do). Idempotent.
+    pub fn release_cni(&self, name_or_id: &str) -> Result<()> {
+        let (pod, _lock) = self.locked(name_or_id)?;
+        crate::network::external::del(&self.run_dir(&pod.id), &pod.id)
+    }
+
     /// `pod restart`: stop, then start.
     pub fn restart(&self, name_or_id: &str, timeout: Option<u64>) -> Result<()> {
         self.stop(name_or_id, timeout)?;
