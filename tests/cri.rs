@@ -173,17 +173,7 @@ fn grpc<T>(
 ) -> T {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let path = sock.to_path_buf();
-        let ch = tonic::transport::Endpoint::try_from("http://[::]:50051")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-                }
-            }))
-            .await
-            .unwrap();
+        let ch = wharf_tests::cri::channel(sock).await;
         f(
             cri::runtime_service_client::RuntimeServiceClient::new(ch.clone()),
             cri::image_service_client::ImageServiceClient::new(ch),
@@ -345,14 +335,7 @@ fn critest_image_manager_and_runtime_info() {
     let tools = wharf_tests::cri::tools_dir();
     let reg = TestRegistry::start(Auth::None);
     let tmp = tempfile::Builder::new().prefix("wharf-cri-").tempdir().unwrap();
-    let build = std::process::Command::new("bash")
-        .arg(tools.join("critest-lab/images/build-images.sh"))
-        .env("LAB", tmp.path())
-        .env("REG", &reg.addr)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(build.status.success(), "build-images.sh: {}", String::from_utf8_lossy(&build.stderr));
+    wharf_tests::cri::build_critest_images(tmp.path(), &reg.addr);
     let net_d = tmp.path().join("net.d");
     std::fs::create_dir(&net_d).unwrap();
     // critest wants RuntimeReady and NetworkReady both true.

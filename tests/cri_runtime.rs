@@ -84,19 +84,7 @@ impl Lab {
     fn rpc<T>(&self, f: impl AsyncFnOnce(Rs) -> T) -> T {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let path = self.d.socket.clone();
-            let ch = tonic::transport::Endpoint::try_from("http://[::]:50051")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_| {
-                    let path = path.clone();
-                    async move {
-                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                            tokio::net::UnixStream::connect(path).await?,
-                        ))
-                    }
-                }))
-                .await
-                .unwrap();
+            let ch = wharf_tests::cri::channel(&self.d.socket).await;
             f(RuntimeServiceClient::new(ch)).await
         })
     }
@@ -532,14 +520,7 @@ fn critest_pod_sandbox_and_container_specs() {
     let tools = wharf_tests::cri::tools_dir();
     let reg = TestRegistry::start(Auth::None);
     let tmp = tempfile::Builder::new().prefix("wharf-crirt-").tempdir().unwrap();
-    let build = std::process::Command::new("bash")
-        .arg(tools.join("critest-lab/images/build-images.sh"))
-        .env("LAB", tmp.path())
-        .env("REG", &reg.addr)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(build.status.success(), "build-images.sh: {}", String::from_utf8_lossy(&build.stderr));
+    wharf_tests::cri::build_critest_images(tmp.path(), &reg.addr);
     // critest pulls from the internet's registries: the test's own registry is their mirror.
     let mirrors: String = ["registry.k8s.io", "gcr.io", "docker.io", "public.ecr.aws"]
         .iter()

@@ -129,17 +129,7 @@ fn grpc<T>(
     f: impl AsyncFnOnce(cri::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>) -> T,
 ) -> T {
     rt().block_on(async {
-        let path = sock.to_path_buf();
-        let ch = tonic::transport::Endpoint::try_from("http://[::]:50051")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-                }
-            }))
-            .await
-            .unwrap();
+        let ch = wharf_tests::cri::channel(sock).await;
         f(cri::runtime_service_client::RuntimeServiceClient::new(ch)).await
     })
 }

@@ -19,6 +19,34 @@ pub fn tools_dir() -> PathBuf {
     d.canonicalize().unwrap()
 }
 
+/// A gRPC channel to the CRI server on unix socket `sock`.
+pub async fn channel(sock: &Path) -> tonic::transport::Channel {
+    let path = sock.to_path_buf();
+    tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+/// critest's look-alike images (`critest-lab/images/build-images.sh`),
+/// built in `lab` and pushed to the registry at `reg`.
+pub fn build_critest_images(lab: &Path, reg: &str) {
+    let build = Command::new("bash")
+        .arg(tools_dir().join("critest-lab/images/build-images.sh"))
+        .env("LAB", lab)
+        .env("REG", reg)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "build-images.sh: {}", String::from_utf8_lossy(&build.stderr));
+}
+
 /// A running `wharf cri`, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct CriDaemon {
     pub dir: PathBuf,
