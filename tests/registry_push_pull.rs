@@ -17,6 +17,10 @@ fn uploads(reqs: &[String]) -> usize {
     reqs.iter().filter(|r| (r.starts_with("PUT ") || r.starts_with("PATCH ")) && r.contains("/blobs/uploads/")).count()
 }
 
+fn pings(reqs: &[String]) -> usize {
+    reqs.iter().filter(|r| r.as_str() == "GET /v2/").count()
+}
+
 #[test]
 fn push_pull_roundtrip_and_a_second_push_uploads_nothing() {
     if !privileged("push_pull_roundtrip_and_a_second_push_uploads_nothing") {
@@ -28,14 +32,18 @@ fn push_pull_roundtrip_and_a_second_push_uploads_nothing() {
     let dest = format!("{}/lib/bb:1", proxy.addr);
     let out = a.ok(["push", "busybox", &dest]);
     assert!(out.contains("digest: sha256:"), "{out}");
+    assert_eq!(pings(&proxy.requests()), 1, "one /v2/ ping per push: {:?}", proxy.requests());
     assert_eq!(uploads(&proxy.requests()), 2, "config and layer uploaded: {:?}", proxy.requests());
     proxy.clear();
     a.ok(["push", "busybox", &dest]);
     assert_eq!(uploads(&proxy.requests()), 0, "second push uploaded: {:?}", proxy.requests());
 
     let b = TestStore::new();
+    proxy.clear();
     let out = b.ok(["pull", &dest]);
     assert!(out.contains("Digest: sha256:"), "{out}");
+    // An anonymous registry was pinged at `/v2/` again before every blob GET.
+    assert_eq!(pings(&proxy.requests()), 1, "one /v2/ ping per pull: {:?}", proxy.requests());
     assert_eq!(a.ok(["images", "-q"]), b.ok(["images", "-q"]), "same image ID");
     assert_eq!(std::fs::read_dir(b.root.join("layers/sha256")).unwrap().count(), 1, "pull unpacks");
     b.assert_consistent();

@@ -202,6 +202,12 @@ impl Registry {
                 RegistryAuth::Bearer(t)
             }
         };
+        // oci-client keeps no token for an anonymous registry: told of one,
+        // it pings `/v2/` again before every blob request (a second round
+        // trip per layer). Told nothing, it sends the requests bare.
+        if matches!(auth, RegistryAuth::Anonymous) {
+            return Ok(auth);
+        }
         let ops: &[RegistryOperation] =
             if push { &[RegistryOperation::Pull, RegistryOperation::Push] } else { &[RegistryOperation::Pull] };
         for op in ops {
