@@ -18,6 +18,7 @@ pkgs=(
   tini  # --init: /usr/bin/tini-static bound at /sbin/docker-init (tests/run_flags.rs)
   procps  # `ps` for `wharf top` (tests/engine_cmds.rs)
   python3  # a pty for run -it, exec -it and attach (tests/engine_io.rs)
+  strace  # holds a syscall so a kill -9 lands at one step (tests/pod.rs)
   # multi-platform builds (tests/multiplatform.rs, bench/multiplatform.sh): QEMU for
   # emulated RUN, the aarch64 cross toolchain for a cross-compiled stage, file(1)
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross file

@@ -35,6 +35,10 @@ struct Lab {
     subnet: String,
     logs: PathBuf,
     shared: PathBuf,
+    /// The CNI network's name (portmap's rules name it).
+    net: String,
+    /// Last: portmap's chains go (if the tests made them) once the pods did.
+    _portmap: wharf_tests::cri::PortmapUser,
 }
 
 fn lab(n: u8) -> Lab {
@@ -43,6 +47,7 @@ fn lab(n: u8) -> Lab {
 
 /// [`lab`] with more daemon configuration, in `tmp`.
 fn lab_with(n: u8, more_config: &str, tmp: tempfile::TempDir) -> Lab {
+    let portmap = wharf_tests::cri::PortmapUser::begin();
     let net_d = tmp.path().join("net.d");
     std::fs::create_dir(&net_d).unwrap();
     let bridge = format!("wcrt{n}-{}", std::process::id() % 10000);
@@ -76,7 +81,7 @@ fn lab_with(n: u8, more_config: &str, tmp: tempfile::TempDir) -> Lab {
     let d = CriDaemon::start(tmp.path(), &config);
     let logs = tmp.path().join("pod-logs");
     let shared = tmp.path().join("empty-dir");
-    Lab { d, bridge, subnet, logs, shared, tmp }
+    Lab { d, bridge, subnet, logs, shared, tmp, net: format!("crirt{n}"), _portmap: portmap }
 }
 
 impl Lab {
@@ -149,12 +154,28 @@ impl Lab {
             for p in wharf_tests::leaks::entries(&pods) {
                 left.push(format!("pod run dir {p}"));
             }
+            left.extend(self.iptables_leftovers());
             if left.is_empty() {
                 return;
             }
             assert!(Instant::now() < deadline, "left behind: {left:?}\ndaemon log:\n{}", self.d.log());
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl Lab {
+    /// Rules of the lab's network (its subnet, portmap's per-pod chains
+    /// naming it) still in the host's iptables; portmap's shared chains
+    /// are the business of [`wharf_tests::cri::PortmapUser`].
+    fn iptables_leftovers(&self) -> Vec<String> {
+        let out = std::process::Command::new("iptables-save").output().unwrap();
+        let (ours, named) = (format!("{}.", self.subnet), format!("name: \\\"{}\\\"", self.net));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&ours) || l.contains(&named))
+            .map(|l| format!("iptables {l}"))
+            .collect()
     }
 }
 
@@ -543,4 +564,70 @@ fn critest_pod_sandbox_and_container_specs() {
     let want = if std::env::var_os("WHARF_CRITEST_FOCUS").is_some() { " 0 Failed" } else { "75 Passed | 0 Failed" };
     assert!(out.status.success() && summary.contains(want), "{log}\ndaemon log:\n{}", lab.d.log());
     lab.assert_no_leaks(&[]);
+}
+
+// Broke: every run with a port mapping left portmap's CNI-HOSTPORT-* chains
+// and the jumps to them in the host's nat table. Checked in a network
+// namespace of the test's own (the host's chains may be someone else's).
+#[test]
+fn portmaps_chains_go_with_their_jumps_and_nothing_else() {
+    if !privileged("portmaps_chains_go_with_their_jumps_and_nothing_else") {
+        return;
+    }
+    std::thread::spawn(|| {
+        // SAFETY: this thread alone enters the new namespace; the iptables it runs inherit it.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+        let ipt = &wharf_tests::cri::host_iptables;
+        let dump = || {
+            let out = std::process::Command::new("iptables-save").args(["-t", "nat"]).output().unwrap();
+            let all = String::from_utf8_lossy(&out.stdout).into_owned();
+            all.lines().filter(|l| l.starts_with("-A") || l.starts_with(':')).map(str::to_string).collect::<Vec<_>>()
+        };
+        let before = dump();
+        // Someone else's chain and jump, then portmap's, as the plugin makes them.
+        let mut rules: Vec<Vec<&str>> = vec![vec!["-N", "OTHER-DNAT"], vec!["-A", "PREROUTING", "-j", "OTHER-DNAT"]];
+        for c in wharf_tests::cri::PORTMAP_CHAINS {
+            rules.push(vec!["-N", c]);
+        }
+        let (mark, masq) = ("CNI portfwd masquerade mark", "CNI portfwd requiring masquerade");
+        rules.extend([
+            vec![
+                "-A",
+                "CNI-HOSTPORT-SETMARK",
+                "-m",
+                "comment",
+                "--comment",
+                mark,
+                "-j",
+                "MARK",
+                "--set-xmark",
+                "0x2000/0x2000",
+            ],
+            vec!["-A", "CNI-HOSTPORT-MASQ", "-m", "mark", "--mark", "0x2000/0x2000", "-j", "MASQUERADE"],
+            vec!["-A", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"],
+            vec!["-A", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"],
+            vec!["-A", "POSTROUTING", "-m", "comment", "--comment", masq, "-j", "CNI-HOSTPORT-MASQ"],
+        ]);
+        for r in &rules {
+            ipt(r).unwrap();
+        }
+        assert!(wharf_tests::cri::portmap_chains_present(ipt));
+        // A pod still maps a port: nothing goes.
+        ipt(&["-A", "CNI-HOSTPORT-DNAT", "-p", "tcp", "--dport", "8080", "-j", "OTHER-DNAT"]).unwrap();
+        let full = dump();
+        assert!(wharf_tests::cri::remove_portmap_chains(ipt).is_err());
+        assert_eq!(dump(), full, "removed while in use");
+        ipt(&["-F", "CNI-HOSTPORT-DNAT"]).unwrap();
+        wharf_tests::cri::remove_portmap_chains(ipt).unwrap();
+        assert!(!wharf_tests::cri::portmap_chains_present(ipt));
+        let mut want = before.clone();
+        want.insert(want.iter().position(|l| l.starts_with("-A")).unwrap_or(want.len()), ":OTHER-DNAT - [0:0]".into());
+        want.push("-A PREROUTING -j OTHER-DNAT".into());
+        let mut got = dump();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "only portmap's chains and jumps go");
+    })
+    .join()
+    .unwrap();
 }

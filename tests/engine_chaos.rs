@@ -388,6 +388,59 @@ fn a_killed_starter_leaves_a_held_container() {
     e.assert_no_leaks();
 }
 
+// Broke: `rm` (no -f) of a container whose starter was killed while its
+// monitor was still in `wharf-runtime create` (no monitor.json yet, the lock
+// held) answered "still running"; it waits for the monitor, as `start` does.
+#[test]
+fn a_starter_killed_while_its_monitor_creates_leaves_a_removable_container() {
+    if !privileged("a_starter_killed_while_its_monitor_creates_leaves_a_removable_container") {
+        return;
+    }
+    let e = Engine::new();
+    let script = |name: &str, body: String| {
+        let p = e.s.path(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        p
+    };
+    // The real monitor, then a SIGSTOP of the CLI; the runtime's `create`
+    // held back 3 s: the window a loaded machine opens.
+    let monitor = script(
+        "monitor-then-stop",
+        format!("#!/bin/sh\n{} \"$@\"\nkill -STOP $PPID\n", wharf_tests::bin("wharf-monitor").display()),
+    );
+    let runtime = script(
+        "slow-create",
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" create \"*) sleep 3;; esac\nexec {} \"$@\"\n",
+            wharf_tests::bin("wharf-runtime").display()
+        ),
+    );
+    let name = unique("creating");
+    let mut cli =
+        e.s.cmd()
+            .args(["run", "-d", "--name", &name, "bb", "sleep", "1000"])
+            .env("WHARF_MONITOR", &monitor)
+            .env("WHARF_RUNTIME_BIN", &runtime)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+    let stat = format!("/proc/{}/stat", cli.id());
+    wait_for(30, "the CLI to stop", || {
+        std::fs::read_to_string(&stat)
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
+    });
+    kill9(cli.id() as i32);
+    let _ = cli.wait();
+    e.remember();
+    let dir = e.dir(&name);
+    assert!(!dir.join("monitor.json").exists(), "the monitor is still creating the container");
+    assert_eq!(e.status(&name), "created");
+    e.ok(&["rm", &name]);
+    assert!(!dir.exists());
+    e.assert_no_leaks();
+}
+
 // Broke: a `run`/`create` killed after claiming its name but before its
 // container dir existed left the name forever (a dangling names/ link).
 #[test]

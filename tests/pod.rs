@@ -317,6 +317,58 @@ fn pod_ids(root: &Path) -> Vec<String> {
     out
 }
 
+// Broke: a `pod create` killed while writing its attachment record (in the
+// fsync of `.network.json.tmp-<pid>`) left <run-root>/containers/<id> for
+// good: the sweep's teardown removed the lock but not the temp file, and no
+// sweep looked at a dir without a lock again. strace holds every fsync, so
+// the kill lands in that one.
+#[test]
+fn a_create_killed_writing_its_attachment_record_leaves_nothing() {
+    if !privileged("a_create_killed_writing_its_attachment_record_leaves_nothing") {
+        return;
+    }
+    let s = store();
+    let net = unique("pd-rec");
+    s.ok(["network", "create", &net]);
+    let wharf = s.cmd();
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:delay_enter=1000000", "--"]);
+    cmd.arg(wharf.get_program()).args(wharf.get_args()).args(["pod", "create", "--network", &net]);
+    for (k, v) in wharf.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let mut child =
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0).spawn().expect("strace (scripts/deps.sh)");
+    let run = s.dir.path().join("run/containers");
+    let writing = || {
+        std::fs::read_dir(&run).into_iter().flatten().flatten().any(|d| {
+            std::fs::read_dir(d.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|f| f.file_name().to_string_lossy().starts_with(".network.json.tmp-"))
+        })
+    };
+    let t = Instant::now();
+    while !writing() {
+        assert!(child.try_wait().unwrap().is_none(), "pod create ended before writing its attachment record");
+        assert!(t.elapsed() < Duration::from_secs(60), "no attachment record written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: the process group of the strace this test started.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+    let ids = pod_ids(&s.root);
+    assert_eq!(ids.len(), 1, "the killed create's pod dir");
+    s.ok(["pod", "prune"]);
+    assert_eq!(std::fs::read_dir(&run).map(|r| r.count()).unwrap_or(0), 0, "attachment records leaked");
+    let bridge = s.ok(["network", "inspect", &net]);
+    let bridge: serde_json::Value = serde_json::from_str(&bridge).unwrap();
+    assert_pod_gone(&s, &ids[0], 0, bridge[0]["Options"]["com.docker.network.bridge.name"].as_str().unwrap());
+}
+
 #[test]
 fn killed_pod_commands_leave_nothing_after_the_next_one() {
     if !privileged("killed_pod_commands_leave_nothing_after_the_next_one") {

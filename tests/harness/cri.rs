@@ -191,3 +191,162 @@ impl Drop for CriDaemon {
         }
     }
 }
+
+/// The nat chains the CNI `portmap` plugin makes on its first ADD with a
+/// port mapping and never removes (its DEL removes only the pod's own
+/// `CNI-DN-*` chain and rules). containerd and CRI-O leave them too, and so
+/// does `wharf cri` (as the kubelet's runtime it cannot know it is the last
+/// user of the plugin on the host; another runtime's pods may use them):
+/// the tests that drive portmap remove them, when they made them.
+pub const PORTMAP_CHAINS: [&str; 3] = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"];
+
+/// Shared by every test process that uses portmap: the users alive and
+/// whether the chains existed before the first of them began.
+const PORTMAP_STATE: &str = "/run/wharf-tests-portmap.json";
+
+/// A test's use of the portmap plugin, from its start to its drop. Test
+/// binaries (and the tests in one) run in parallel and the chains are the
+/// host's: the first user of a session records whether they exist, the
+/// last one removes them if they did not (and no rule is left in
+/// `CNI-HOSTPORT-DNAT`: someone else, e.g. containerd's critest run, still
+/// maps ports); never what existed before. The state file is guarded by
+/// an flock on the plugin binary itself, so nothing is left once done.
+pub struct PortmapUser {
+    key: String,
+}
+
+#[derive(Default)]
+struct PortmapState {
+    existed_before: bool,
+    users: Vec<String>,
+}
+
+impl PortmapState {
+    /// The state file, the users whose process is gone dropped.
+    fn load() -> Self {
+        let v: serde_json::Value =
+            std::fs::read(PORTMAP_STATE).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let users = v["users"].as_array().into_iter().flatten().filter_map(|u| u.as_str());
+        let alive = |u: &&str| u.split('-').next().is_some_and(|pid| Path::new("/proc").join(pid).exists());
+        PortmapState {
+            existed_before: v["existed_before"].as_bool().unwrap_or(false),
+            users: users.filter(alive).map(str::to_string).collect(),
+        }
+    }
+
+    fn save(&self) {
+        let v = serde_json::json!({"existed_before": self.existed_before, "users": self.users});
+        std::fs::write(PORTMAP_STATE, v.to_string()).unwrap();
+    }
+}
+
+fn portmap_guard() -> std::fs::File {
+    let f = std::fs::File::open("/usr/lib/cni/portmap").expect("the CNI portmap plugin (scripts/deps.sh)");
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    f
+}
+
+impl PortmapUser {
+    pub fn begin() -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = format!("{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let _g = portmap_guard();
+        let mut s = PortmapState::load();
+        if s.users.is_empty() {
+            s.existed_before = portmap_chains_present(&host_iptables);
+        }
+        s.users.push(key.clone());
+        s.save();
+        PortmapUser { key }
+    }
+}
+
+impl Drop for PortmapUser {
+    fn drop(&mut self) {
+        let _g = portmap_guard();
+        let mut s = PortmapState::load();
+        s.users.retain(|u| *u != self.key);
+        if !s.users.is_empty() {
+            s.save();
+            return;
+        }
+        let _ = std::fs::remove_file(PORTMAP_STATE);
+        if !s.existed_before {
+            if let Err(e) = remove_portmap_chains(&host_iptables) {
+                eprintln!("portmap's chains left: {e}");
+            }
+        }
+    }
+}
+
+/// `iptables -t nat ARGS` on the host; its stdout, or its stderr as error.
+pub fn host_iptables(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("iptables").args(["-w", "-t", "nat"]).args(args).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("iptables {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Whether any of [`PORTMAP_CHAINS`] exists.
+pub fn portmap_chains_present(ipt: &dyn Fn(&[&str]) -> Result<String, String>) -> bool {
+    PORTMAP_CHAINS.iter().any(|c| ipt(&["-S", c]).is_ok())
+}
+
+/// The jumps to [`PORTMAP_CHAINS`] from the built-in chains, then the
+/// chains; nothing while `CNI-HOSTPORT-DNAT` still holds a pod's rule.
+pub fn remove_portmap_chains(ipt: &dyn Fn(&[&str]) -> Result<String, String>) -> Result<(), String> {
+    if let Ok(dnat) = ipt(&["-S", PORTMAP_CHAINS[0]]) {
+        if dnat.lines().any(|l| l.starts_with("-A ")) {
+            return Err(format!("{} still maps ports:\n{dnat}", PORTMAP_CHAINS[0]));
+        }
+    }
+    for builtin in ["PREROUTING", "OUTPUT", "POSTROUTING"] {
+        for rule in ipt(&["-S", builtin])?.lines() {
+            let Some(rest) = rule.strip_prefix("-A ") else { continue };
+            if PORTMAP_CHAINS.iter().any(|c| rule.ends_with(&format!("-j {c}"))) {
+                let mut args = vec!["-D".to_string()];
+                args.extend(split_rule(rest));
+                ipt(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+            }
+        }
+    }
+    for c in PORTMAP_CHAINS {
+        if ipt(&["-S", c]).is_ok() {
+            ipt(&["-F", c])?;
+            ipt(&["-X", c])?;
+        }
+    }
+    Ok(())
+}
+
+/// The words of a rule as `iptables -S` prints it (double quotes around
+/// words with spaces, `\"` inside them).
+fn split_rule(rule: &str) -> Vec<String> {
+    let (mut out, mut word, mut quoted, mut escaped, mut any) = (Vec::new(), String::new(), false, false, false);
+    for ch in rule.chars() {
+        match ch {
+            _ if escaped => {
+                word.push(ch);
+                escaped = false;
+            }
+            '\\' if quoted => escaped = true,
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            _ => word.push(ch),
+        }
+    }
+    if any || !word.is_empty() {
+        out.push(word);
+    }
+    out
+}

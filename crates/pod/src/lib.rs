@@ -38,6 +38,7 @@
 mod console;
 pub mod container;
 mod error;
+mod flock;
 pub mod health;
 pub mod hostconfig;
 pub mod kube;

@@ -161,8 +161,10 @@ impl Containers {
 
     /// `rm [-f] [-v]`.
     pub fn remove(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
-        // Created but held by its monitor (its starter killed): no -f needed, as for any created one.
-        let held = c.status == super::Status::Created && super::setup::held(&c.dir);
+        // Created but held by its monitor (its starter killed): no -f needed,
+        // as for any created one. A monitor still creating it (its lock held,
+        // no state yet: a starter killed early on a loaded host) is waited for.
+        let held = c.status == super::Status::Created && super::setup::wait_held(&c.dir);
         if c.is_running() || held {
             if !force && !held {
                 return Err(Error::Conflict(format!(

@@ -170,24 +170,20 @@ pub(crate) fn save_monitor_state(dir: &Path, s: &MonitorState) -> Result<()> {
 /// `<dir>/lock` (made if missing) locked exclusively, without waiting;
 /// None if someone holds it.
 pub(crate) fn try_owner_lock(dir: &Path) -> Result<Option<std::fs::File>> {
-    use rustix::fs::{flock, FlockOperation};
     let p = dir.join("lock");
     let f =
         std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| io("open", &p, e))?;
-    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(f)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(io("lock", &p, e.into())),
+    // A reader's passing shared lock (`ps`, the CRI stats) is waited out.
+    match crate::flock::try_exclusive(&f, &p) {
+        Ok(true) => Ok(Some(f)),
+        Ok(false) => Ok(None),
+        Err(e) => Err(io("lock", &p, e)),
     }
 }
 
 /// Whether someone holds `<dir>/lock` (a shared try-lock, released at once).
 pub(crate) fn lock_held(dir: &Path) -> bool {
-    use rustix::fs::{flock, FlockOperation, Mode, OFlags};
-    let Ok(fd) = rustix::fs::open(dir.join("lock"), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
-        return false;
-    };
-    flock(&fd, FlockOperation::NonBlockingLockShared).is_err()
+    crate::flock::held(&dir.join("lock"))
 }
 
 /// The record and the true state of the container in `dir`.
@@ -309,5 +305,42 @@ pub(crate) fn random_name(attempt: u32) -> String {
         base
     } else {
         format!("{base}{}", n % 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    // Broke: the CRI stats sampler's (or `ps`'s) passing shared try-lock
+    // made `start`'s owner try-lock fail (EWOULDBLOCK): a stopped container
+    // taken for a running one.
+    #[test]
+    fn a_readers_passing_lock_does_not_fail_the_owner_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("lock");
+        std::fs::write(&p, b"").unwrap();
+        let reader = std::fs::File::open(&p).unwrap();
+        rustix::fs::flock(&reader, rustix::fs::FlockOperation::NonBlockingLockShared).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(reader);
+        });
+        let owner = try_owner_lock(tmp.path()).unwrap();
+        t.join().unwrap();
+        assert!(owner.is_some(), "a reader's shared lock was taken for an owner");
+        assert!(lock_held(tmp.path()));
+        assert!(try_owner_lock(tmp.path()).unwrap().is_none(), "the owner's lock is refused");
+        let nets = tmp.path().join("net.lock");
+        std::fs::write(&nets, b"").unwrap();
+        let _reader = std::fs::File::open(&nets).unwrap();
+        rustix::fs::flock(&_reader, rustix::fs::FlockOperation::NonBlockingLockShared).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(_reader);
+        });
+        assert!(crate::network::lock_file(&nets, false).is_ok(), "the same for a network lock");
+        t.join().unwrap();
     }
 }

@@ -167,7 +167,7 @@ pub(crate) fn held(dir: &Path) -> bool {
 
 /// Whether the container is [`held`], waiting (10 s at most) while its
 /// owner is still setting it up: no monitor state yet, the lock held.
-fn wait_held(dir: &Path) -> bool {
+pub(crate) fn wait_held(dir: &Path) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while record::load_monitor_state(dir).is_none() && record::lock_held(dir) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -260,9 +260,9 @@ pub(crate) fn teardown_pod(networks: &Networks, id: &str) -> Result<()> {
 pub(crate) fn teardown_owned(networks: &Networks, id: &str, hold: &[RawFd]) -> Result<()> {
     let dir = record::dir(networks.run_root(), id);
     let Some(r) = record::update(networks, id, |r| !std::mem::replace(&mut r.removing, true))? else {
-        // No record: nothing was set up, or a sweep finished it.
-        let _ = crate::network::remove_file(&dir.join(OWNER_LOCK));
-        let _ = std::fs::remove_dir(&dir);
+        // No record: nothing was set up (a setup killed while writing it
+        // leaves its temp file), or a sweep finished it.
+        remove_unrecorded(&dir);
         return Ok(());
     };
     undo(networks, &dir, &r, hold)
@@ -278,10 +278,17 @@ fn undo(networks: &Networks, dir: &Path, r: &AttachmentRecord, hold: &[RawFd]) -
     }
     res.and(netns::remove(&r.netns))?;
     crate::network::remove_file(&dir.join(RECORD))?;
-    crate::network::remove_file(&dir.join(OWNER_LOCK))?;
-    remove_temp_files(dir);
-    let _ = std::fs::remove_dir(dir);
+    remove_unrecorded(dir);
     Ok(())
+}
+
+/// Removes a record dir whose record is gone: the temp files of writes a
+/// kill cut short, then the lock, last (a dir with no lock is one the
+/// sweep removes on sight, see [`sweep_locked_with`]), then the dir.
+fn remove_unrecorded(dir: &Path) {
+    remove_temp_files(dir);
+    let _ = crate::network::remove_file(&dir.join(OWNER_LOCK));
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// The temp files of record writes (and lock creations) a kill -9 cut
@@ -442,9 +449,10 @@ pub(crate) fn sweep_locked_with(networks: &Networks, held: &OwnedFd, thorough: b
     let run_root = networks.run_root();
     for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
         let dir = e.path();
-        if !dir.join(OWNER_LOCK).exists() {
-            continue;
-        }
+        // No lock: no live process owns the dir (setup makes the lock before
+        // the record, both under the networks lock we hold; teardown removes
+        // the lock last): what a kill left, a temp file or a record, goes
+        // below like a dead owner's (the lock is made to be taken).
         let Ok(lock) = crate::network::lock_file(&dir.join(OWNER_LOCK), false) else {
             // A live owner: only what a killed connect/disconnect left.
             if let Err(e) = connect::finish_interrupted(networks, &dir, held) {
@@ -460,11 +468,7 @@ pub(crate) fn sweep_locked_with(networks: &Networks, held: &OwnedFd, thorough: b
                     tracing::warn!("sweeping {}: {e}", dir.display());
                 }
             }
-            None => {
-                let _ = crate::network::remove_file(&dir.join(OWNER_LOCK));
-                remove_temp_files(&dir);
-                let _ = std::fs::remove_dir(&dir);
-            }
+            None => remove_unrecorded(&dir),
         }
         drop(lock);
     }
@@ -498,9 +502,8 @@ pub fn dead_attachments(run_root: &Path) -> Vec<PathBuf> {
     for e in std::fs::read_dir(run_root.join("containers")).into_iter().flatten().flatten() {
         let dir = e.path();
         if !dir.join(OWNER_LOCK).exists() {
-            if dir.join(RECORD).exists() {
-                out.push(dir);
-            }
+            // A record or the temp files of a killed write: swept on sight.
+            out.push(dir);
             continue;
         }
         let kept = || record::load(&dir).is_some_and(|r| r.kept_by_pod());
@@ -560,6 +563,53 @@ mod tests {
             }],
             removing: false,
             pod: false,
+        }
+    }
+
+    /// What a kill of `pod create` during its attachment's record write
+    /// (the fsync of `.network.json.tmp-<pid>`) leaves: the lock, free, and
+    /// the temp file; no record.
+    fn killed_record_write(nets: &Networks, id: &str) -> PathBuf {
+        let dir = record::dir(nets.run_root(), id);
+        drop(create_lock(&dir).unwrap());
+        std::fs::write(dir.join(format!(".{RECORD}.tmp-4242")), b"{").unwrap();
+        dir
+    }
+
+    // Broke: the pod sweep's teardown of a create killed while writing its
+    // attachment record removed the lock but not the temp file, and no sweep
+    // looked at a dir without a lock again (a leaked <run-root>/containers/<id>).
+    #[test]
+    fn a_pod_teardown_after_a_killed_record_write_leaves_no_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nets = Networks::new(&tmp.path().join("root"), &tmp.path().join("run"));
+        let id = "ab".repeat(32);
+        let dir = killed_record_write(&nets, &id);
+        teardown_pod(&nets, &id).unwrap();
+        assert!(!dir.exists(), "left: {:?}", std::fs::read_dir(&dir).map(|r| r.flatten().count()));
+    }
+
+    // Broke: the sweep skipped attachment dirs without `network.lock` (what
+    // the teardown above left, or a kill in `create_lock`), so they stayed forever.
+    #[test]
+    fn the_sweep_removes_attachment_dirs_without_a_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nets = Networks::new(&tmp.path().join("root"), &tmp.path().join("run"));
+        let mut dirs = Vec::new();
+        for (i, leftover) in
+            [format!(".{RECORD}.tmp-4242"), format!("{OWNER_LOCK}.tmp-4242"), String::new()].iter().enumerate()
+        {
+            let dir = record::dir(nets.run_root(), &format!("{i:064x}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            if !leftover.is_empty() {
+                std::fs::write(dir.join(leftover), b"").unwrap();
+            }
+            dirs.push(dir);
+        }
+        assert_eq!(dead_attachments(nets.run_root()).len(), 3, "system check reports them");
+        sweep_orphans(&nets);
+        for d in &dirs {
+            assert!(!d.exists(), "{} left", d.display());
         }
     }
 

@@ -126,6 +126,12 @@ fn save(run_dir: &Path, s: &State) -> Result<()> {
 
 /// CNI DEL of pod `id` if an external network was added (idempotent: the
 /// state file goes once DEL succeeded).
+///
+/// What the plugins leave after their last DEL stays, as containerd and
+/// CRI-O leave it: `portmap`'s host-wide nat chains (`CNI-HOSTPORT-DNAT`,
+/// `-MASQ`, `-SETMARK` and the jumps to them) belong to the kubelet's
+/// network configuration, which other runtimes' pods on the host may share;
+/// no pod's DEL can know it is the last user.
 pub(crate) fn del(run_dir: &Path, id: &str) -> Result<()> {
     let p = run_dir.join(STATE);
     let s: State = match std::fs::read(&p) {

@@ -424,8 +424,13 @@ pub(crate) fn lock_file(path: &Path, wait: bool) -> Result<OwnedFd> {
     }
     let fd = rustix::fs::open(path, OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
         .map_err(|e| Error::io(format!("open {}", path.display()), e.into()))?;
-    let op = if wait { FlockOperation::LockExclusive } else { FlockOperation::NonBlockingLockExclusive };
-    flock(&fd, op).map_err(|e| Error::io(format!("lock {}", path.display()), e.into()))?;
+    let err = |e: std::io::Error| Error::io(format!("lock {}", path.display()), e);
+    if wait {
+        flock(&fd, FlockOperation::LockExclusive).map_err(|e| err(e.into()))?;
+    } else if !crate::flock::try_exclusive(&fd, path).map_err(err)? {
+        // An owner holds it (readers' passing shared locks are waited out).
+        return Err(err(rustix::io::Errno::WOULDBLOCK.into()));
+    }
     Ok(fd)
 }
 

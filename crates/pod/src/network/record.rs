@@ -179,11 +179,9 @@ pub(crate) fn records(run_root: &Path) -> Vec<AttachmentRecord> {
 /// Whether the owner of the record in `dir` lives (holds `network.lock`).
 /// Opened, not created: a lock gone means its owner tore down.
 pub(crate) fn owner_alive(dir: &Path) -> bool {
-    use rustix::fs::{flock, FlockOperation, Mode, OFlags};
-    let Ok(fd) = rustix::fs::open(dir.join(OWNER_LOCK), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
-        return false;
-    };
-    flock(&fd, FlockOperation::NonBlockingLockExclusive).is_err()
+    // A shared probe, as every reader's: an exclusive one would make the
+    // owner's own try-locks fail for that instant.
+    crate::flock::held(&dir.join(OWNER_LOCK))
 }
 
 /// The container attached under `run_root` whose ID, name or unique ID

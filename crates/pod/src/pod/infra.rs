@@ -204,16 +204,16 @@ fn wait_free(dir: &Path, limit: Duration) -> bool {
 
 /// `path` (made if missing) locked exclusively without waiting; None if held.
 fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
-    use rustix::fs::{flock, FlockOperation};
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
         .map_err(|e| record::io("open", path, e))?;
-    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(f)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(record::io("lock", path, e.into())),
+    // `pod ls`'s and the CRI stats' passing shared locks are waited out.
+    match crate::flock::try_exclusive(&f, path) {
+        Ok(true) => Ok(Some(f)),
+        Ok(false) => Ok(None),
+        Err(e) => Err(record::io("lock", path, e)),
     }
 }

@@ -145,11 +145,7 @@ pub(crate) fn load_record(dir: &Path) -> Result<PodRecord> {
 
 /// Whether someone holds `dir/name` (a shared try-lock, released at once).
 pub(crate) fn held(dir: &Path, name: &str) -> bool {
-    use rustix::fs::{flock, FlockOperation, Mode, OFlags};
-    let Ok(fd) = rustix::fs::open(dir.join(name), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
-        return false;
-    };
-    flock(&fd, FlockOperation::NonBlockingLockShared).is_err()
+    crate::flock::held(&dir.join(name))
 }
 
 pub(crate) fn infra_state(dir: &Path, enabled: bool) -> Infra {
