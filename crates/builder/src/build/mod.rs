@@ -16,6 +16,7 @@ mod output;
 pub mod progress;
 mod run_step;
 mod scope;
+mod ssh;
 mod stage;
 mod state;
 
@@ -25,6 +26,7 @@ pub use contexts::NamedContext;
 pub use error::{BuildError, BuildResult};
 pub use leftover::{find_leftovers, remove_leftovers};
 pub use output::Output;
+pub use ssh::SshSpec;
 
 use crate::layer::{LayerCompression, TarOptions};
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +54,8 @@ pub struct BuildOptions {
     pub epoch: Option<i64>,
     /// `--secret id=…,src=…`.
     pub secrets: HashMap<String, PathBuf>,
+    /// `--ssh ID=SOCKET|KEY…`: agents for `RUN --mount=type=ssh`.
+    pub ssh: Vec<SshSpec>,
     /// Where progress events go (None: quiet, and RUN output is dropped).
     pub progress: Option<progress::Progress>,
     // Multi-platform builds (issue 14 §2).
@@ -127,6 +131,8 @@ pub(crate) struct Ctx<'a> {
     pub steps: &'a SharedSteps,
     /// Imported caches, lazy layers, and the records to export.
     pub cache_io: &'a cache_io::CacheIo,
+    /// The `--ssh` agents.
+    pub ssh: &'a ssh::Agents,
 }
 
 /// The steps a build has run, by cache key: a step that two platforms share
@@ -242,7 +248,10 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
         notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("warning: {m}"));
     };
     let io = cache_io::CacheIo::import(store, &opts.cache_from, &warn);
-    let res = build_platforms(store, opts, &df, &work_dir, &io).and_then(|m| {
+    // The agents (and any ssh-agent run for key files) last as long as the build.
+    let res = ssh::Agents::start(&opts.ssh, &work_dir).and_then(|agents| {
+        let m = build_platforms(store, opts, &df, (&work_dir, &agents), &io)?;
+        drop(agents);
         finish_cache(store, opts, &io, &m)?;
         Ok(m)
     });
@@ -313,7 +322,7 @@ fn build_platforms(
     store: &Store,
     opts: &BuildOptions,
     df: &crate::Dockerfile,
-    work_dir: &Path,
+    (work_dir, agents): (&Path, &ssh::Agents),
     io: &cache_io::CacheIo,
 ) -> BuildResult<Descriptor> {
     let platforms = if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() };
@@ -333,6 +342,7 @@ fn build_platforms(
             label: if multi { format!("{p} ") } else { String::new() },
             steps: &steps,
             cache_io: io,
+            ssh: agents,
         };
         let (mut state, key) = stage::build_target(&ctx, df)?;
         io.set_final(&key);

@@ -35,6 +35,10 @@ pub struct Args {
     /// id=NAME,src=FILE: a secret for RUN --mount=type=secret.
     #[arg(long)]
     secret: Vec<String>,
+    /// default|ID[=SOCKET|KEY[,KEY…]]: an ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK;
+    /// key files are served by an ssh-agent run for the build).
+    #[arg(long, value_name = "ID[=SOCKET|KEY]")]
+    ssh: Vec<String>,
     /// auto, tty, plain or quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
@@ -165,6 +169,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         },
         epoch,
         secrets: secrets(&a.secret)?,
+        ssh: a.ssh.iter().map(|s| wharf_builder::build::SshSpec::parse(s)).collect::<Result<_, _>>()?,
         progress: view.as_ref().map(|v| v.progress()),
         platforms,
         add_hosts: a.add_host.iter().map(|h| wharf_builder::build::parse_add_host(h)).collect::<Result<_, _>>()?,
