@@ -5,6 +5,7 @@
 //! `<run-root>/build/` is owner-locked; `leftover` removes those of killed
 //! builds.
 
+mod annotations;
 mod cache;
 mod cache_io;
 mod contexts;
@@ -20,6 +21,7 @@ mod ssh;
 mod stage;
 mod state;
 
+pub use annotations::{parse_annotations, IndexAnnotations};
 pub use cache::BuildCache;
 pub use cache_io::{CacheLocation, CacheMode, CacheSpec};
 pub use contexts::NamedContext;
@@ -73,6 +75,8 @@ pub struct BuildOptions {
     pub no_cache_filter: Vec<String>,
     /// `--annotation`: annotations of the image manifest.
     pub annotations: BTreeMap<String, String>,
+    /// `--annotation index:…` and the other types of a multi-platform build.
+    pub index_annotations: IndexAnnotations,
     /// `--build-context NAME=…`: used before stages and images of that name.
     pub named_contexts: BTreeMap<String, NamedContext>,
     // -- Build cache outside the store (issue 14 §1) --
@@ -349,7 +353,7 @@ fn build_platforms(
         if opts.cache_to.iter().any(|c| c.location == CacheLocation::Inline) {
             io.inline_into(&mut state, &ctx.now());
         }
-        state.commit(store, &opts.annotations)
+        state.commit(store, &opts.index_annotations.manifest_of(&opts.annotations, p))
     };
     if !multi {
         return one(&platforms[0]);
@@ -366,9 +370,17 @@ fn build_platforms(
         let mut e = store.index_entry(&r?)?;
         // As BuildKit: the entry says the platform asked for.
         e["platform"] = p.to_json();
+        let ann = opts.index_annotations.descriptor_of(p);
+        if !ann.is_empty() {
+            e["annotations"] = serde_json::json!(ann);
+        }
         entries.push(e);
     }
-    Ok(store.put_index(&entries, &BTreeMap::new())?)
+    let mut index = store.put_index(&entries, &opts.index_annotations.index)?;
+    if !opts.index_annotations.index_descriptor.is_empty() {
+        index.set_annotations(Some(opts.index_annotations.index_descriptor.clone().into_iter().collect()));
+    }
+    Ok(index)
 }
 
 impl Ctx<'_> {
