@@ -15,6 +15,7 @@ pkgs=(
   containernetworking-plugins iptables aardvark-dns
   systemd dbus  # systemd as PID 1 (and its system bus) in crates/runtime/tests/systemd_cgroup.rs
   curl
+  openssh-client  # ssh-agent, ssh-add, ssh-keygen: --ssh KEYFILE and tests/build_ssh.rs
   tini  # --init: /usr/bin/tini-static bound at /sbin/docker-init (tests/run_flags.rs)
   procps  # `ps` for `wharf top` (tests/engine_cmds.rs)
   python3  # a pty for run -it, exec -it and attach (tests/engine_io.rs)

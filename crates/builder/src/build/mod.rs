@@ -5,6 +5,7 @@
 //! `<run-root>/build/` is owner-locked; `leftover` removes those of killed
 //! builds.
 
+mod annotations;
 mod cache;
 mod cache_io;
 mod contexts;
@@ -16,15 +17,18 @@ mod output;
 pub mod progress;
 mod run_step;
 mod scope;
+mod ssh;
 mod stage;
 mod state;
 
+pub use annotations::{parse_annotations, IndexAnnotations};
 pub use cache::BuildCache;
 pub use cache_io::{CacheLocation, CacheMode, CacheSpec};
 pub use contexts::NamedContext;
 pub use error::{BuildError, BuildResult};
 pub use leftover::{find_leftovers, remove_leftovers};
 pub use output::Output;
+pub use ssh::SshSpec;
 
 use crate::layer::{LayerCompression, TarOptions};
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +56,8 @@ pub struct BuildOptions {
     pub epoch: Option<i64>,
     /// `--secret id=…,src=…`.
     pub secrets: HashMap<String, PathBuf>,
+    /// `--ssh ID=SOCKET|KEY…`: agents for `RUN --mount=type=ssh`.
+    pub ssh: Vec<SshSpec>,
     /// Where progress events go (None: quiet, and RUN output is dropped).
     pub progress: Option<progress::Progress>,
     // Multi-platform builds (issue 14 §2).
@@ -69,6 +75,8 @@ pub struct BuildOptions {
     pub no_cache_filter: Vec<String>,
     /// `--annotation`: annotations of the image manifest.
     pub annotations: BTreeMap<String, String>,
+    /// `--annotation index:…` and the other types of a multi-platform build.
+    pub index_annotations: IndexAnnotations,
     /// `--build-context NAME=…`: used before stages and images of that name.
     pub named_contexts: BTreeMap<String, NamedContext>,
     // -- Build cache outside the store (issue 14 §1) --
@@ -127,6 +135,8 @@ pub(crate) struct Ctx<'a> {
     pub steps: &'a SharedSteps,
     /// Imported caches, lazy layers, and the records to export.
     pub cache_io: &'a cache_io::CacheIo,
+    /// The `--ssh` agents.
+    pub ssh: &'a ssh::Agents,
 }
 
 /// The steps a build has run, by cache key: a step that two platforms share
@@ -242,7 +252,10 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
         notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("warning: {m}"));
     };
     let io = cache_io::CacheIo::import(store, &opts.cache_from, &warn);
-    let res = build_platforms(store, opts, &df, &work_dir, &io).and_then(|m| {
+    // The agents (and any ssh-agent run for key files) last as long as the build.
+    let res = ssh::Agents::start(&opts.ssh, &work_dir).and_then(|agents| {
+        let m = build_platforms(store, opts, &df, (&work_dir, &agents), &io)?;
+        drop(agents);
         finish_cache(store, opts, &io, &m)?;
         Ok(m)
     });
@@ -313,7 +326,7 @@ fn build_platforms(
     store: &Store,
     opts: &BuildOptions,
     df: &crate::Dockerfile,
-    work_dir: &Path,
+    (work_dir, agents): (&Path, &ssh::Agents),
     io: &cache_io::CacheIo,
 ) -> BuildResult<Descriptor> {
     let platforms = if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() };
@@ -333,13 +346,14 @@ fn build_platforms(
             label: if multi { format!("{p} ") } else { String::new() },
             steps: &steps,
             cache_io: io,
+            ssh: agents,
         };
         let (mut state, key) = stage::build_target(&ctx, df)?;
         io.set_final(&key);
         if opts.cache_to.iter().any(|c| c.location == CacheLocation::Inline) {
             io.inline_into(&mut state, &ctx.now());
         }
-        state.commit(store, &opts.annotations)
+        state.commit(store, &opts.index_annotations.manifest_of(&opts.annotations, p))
     };
     if !multi {
         return one(&platforms[0]);
@@ -356,9 +370,17 @@ fn build_platforms(
         let mut e = store.index_entry(&r?)?;
         // As BuildKit: the entry says the platform asked for.
         e["platform"] = p.to_json();
+        let ann = opts.index_annotations.descriptor_of(p);
+        if !ann.is_empty() {
+            e["annotations"] = serde_json::json!(ann);
+        }
         entries.push(e);
     }
-    Ok(store.put_index(&entries, &BTreeMap::new())?)
+    let mut index = store.put_index(&entries, &opts.index_annotations.index)?;
+    if !opts.index_annotations.index_descriptor.is_empty() {
+        index.set_annotations(Some(opts.index_annotations.index_descriptor.clone().into_iter().collect()));
+    }
+    Ok(index)
 }
 
 impl Ctx<'_> {

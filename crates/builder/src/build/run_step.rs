@@ -164,8 +164,8 @@ pub(crate) fn run_step(
     if let Some(wd) = state.get("WorkingDir").and_then(Value::as_str).filter(|w| !w.is_empty()) {
         wharf_image::unpack::ensure_dir_in_root(&ws.merged, wd)?;
     }
-    // Cache-mount locks (sharing=locked|private) are held until the RUN ends.
-    let (mut spec, _locks) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
+    // Cache-mount locks (sharing=locked|private) and ssh relays are held until the RUN ends.
+    let (mut spec, _held) = spec_for(ctx, state, env, run, &ws.merged, shell, roots)?;
     // Named after the container, so what a killed build leaves is found.
     spec["linux"]["cgroupsPath"] = json!(format!("/wharf-build/{id}"));
     let targets = mount_targets(&spec, &ws.merged);
@@ -209,8 +209,9 @@ fn spec_for(
     rootfs: &Path,
     shell: &[String],
     roots: &HashMap<String, PathBuf>,
-) -> BuildResult<(Value, Vec<wharf_image::FileLock>)> {
+) -> BuildResult<(Value, Held)> {
     let mut locks = Vec::new();
+    let (ssh, forwards, env) = ssh_mounts(ctx, run, env)?;
     let mut spec = wharf_runtime::spec::default_spec();
     let user = state.get("User").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_string);
     let workdir = state.get("WorkingDir").and_then(Value::as_str).filter(|w| !w.is_empty()).map(str::to_string);
@@ -238,13 +239,49 @@ fn spec_for(
             );
         }
     }
-    for m in &run.mounts {
+    for m in run.mounts.iter().filter(|m| m.kind != MountType::Ssh) {
         let (mount, lock) = ctx.run_mount(m, roots)?;
         push_mount(&mut v, mount);
         locks.extend(lock);
     }
+    ssh.into_iter().for_each(|m| push_mount(&mut v, m));
     host_options(ctx, &mut v, rootfs)?;
-    Ok((v, locks))
+    Ok((v, (locks, forwards)))
+}
+
+/// What a RUN holds while it runs: cache-mount locks, ssh relays.
+type Held = (Vec<wharf_image::FileLock>, Vec<super::ssh::Forward>);
+
+/// `--mount=type=ssh`: a relay socket each (BuildKit's default target
+/// `/run/buildkit/ssh_agent.N`), and `SSH_AUTH_SOCK` naming the first for
+/// this RUN (unless the environment sets it). An agent `--ssh` did not
+/// give is an error if the mount is `required`, else the mount is left out.
+fn ssh_mounts(
+    ctx: &Ctx,
+    run: &Run,
+    mut env: Vec<String>,
+) -> BuildResult<(Vec<Value>, Vec<super::ssh::Forward>, Vec<String>)> {
+    let (mut mounts, mut forwards) = (Vec::new(), Vec::new());
+    for (i, m) in run.mounts.iter().filter(|m| m.kind == MountType::Ssh).enumerate() {
+        let target = m.target.clone().unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{i}"));
+        if i == 0 && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+            env.push(format!("SSH_AUTH_SOCK={target}"));
+        }
+        let id = m.id.as_deref().unwrap_or(super::ssh::DEFAULT_ID);
+        let Some(agent) = ctx.ssh.socket(id) else {
+            if m.required {
+                return Err(BuildError::Invalid(format!("no SSH key {id:?} forwarded from the client")));
+            }
+            continue;
+        };
+        // Short: a socket's path has at most 107 bytes.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let sock = ctx.work_dir.join(format!("ssh{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+        forwards.push(super::ssh::Forward::start(agent, sock.clone(), m.mode.unwrap_or(0o600), uid, gid)?);
+        mounts.push(json!({"destination": target, "type": "bind", "source": sock, "options": ["rbind"]}));
+    }
+    Ok((mounts, forwards, env))
 }
 
 /// `--add-host`, `--ulimit` and `--shm-size` applied to a RUN's spec.
@@ -332,6 +369,8 @@ impl Ctx<'_> {
                     })?;
                     json!({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})
                 }
+                // Relays, made by `ssh_mounts`.
+                MountType::Ssh => return Err(BuildError::Invalid("an ssh mount is not a file system".into())),
                 MountType::Bind => {
                     let root = match &m.from {
                         Some(f) => roots

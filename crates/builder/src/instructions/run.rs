@@ -28,6 +28,8 @@ pub enum MountType {
     Cache,
     Tmpfs,
     Secret,
+    /// An ssh agent's socket (`--ssh`).
+    Ssh,
 }
 
 /// How concurrent builds share a cache mount.
@@ -102,8 +104,8 @@ fn mount_type(fields: &[String], bad: &dyn Fn(String) -> Problem) -> Result<Moun
         Some("cache") => Ok(MountType::Cache),
         Some("tmpfs") => Ok(MountType::Tmpfs),
         Some("secret") => Ok(MountType::Secret),
-        Some("ssh") => Err(bad("type=ssh is not supported: wharf does not forward an ssh agent".into())),
-        Some(other) => Err(bad(format!("unknown type {other:?}: expected bind, cache, tmpfs or secret"))),
+        Some("ssh") => Ok(MountType::Ssh),
+        Some(other) => Err(bad(format!("unknown type {other:?}: expected bind, cache, tmpfs, secret or ssh"))),
     }
 }
 
@@ -165,8 +167,8 @@ fn set_option(m: &mut Mount, key: &str, value: Option<String>, bad: &dyn Fn(Stri
         "type" => {}
         "ro" | "readonly" => m.readonly = flag(value.as_deref())?,
         "rw" | "readwrite" => m.readonly = !flag(value.as_deref())?,
-        "required" if matches!(m.kind, MountType::Secret) => m.required = flag(value.as_deref())?,
-        "required" => return Err(bad("required= is only for secret mounts".into())),
+        "required" if matches!(m.kind, MountType::Secret | MountType::Ssh) => m.required = flag(value.as_deref())?,
+        "required" => return Err(bad("required= is only for secret and ssh mounts".into())),
         _ if value.is_none() => return Err(bad(format!("option {key:?} must be key=value"))),
         "target" | "dst" | "destination" => m.target = value,
         "source" | "src" => m.source = value,
@@ -209,13 +211,13 @@ fn size(v: &str) -> Option<u64> {
 
 /// Option combinations BuildKit rejects.
 fn check_mount(m: &Mount, bad: &dyn Fn(String) -> Problem) -> Result<(), Problem> {
-    let file_info = matches!(m.kind, MountType::Secret | MountType::Cache);
+    let file_info = matches!(m.kind, MountType::Secret | MountType::Cache | MountType::Ssh);
     let has = |o: &Option<String>| o.is_some();
     let written =
         |key: &str| csv_fields(&m.raw).iter().any(|f| f.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case(key)));
     for key in ["mode", "uid", "gid"] {
         if written(key) && !file_info {
-            return Err(bad(format!("{key}= is only for cache and secret mounts")));
+            return Err(bad(format!("{key}= is only for cache, secret and ssh mounts")));
         }
     }
     if written("sharing") && m.kind != MountType::Cache {
@@ -230,7 +232,10 @@ fn check_mount(m: &Mount, bad: &dyn Fn(String) -> Problem) -> Result<(), Problem
             Err(bad("a secret mount needs id= or target=".into()))
         }
         MountType::Secret => Ok(()),
+        MountType::Ssh if has(&m.from) || has(&m.source) => Err(bad("an ssh mount has no source or from=".into())),
         _ if has(&m.env) => Err(bad("env= is only for secret mounts".into())),
+        // BuildKit's default target: /run/buildkit/ssh_agent.N.
+        MountType::Ssh => Ok(()),
         MountType::Tmpfs if has(&m.from) || has(&m.source) => Err(bad("a tmpfs mount has no source or from=".into())),
         _ if !has(&m.target) => Err(bad("missing target=: where to mount it in the container".into())),
         _ => Ok(()),
@@ -254,6 +259,15 @@ mod tests {
     }
 
     #[test]
+    fn ssh_mount_with_options() {
+        let m = parse_mount("type=ssh", None).unwrap();
+        assert_eq!((m.kind, m.id.as_deref(), m.target.as_deref(), m.required), (MountType::Ssh, None, None, false));
+        let m = parse_mount("type=ssh,id=git,target=/s.sock,required=true,mode=0666,uid=1,gid=2", None).unwrap();
+        assert_eq!((m.id.as_deref(), m.target.as_deref(), m.required), (Some("git"), Some("/s.sock"), true));
+        assert_eq!((m.mode, m.uid, m.gid), (Some(0o666), Some(1), Some(2)));
+    }
+
+    #[test]
     fn bind_defaults_readonly() {
         let m = parse_mount("target=/src,from=build,source=/out", None).unwrap();
         assert_eq!((m.kind, m.readonly), (MountType::Bind, true));
@@ -263,7 +277,8 @@ mod tests {
     #[test]
     fn rejects_bad_options() {
         assert!(err("type=nfs,target=/x").contains("unknown type \"nfs\""));
-        assert!(err("type=ssh").contains("not supported"));
+        assert!(err("type=ssh,from=x").contains("no source or from="));
+        assert!(err("type=ssh,env=X").contains("only for secret"));
         assert!(err("type=cache").contains("missing target="));
         assert!(err("type=bind,target=/x,sharing=locked").contains("only for cache"));
         assert!(err("type=cache,target=/x,sharing=everyone").contains("unknown sharing"));
@@ -271,7 +286,7 @@ mod tests {
         assert!(err("type=secret").contains("needs id="));
         assert!(err("type=tmpfs,target=/x,foo=bar").contains("unknown option \"foo\""));
         assert!(err("type=bind,target=/x,from=$STAGE").contains("does not support variables"));
-        assert!(err("type=cache,target=/x,required").contains("only for secret"));
+        assert!(err("type=cache,target=/x,required").contains("only for secret and ssh"));
     }
 
     #[test]

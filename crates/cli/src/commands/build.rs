@@ -35,6 +35,10 @@ pub struct Args {
     /// id=NAME,src=FILE: a secret for RUN --mount=type=secret.
     #[arg(long)]
     secret: Vec<String>,
+    /// default|ID[=SOCKET|KEY[,KEY…]]: an ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK;
+    /// key files are served by an ssh-agent run for the build).
+    #[arg(long, value_name = "ID[=SOCKET|KEY]")]
+    ssh: Vec<String>,
     /// auto, tty, plain or quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
@@ -62,7 +66,8 @@ pub struct Args {
     /// Write the build's result as JSON (containerimage.digest, containerimage.descriptor, image.name), as buildx.
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
-    /// KEY=VALUE annotation of the image manifest (`manifest:KEY=VALUE` too), as buildx.
+    /// [TYPE[PLATFORM]:]KEY=VALUE annotation, as buildx: TYPE manifest (the default), or for a
+    /// multi-platform build index, manifest-descriptor, index-descriptor.
     #[arg(long)]
     annotation: Vec<String>,
     /// NAME:IP line added to /etc/hosts for RUN.
@@ -165,13 +170,15 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         },
         epoch,
         secrets: secrets(&a.secret)?,
+        ssh: a.ssh.iter().map(|s| wharf_builder::build::SshSpec::parse(s)).collect::<Result<_, _>>()?,
         progress: view.as_ref().map(|v| v.progress()),
         platforms,
         add_hosts: a.add_host.iter().map(|h| wharf_builder::build::parse_add_host(h)).collect::<Result<_, _>>()?,
         ulimits: ulimits(&a.ulimit)?,
         shm_size: shm_size(a.shm_size.as_deref())?,
         no_cache_filter: a.no_cache_filter.clone(),
-        annotations: annotations(&a.annotation)?,
+        annotations: BTreeMap::new(),
+        index_annotations: Default::default(),
         named_contexts: a
             .build_context
             .iter()
@@ -182,6 +189,8 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         lazy_layers: false,
     };
     let mut opts = opts;
+    (opts.annotations, opts.index_annotations) =
+        wharf_builder::build::parse_annotations(&a.annotation, opts.platforms.len() > 1)?;
     let outputs: Vec<Output> = a.output.iter().map(|o| Output::parse(o)).collect::<Result<_, _>>()?;
     // `-o type=image|registry,name=…`: more names, pushed or not.
     let mut push: Vec<wharf_image::Reference> = if a.push { opts.tags.clone() } else { Vec::new() };
@@ -278,28 +287,6 @@ fn shm_size(s: Option<&str>) -> anyhow::Result<Option<u64>> {
     let n = wharf_pod::hostconfig::parse_size(s).map_err(|e| anyhow::anyhow!("--shm-size {s:?}: {e}"))?;
     anyhow::ensure!(n > 0, "--shm-size {s:?}: the size must be greater than 0");
     Ok(Some(n as u64))
-}
-
-/// buildx's `--annotation [TYPE:]KEY=VALUE`; a single-platform build has
-/// a manifest only, so `manifest` is the one type that applies here.
-fn annotations(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut m = BTreeMap::new();
-    for i in items {
-        let (k, v) = i.split_once('=').ok_or_else(|| anyhow::anyhow!("--annotation {i:?}: use KEY=VALUE"))?;
-        let key = match k.split_once(':') {
-            Some(("manifest", key)) => key,
-            Some((t @ ("index" | "index-descriptor" | "manifest-descriptor"), _)) => {
-                anyhow::bail!("--annotation {i:?}: {t} annotations need an image index, which a single-platform build does not make; use manifest:KEY=VALUE")
-            }
-            Some((t, _)) if t.contains('[') => {
-                anyhow::bail!("--annotation {i:?}: per-platform annotations need a multi-platform build")
-            }
-            _ => k,
-        };
-        anyhow::ensure!(!key.is_empty(), "--annotation {i:?}: the key is empty");
-        m.insert(key.to_string(), v.to_string());
-    }
-    Ok(m)
 }
 
 /// The metadata file buildx writes: the manifest's digest and descriptor, the names.
