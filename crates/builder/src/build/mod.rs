@@ -17,7 +17,7 @@ pub mod progress;
 mod run_step;
 mod scope;
 mod stage;
-mod state;
+pub(crate) mod state;
 
 pub use cache::BuildCache;
 pub use cache_io::{CacheLocation, CacheMode, CacheSpec};
@@ -79,6 +79,8 @@ pub struct BuildOptions {
     /// Leave layers only a registry has there (the image is pushed next,
     /// and a push skips or mounts them): no layer is downloaded for nothing.
     pub lazy_layers: bool,
+    /// `--provenance`, `--sbom`: attestations attached in an index, as BuildKit.
+    pub attest: crate::attest::AttestOptions,
 }
 
 /// BuildKit's `--add-host` syntax: `NAME:IP` or `NAME=IP` (IPv6 may be in brackets).
@@ -127,6 +129,8 @@ pub(crate) struct Ctx<'a> {
     pub steps: &'a SharedSteps,
     /// Imported caches, lazy layers, and the records to export.
     pub cache_io: &'a cache_io::CacheIo,
+    /// What the provenance records of this platform's build.
+    pub attest: &'a crate::attest::Recorder,
 }
 
 /// The steps a build has run, by cache key: a step that two platforms share
@@ -151,6 +155,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn emit(&self, e: &progress::Event) {
+        self.attest.observe(e);
         if let Some(p) = &self.opts.progress {
             p.emit(e);
         }
@@ -242,9 +247,10 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
         notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("warning: {m}"));
     };
     let io = cache_io::CacheIo::import(store, &opts.cache_from, &warn);
-    let res = build_platforms(store, opts, &df, &work_dir, &io).and_then(|m| {
+    let attached = crate::attest::Attached::new();
+    let res = build_platforms(store, opts, &df, &work_dir, (&io, &attached)).and_then(|m| {
         finish_cache(store, opts, &io, &m)?;
-        Ok(m)
+        attached.wrap(store, m)
     });
     if let Err(e) = owned.remove() {
         tracing::warn!("removing {}: {e}", work_dir.display());
@@ -314,12 +320,13 @@ fn build_platforms(
     opts: &BuildOptions,
     df: &crate::Dockerfile,
     work_dir: &Path,
-    io: &cache_io::CacheIo,
+    (io, attached): (&cache_io::CacheIo, &crate::attest::Attached),
 ) -> BuildResult<Descriptor> {
     let platforms = if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() };
     let multi = platforms.len() > 1;
     let steps = SharedSteps::default();
     let one = |p: &Platform| -> BuildResult<Descriptor> {
+        let rec = crate::attest::Recorder::new(&opts.attest);
         let ctx = Ctx {
             store,
             opts,
@@ -333,13 +340,16 @@ fn build_platforms(
             label: if multi { format!("{p} ") } else { String::new() },
             steps: &steps,
             cache_io: io,
+            attest: &rec,
         };
         let (mut state, key) = stage::build_target(&ctx, df)?;
         io.set_final(&key);
         if opts.cache_to.iter().any(|c| c.location == CacheLocation::Inline) {
             io.inline_into(&mut state, &ctx.now());
         }
-        state.commit(store, &opts.annotations)
+        let d = state.commit(store, &opts.annotations)?;
+        attached.attach(&ctx, &rec, &state, &d)?;
+        Ok(d)
     };
     if !multi {
         return one(&platforms[0]);
@@ -371,6 +381,12 @@ impl Ctx<'_> {
     /// an index, or an image of that platform), else (or with --pull) from
     /// its registry.
     pub(crate) fn image_for(&self, name: &str, platform: &Platform) -> BuildResult<wharf_image::Image> {
+        let img = self.resolve_image(name, platform)?;
+        self.attest.material(name, platform, &img);
+        Ok(img)
+    }
+
+    fn resolve_image(&self, name: &str, platform: &Platform) -> BuildResult<wharf_image::Image> {
         let mut stored = None;
         if !self.opts.pull {
             match self.store.resolve_for(name, platform) {
