@@ -14,10 +14,12 @@
 //!   [`Step::expand`] applies the expansion once the executor knows ARG/ENV.
 //! - `dockerignore`: the build context filter ([`DockerIgnore`]).
 //! - `check`: BuildKit's Dockerfile checks (`wharf build --check`).
+//! - `attest`: SLSA provenance and SPDX SBOM attestations (`--provenance`, `--sbom`).
 //!
 //! Still to come, on top of these types: `plan` (stage graph, cache keys)
 //! and `exec` (RUN through `wharf-runtime`, COPY/ADD written as layer tars).
 
+pub mod attest;
 pub mod build;
 pub mod check;
 mod dockerignore;

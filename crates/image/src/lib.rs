@@ -17,6 +17,7 @@
 //! - `import`, [`archive`]: `import`, `save` and `load`.
 //! - [`platform`]: `os/arch[/variant]`, and picking one in an index.
 //! - [`manifest_list`]: indexes made by hand (`wharf manifest`) and by builds.
+//! - [`attestation`]: in-toto statements attached in an index, as BuildKit does.
 //! - `check`: `system check`.
 //! - `lock`: flock files, and [`OwnedDir`]: a dir whose owner holds its lock
 //!   for life, so that [`leftovers`] finds the dirs of killed processes
@@ -27,6 +28,7 @@
 //! blob written but not yet referenced is never collected.
 
 pub mod archive;
+pub mod attestation;
 pub mod blobs;
 mod check;
 pub mod compression;

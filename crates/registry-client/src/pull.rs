@@ -134,7 +134,7 @@ impl Registry {
         let ctx = Ctx { store, oref: &oref, opts, created, pending: &pending };
         let (target, id) = match kind {
             Kind::Manifest => {
-                let id = self.pull_image(&ctx, &body, &mut seen).await?;
+                let id = self.pull_image(&ctx, &body, &mut seen, true).await?;
                 created.blob(store.blobs().put_bytes(&body)?);
                 (descriptor(&mt, &digest, body.len() as u64)?, id)
             }
@@ -177,7 +177,9 @@ impl Registry {
                 return Err(Error::Unsupported(format!("{cd}: nested indexes are not supported")));
             }
             seen.push(cd.to_string());
-            let this_id = self.pull_image(ctx, &cbody, seen).await?;
+            // An attestation manifest's layers are in-toto statements: stored, never unpacked.
+            let unpack = !wharf_image::attestation::is_attestation_entry(c);
+            let this_id = self.pull_image(ctx, &cbody, seen, unpack).await?;
             ctx.created.blob(store.blobs().put_bytes(&cbody)?);
             if c.get("digest") == chosen.get("digest") {
                 id = this_id;
@@ -261,7 +263,7 @@ impl Registry {
     }
 
     /// Pulls one platform's config and layers; returns the image ID.
-    async fn pull_image(&self, ctx: &Ctx<'_>, manifest: &[u8], seen: &mut Vec<String>) -> Result<String> {
+    async fn pull_image(&self, ctx: &Ctx<'_>, manifest: &[u8], seen: &mut Vec<String>, unpack: bool) -> Result<String> {
         let store = ctx.store;
         let m: Value = serde_json::from_slice(manifest).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let blob = |v: &Value| -> Result<OciDescriptor> {
@@ -301,7 +303,7 @@ impl Registry {
         futures_util::stream::iter(layers.iter().zip(diff_ids.iter()))
             .map(|(l, diff)| async move {
                 let diff = wharf_image::digest::parse(diff)?;
-                let unpack = (!store.snapshots().exists(&diff)).then_some(diff);
+                let unpack = (unpack && !store.snapshots().exists(&diff)).then_some(diff);
                 self.fetch_blob(ctx, l, unpack).await
             })
             .buffer_unordered(n)

@@ -19,7 +19,7 @@ mod run_step;
 mod scope;
 mod ssh;
 mod stage;
-mod state;
+pub(crate) mod state;
 
 pub use annotations::{parse_annotations, IndexAnnotations};
 pub use cache::BuildCache;
@@ -87,6 +87,8 @@ pub struct BuildOptions {
     /// Leave layers only a registry has there (the image is pushed next,
     /// and a push skips or mounts them): no layer is downloaded for nothing.
     pub lazy_layers: bool,
+    /// `--provenance`, `--sbom`: attestations attached in an index, as BuildKit.
+    pub attest: crate::attest::AttestOptions,
 }
 
 /// BuildKit's `--add-host` syntax: `NAME:IP` or `NAME=IP` (IPv6 may be in brackets).
@@ -137,6 +139,8 @@ pub(crate) struct Ctx<'a> {
     pub cache_io: &'a cache_io::CacheIo,
     /// The `--ssh` agents.
     pub ssh: &'a ssh::Agents,
+    /// What the provenance records of this platform's build.
+    pub attest: &'a crate::attest::Recorder,
 }
 
 /// The steps a build has run, by cache key: a step that two platforms share
@@ -161,6 +165,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn emit(&self, e: &progress::Event) {
+        self.attest.observe(e);
         if let Some(p) = &self.opts.progress {
             p.emit(e);
         }
@@ -252,12 +257,13 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
         notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("warning: {m}"));
     };
     let io = cache_io::CacheIo::import(store, &opts.cache_from, &warn);
+    let attached = crate::attest::Attached::new();
     // The agents (and any ssh-agent run for key files) last as long as the build.
     let res = ssh::Agents::start(&opts.ssh, &work_dir).and_then(|agents| {
-        let m = build_platforms(store, opts, &df, (&work_dir, &agents), &io)?;
+        let m = build_platforms(store, opts, &df, (&work_dir, &agents), (&io, &attached))?;
         drop(agents);
         finish_cache(store, opts, &io, &m)?;
-        Ok(m)
+        attached.wrap(store, m)
     });
     if let Err(e) = owned.remove() {
         tracing::warn!("removing {}: {e}", work_dir.display());
@@ -327,12 +333,13 @@ fn build_platforms(
     opts: &BuildOptions,
     df: &crate::Dockerfile,
     (work_dir, agents): (&Path, &ssh::Agents),
-    io: &cache_io::CacheIo,
+    (io, attached): (&cache_io::CacheIo, &crate::attest::Attached),
 ) -> BuildResult<Descriptor> {
     let platforms = if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() };
     let multi = platforms.len() > 1;
     let steps = SharedSteps::default();
     let one = |p: &Platform| -> BuildResult<Descriptor> {
+        let rec = crate::attest::Recorder::new(&opts.attest);
         let ctx = Ctx {
             store,
             opts,
@@ -347,13 +354,16 @@ fn build_platforms(
             steps: &steps,
             cache_io: io,
             ssh: agents,
+            attest: &rec,
         };
         let (mut state, key) = stage::build_target(&ctx, df)?;
         io.set_final(&key);
         if opts.cache_to.iter().any(|c| c.location == CacheLocation::Inline) {
             io.inline_into(&mut state, &ctx.now());
         }
-        state.commit(store, &opts.index_annotations.manifest_of(&opts.annotations, p))
+        let d = state.commit(store, &opts.index_annotations.manifest_of(&opts.annotations, p))?;
+        attached.attach(&ctx, &rec, &state, &d)?;
+        Ok(d)
     };
     if !multi {
         return one(&platforms[0]);
@@ -393,6 +403,12 @@ impl Ctx<'_> {
     /// an index, or an image of that platform), else (or with --pull) from
     /// its registry.
     pub(crate) fn image_for(&self, name: &str, platform: &Platform) -> BuildResult<wharf_image::Image> {
+        let img = self.resolve_image(name, platform)?;
+        self.attest.material(name, platform, &img);
+        Ok(img)
+    }
+
+    fn resolve_image(&self, name: &str, platform: &Platform) -> BuildResult<wharf_image::Image> {
         let mut stored = None;
         if !self.opts.pull {
             match self.store.resolve_for(name, platform) {

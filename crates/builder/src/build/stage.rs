@@ -242,6 +242,7 @@ impl Stages<'_, '_> {
             let id = super::progress::next_id();
             let text = step.original.lines().next().unwrap_or_default();
             self.ctx.emit(&Event::Step { id, stage: &name, index: i + 1, total, text });
+            self.ctx.attest.step(id, &name, &self.ctx.platform, step);
             cur = self
                 .step(cur, step, &mut scope, &mut shell, &mut cmd_set, (id, no_cache))
                 .map_err(|e| locate(e, step))?;

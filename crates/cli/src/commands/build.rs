@@ -93,6 +93,16 @@ pub struct Args {
     /// inline cache), type=local,src=DIR, or a bare REF; one that cannot be read is skipped, with a warning.
     #[arg(long = "cache-from", value_name = "SPEC")]
     cache_from: Vec<String>,
+    // -- Attestations (issue 14 §3), as buildx; off unless asked --
+    /// Attach a SLSA provenance: true|false, mode=min|max[,builder-id=URI].
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "true")]
+    provenance: Option<String>,
+    /// Attach an SPDX SBOM of the image's packages (dpkg, apk, Python, os-release): true|false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    sbom: Option<String>,
+    /// type=provenance[,mode=min|max] or type=sbom (repeatable), as buildx --attest.
+    #[arg(long, value_name = "SPEC")]
+    attest: Vec<String>,
     /// The build context directory.
     context: PathBuf,
 }
@@ -187,6 +197,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         cache_from: a.cache_from.iter().map(|c| CacheSpec::parse_from(c)).collect::<Result<_, _>>()?,
         cache_to: a.cache_to.iter().map(|c| CacheSpec::parse_to(c)).collect::<Result<_, _>>()?,
         lazy_layers: false,
+        attest: attest_options(&a.attest, a.provenance.as_deref(), a.sbom.as_deref())?,
     };
     let mut opts = opts;
     (opts.annotations, opts.index_annotations) =
@@ -268,6 +279,25 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         crate::outln!("{}", built.id)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--attest`, then `--provenance` and `--sbom` (which win, as in buildx).
+fn attest_options(
+    attest: &[String],
+    provenance: Option<&str>,
+    sbom: Option<&str>,
+) -> anyhow::Result<wharf_builder::attest::AttestOptions> {
+    let mut o = wharf_builder::attest::AttestOptions::default();
+    for s in attest {
+        o.set_attest(s)?;
+    }
+    if let Some(p) = provenance {
+        o.set_provenance(p)?;
+    }
+    if let Some(s) = sbom {
+        o.set_sbom(s)?;
+    }
+    Ok(o)
 }
 
 /// `--ulimit nofile=1024:2048`, with run's parser and names.

@@ -52,7 +52,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             .filter(|d| d.digest() == img.target.digest())
             .filter_map(|d| d.annotations().as_ref().and_then(|a| a.get(wharf_image::REF_NAME)).map(String::as_str))
             .collect();
-        out.push(json!({
+        let mut v = json!({
             "Id": img.id().to_string(),
             "Digest": img.target.digest().to_string(),
             "ManifestDigest": img.manifest_digest.to_string(),
@@ -67,7 +67,16 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             "Layers": img.manifest.layers(),
             "History": img.config.history(),
             "Size": img.size(),
-        }));
+        });
+        // Attestations attached in the image's index (builds with --provenance/--sbom), as buildx shows them.
+        let (prov, sbom) = wharf_image::attestation::summarize(&store.attestations(&img)?);
+        if let Some(p) = prov {
+            v["Provenance"] = p;
+        }
+        if let Some(s) = sbom {
+            v["SBOM"] = s;
+        }
+        out.push(v);
     }
     match a.format.as_deref() {
         None | Some("json") => crate::outln!("{}", serde_json::to_string_pretty(&out)?)?,
@@ -86,7 +95,7 @@ fn raw_config(store: &wharf_image::Store, img: &wharf_image::Image) -> anyhow::R
 }
 
 /// `{{.A.B}}` and `{{json .A}}` paths into the inspected object.
-fn template(t: &str, v: &serde_json::Value) -> String {
+pub(crate) fn template(t: &str, v: &serde_json::Value) -> String {
     let mut out = String::new();
     let mut rest = t;
     while let Some(i) = rest.find("{{") {

@@ -75,6 +75,10 @@ pub struct AnnotateArgs {
 pub struct InspectArgs {
     /// A list in the store, or a registry reference.
     name: String,
+    /// A Go template over {Name, Manifest, Provenance, SBOM} ('{{json .Provenance}}'), as
+    /// `buildx imagetools inspect --format`; Provenance/SBOM are by platform for several images.
+    #[arg(short, long)]
+    format: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -150,16 +154,47 @@ pub fn run(g: &Globals, c: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn inspect(store: &wharf_image::Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
-    let raw = match store.entry(&a.name) {
-        Ok(e) => store.blobs().read(e.digest(), 16 << 20)?,
+    type Fetch = Box<dyn Fn(&wharf_image::Digest) -> Option<serde_json::Value>>;
+    let (raw, fetch): (Vec<u8>, Fetch) = match store.entry(&a.name) {
+        Ok(e) => {
+            let s = store.clone();
+            let read = move |d: &wharf_image::Digest| {
+                s.blobs().read(d, 16 << 20).ok().and_then(|b| serde_json::from_slice(&b).ok())
+            };
+            (store.blobs().read(e.digest(), 16 << 20)?, Box::new(read))
+        }
         Err(e) if e.kind() == wharf_image::ErrorKind::NotFound => {
             let r = Reference::parse(&a.name)?;
             let reg = Registry::new(r.domain(), a.registry.options())?;
-            wharf_registry::block_on(reg.manifest_raw(&r))?.0
+            let raw = wharf_registry::block_on(reg.manifest_raw(&r))?.0;
+            let repo = r.path().to_string();
+            // Attestation manifests, then their statements, read from the registry when asked for.
+            let read = move |d: &wharf_image::Digest| {
+                let by_digest = Reference::parse(&format!("{}@{d}", r.repository())).ok()?;
+                let bytes = match wharf_registry::block_on(reg.manifest_raw(&by_digest)) {
+                    Ok((b, _, _)) => b,
+                    Err(_) => wharf_registry::block_on(reg.blob_bytes(&repo, d.as_ref(), 16 << 20)).ok()?,
+                };
+                serde_json::from_slice(&bytes).ok()
+            };
+            (raw, Box::new(read))
         }
         Err(e) => return Err(e.into()),
     };
     let v: serde_json::Value = serde_json::from_slice(&raw)?;
-    crate::outln!("{}", serde_json::to_string_pretty(&v)?)?;
+    let Some(t) = a.format.as_deref() else {
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut view = serde_json::json!({"Name": a.name, "Manifest": v});
+    if v.get("manifests").is_some() && (t.contains(".Provenance") || t.contains(".SBOM")) {
+        let s = wharf_image::attestation::index_summary(&v, &fetch)?;
+        for k in ["Provenance", "SBOM"] {
+            if let Some(x) = s.get(k) {
+                view[k] = x.clone();
+            }
+        }
+    }
+    crate::outln!("{}", super::inspect::template(t, &view))?;
     Ok(ExitCode::SUCCESS)
 }
