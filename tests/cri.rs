@@ -257,6 +257,8 @@ fn status_codes_runtime_config_kill9_restart() {
     let mut bad = vec![
         ("cgroup_driver = \"cgroupv3\"", "unknown variant"),
         ("[runtime.handlers]\nkata = \"/nonexistent/kata-runtime\"", "\"kata\""),
+        // It was accepted, and pods ran wharf-infra all the same.
+        ("[sandbox]\ninfra = \"pause\"", "sandbox.infra = \"pause\" is not supported"),
     ];
     if !Path::new("/run/systemd/system").exists() {
         bad.push(("cgroup_driver = \"systemd\"", "systemd is not running"));

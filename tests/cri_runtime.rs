@@ -469,13 +469,16 @@ fn oom_killed_reason() {
             security_context: None,
         });
         let id = create(&mut rs, &pod, &sb, cfg).await;
-        let mut st = wait_state(&mut rs, &id, cri::ContainerState::ContainerExited).await;
-        // The OOM kill is read from the cgroup by the cleanup right after the exit.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while st.reason != "OOMKilled" && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            st = status(&mut rs, &id).await;
-        }
+        // The first status that says exited (polled without a pause): it said
+        // "Error" until the exit's cleanup read the OOM kill from the cgroup.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let st = loop {
+            let st = status(&mut rs, &id).await;
+            if st.state == cri::ContainerState::ContainerExited as i32 {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "{id} never exited: {st:?}");
+        };
         assert_eq!((st.reason.as_str(), st.exit_code), ("OOMKilled", 137), "{st:?}");
         assert_eq!(st.resources.unwrap().linux.unwrap().memory_limit_in_bytes, 32 << 20);
         rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
@@ -630,4 +633,139 @@ fn portmaps_chains_go_with_their_jumps_and_nothing_else() {
     })
     .join()
     .unwrap();
+}
+
+#[test]
+fn runtime_handler_runc_runs_the_pods_containers() {
+    if !privileged("runtime_handler_runc_runs_the_pods_containers") {
+        return;
+    }
+    let lab = lab(5);
+    let sb = lab.sandbox_config("viarunc");
+    let runc_root = lab.d.run_root.join("runtimes/runc");
+    let pod = lab.rpc(async |mut rs| {
+        let r = cri::RunPodSandboxRequest { config: Some(sb.clone()), runtime_handler: "kata-nope".into() };
+        assert_eq!(rs.run_pod_sandbox(r).await.unwrap_err().code(), Code::NotFound, "an unknown handler");
+        // It was refused with Unimplemented: only "wharf" ran pods.
+        let r = cri::RunPodSandboxRequest { config: Some(sb.clone()), runtime_handler: "runc".into() };
+        let pod = rs.run_pod_sandbox(r).await.expect("RunPodSandbox runc").into_inner().pod_sandbox_id;
+        let s = rs.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: false });
+        assert_eq!(s.await.unwrap().into_inner().status.unwrap().runtime_handler, "runc");
+        let id = create(&mut rs, &pod, &sb, lab.container_config("app", "echo up; exec sleep 1000")).await;
+        wait_state(&mut rs, &id, cri::ContainerState::ContainerRunning).await;
+        // runc's own state under the --root it is given: it is really runc.
+        let list = std::process::Command::new("runc").arg("--root").arg(&runc_root).args(["list", "-q"]).output();
+        let list = String::from_utf8_lossy(&list.unwrap().stdout).into_owned();
+        assert!(list.lines().any(|l| l == id), "runc list: {list:?}");
+        assert!(!lab.d.run_root.join("runtime").join(&id).exists(), "not wharf-runtime's");
+        let r = exec(&mut rs, &id, &["sh", "-c", "echo $WHO; exit 3"], 5).await.unwrap();
+        assert_eq!((r.stdout.as_slice(), r.exit_code), (&b"app\n"[..], 3));
+        let st = rs.container_stats(cri::ContainerStatsRequest { container_id: id.clone() }).await.unwrap();
+        assert!(st.into_inner().stats.unwrap().memory.unwrap().working_set_bytes.unwrap().value > 0);
+        let stop = cri::StopContainerRequest { container_id: id.clone(), timeout: 2 };
+        rs.stop_container(stop).await.unwrap();
+        let st = wait_state(&mut rs, &id, cri::ContainerState::ContainerExited).await;
+        assert!([137, 143].contains(&st.exit_code), "{st:?}");
+        rs.remove_container(cri::RemoveContainerRequest { container_id: id.clone() }).await.unwrap();
+        rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+        rs.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+        pod
+    });
+    assert_eq!(wharf_tests::leaks::entries(&runc_root), Vec::<String>::new(), "runc's state left");
+    lab.assert_no_leaks(&[pod]);
+}
+
+/// `parent` (absolute) in every cgroup hierarchy that has it.
+fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let mounts = wharf_tests::leaks::cgroup_mounts();
+    mounts.iter().map(|m| m.join(parent.trim_start_matches('/'))).filter(|d| d.is_dir()).collect()
+}
+
+#[test]
+fn kubelet_cgroup_parent_is_the_pod_cgroup() {
+    if !privileged("kubelet_cgroup_parent_is_the_pod_cgroup") {
+        return;
+    }
+    let lab = lab(6);
+    let base = format!("/wharf-crirt-{}", std::process::id());
+    // One the kubelet made (kept at RemovePodSandbox), one nobody made (made and removed).
+    let kubelets = format!("{base}/kube/poduid-a");
+    for m in wharf_tests::leaks::cgroup_mounts() {
+        let _ = std::fs::create_dir_all(m.join(kubelets.trim_start_matches('/')));
+    }
+    let ours = format!("{base}-made");
+    for (name, parent) in [("kubecg", &kubelets), ("ourcg", &ours)] {
+        let mut sb = lab.sandbox_config(name);
+        sb.linux = Some(cri::LinuxPodSandboxConfig { cgroup_parent: parent.clone(), ..Default::default() });
+        lab.rpc(async |mut rs| {
+            let pod = run_pod(&mut rs, sb.clone()).await;
+            let id = create(&mut rs, &pod, &sb, lab.container_config("c", "exec sleep 1000")).await;
+            wait_state(&mut rs, &id, cri::ContainerState::ContainerRunning).await;
+            // The container's cgroup is beneath the kubelet's parent (it was /wharf/pod-<id>).
+            let procs: Vec<String> = cgroup_dirs(&format!("{parent}/{id}"))
+                .iter()
+                .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+                .collect();
+            assert!(procs.iter().any(|p| !p.trim().is_empty()), "{parent}/{id}: {procs:?}");
+            assert!(cgroup_dirs(&format!("/wharf/pod-{pod}")).is_empty());
+            rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+            rs.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+            let left: Vec<_> = cgroup_dirs(parent).iter().flat_map(|d| wharf_tests::leaks::entries(d)).collect();
+            assert!(left.iter().all(|e| !e.contains(&pod) && !e.contains(&id)), "left in {parent}: {left:?}");
+            lab.assert_no_leaks(&[pod]);
+        });
+    }
+    assert!(!cgroup_dirs(&kubelets).is_empty(), "the kubelet's parent is the kubelet's: kept");
+    assert_eq!(cgroup_dirs(&ours), Vec::<PathBuf>::new(), "the parent it made: removed");
+    // A relative parent (or a systemd slice name) is refused.
+    let mut sb = lab.sandbox_config("badcg");
+    sb.linux = Some(cri::LinuxPodSandboxConfig { cgroup_parent: "kubepods.slice".into(), ..Default::default() });
+    lab.rpc(async |mut rs| {
+        let r = cri::RunPodSandboxRequest { config: Some(sb), runtime_handler: String::new() };
+        assert_eq!(rs.run_pod_sandbox(r).await.unwrap_err().code(), Code::InvalidArgument);
+    });
+    for m in wharf_tests::leaks::cgroup_mounts() {
+        for d in [kubelets.as_str(), &format!("{base}/kube"), &base] {
+            let _ = std::fs::remove_dir(m.join(d.trim_start_matches('/')));
+        }
+    }
+}
+
+#[test]
+fn log_size_limit_rotates_the_kubelets_log() {
+    if !privileged("log_size_limit_rotates_the_kubelets_log") {
+        return;
+    }
+    let tmp = tempfile::Builder::new().prefix("wharf-crirt-").tempdir().unwrap();
+    let lab = lab_with(7, "[logs]\nmax_size = 4096\nmax_files = 2\n", tmp);
+    let sb = lab.sandbox_config("chatty");
+    let script = "i=0; while [ $i -lt 200 ]; do echo line$i-0123456789012345678901234567890123456789; \
+                  i=$((i+1)); sleep 0.01; done; while true; do echo tick; sleep 0.2; done";
+    let log = lab.logs.join("chatty/c/0.log");
+    let (rotated, kept) = (log.with_file_name("0.log.1"), log.with_file_name("0.log.kubelet"));
+    lab.rpc(async |mut rs| {
+        let pod = run_pod(&mut rs, sb.clone()).await;
+        let id = create(&mut rs, &pod, &sb, lab.container_config("c", script)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains(" tick") {
+            assert!(Instant::now() < deadline, "no tick in {}", log.display());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // ~14 KiB written: the file and one rotated file, each about the limit (one write more at most).
+        let sizes: Vec<u64> = [&log, &rotated].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).collect();
+        assert!(sizes[1] >= 4096 && sizes.iter().all(|s| *s < 4096 + 512), "sizes {sizes:?}");
+        assert!(!log.with_file_name("0.log.2").exists(), "max_files = 2");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.lines().all(|l| l.split(' ').nth(2) == Some("F")), "CRI lines: {text}");
+        // The kubelet's own rotation goes on working: rename, ReopenContainerLog.
+        std::fs::rename(&log, &kept).unwrap();
+        rs.reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() }).await.unwrap();
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains(" tick") {
+            assert!(Instant::now() < deadline, "no tick after the reopen");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+        rs.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+    });
+    lab.assert_no_leaks(&[]);
 }

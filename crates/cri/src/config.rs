@@ -8,7 +8,7 @@
 //! bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 //!
 //! [sandbox]
-//! infra = "builtin"                         # wharf-infra (no image), or "pause": the pause image
+//! infra = "builtin"                         # wharf-infra (no image); "pause" is refused (see Infra)
 //! pause_image = "registry.k8s.io/pause:3.10"
 //!
 //! [registry]
@@ -85,7 +85,11 @@ pub enum Infra {
     /// `wharf-infra`, the pod crate's tiny binary: no image to pull.
     #[default]
     Builtin,
-    /// The pause image (`sandbox.pause_image`), as containerd and CRI-O run it.
+    /// The pause image (`sandbox.pause_image`), as containerd and CRI-O run
+    /// it: refused by [`Config::parse`] — the pod crate's infra is
+    /// wharf-infra alone (it does what pause does: PID 1 of the shared pid
+    /// namespace, reaping, holding the pod's namespaces), so a file asking
+    /// for pause fails loudly rather than running something else.
     Pause,
 }
 
@@ -198,6 +202,13 @@ impl Config {
 
     /// Checks that need no host: values in range, names well formed.
     fn check_values(&self) -> Result<()> {
+        if self.sandbox.infra == Infra::Pause {
+            return Err(Error::Config(
+                "sandbox.infra = \"pause\" is not supported: wharf pods run wharf-infra (it does pause's work, \
+                 no image needed); use infra = \"builtin\" (pause_image is still reported as pinned)"
+                    .into(),
+            ));
+        }
         if self.logs.max_line_size == 0 {
             return Err(Error::Config("logs.max_line_size must be positive".into()));
         }
@@ -323,7 +334,7 @@ cgroup_driver = "systemd"
 conf_dir = "/tmp/net.d"
 bin_dirs = ["/tmp/bin"]
 [sandbox]
-infra = "pause"
+infra = "builtin"
 pause_image = "127.0.0.1:5000/pause:1"
 [registry]
 insecure = ["reg.lan:5000"]
@@ -341,7 +352,7 @@ max_files = 3
         )
         .unwrap();
         assert_eq!(c.cgroup_driver, CgroupDriver::Systemd);
-        assert_eq!(c.sandbox.infra, Infra::Pause);
+        assert_eq!(c.sandbox.infra, Infra::Builtin);
         assert_eq!(
             c.mirrors_of("registry.k8s.io"),
             [("127.0.0.1:5055".to_string(), false), ("mirror.lan:5000".to_string(), true)]
@@ -360,6 +371,7 @@ max_files = 3
             ("[registry.mirrors]\n\"docker.io\" = [\"http://a/b/c\"]", "not host[:port]"),
             ("[runtime.handlers]\n\"a b\" = \"/bin/true\"", "not a handler name"),
             ("[sandbox]\npause_image = \"Pause:1\"", "pause_image"),
+            ("[sandbox]\ninfra = \"pause\"", "infra = \"builtin\""),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");

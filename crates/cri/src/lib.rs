@@ -19,13 +19,15 @@
 //!   labelled `io.wharf.cri=true` (`owner`), its CNI network from the conf
 //!   dir (ADD with the port mappings and `K8S_POD_*` args into the pod's
 //!   pinned netns, DEL at remove), DNS config, hostname, sysctls, namespace
-//!   options; what the kubelet gave is kept in pod.json, so a restarted
+//!   options, the kubelet's `cgroup_parent` as the pod cgroup, the runtime
+//!   handler's binary for every container (runc, crun); what the kubelet gave is kept in pod.json, so a restarted
 //!   daemon (even after `kill -9`) answers the same from disk.
 //! - `container` (`spec`, `status`): CreateContainer … ExecSync. A CRI
 //!   container is a wharf container in the sandbox's pod (same id), its
 //!   config mapped onto the engine's run options plus the pod crate's
 //!   `kubelet::KubeSpec` (the kubelet's log path, written by the monitor in
-//!   the CRI format and reopened on ReopenContainerLog; pid/ipc/uts joins,
+//!   the CRI format, rotated at `logs.max_size` and reopened on
+//!   ReopenContainerLog; pid/ipc/uts joins,
 //!   masked paths, resources, bind mounts with propagation); ExecSync
 //!   through `Containers::exec_capture` (timeout, 16 MiB cap). Created,
 //!   started, stopped and deleted events go to `events`.

@@ -12,14 +12,19 @@
 //! (again, idempotent, at RemovePodSandbox and by the pod crate's sweep);
 //! `NODE` network: the host's.
 //!
-//! Known limits: the kubelet's `cgroup_parent` is not used (the pod cgroup
-//! is `/wharf/pod-<id>`, with the sandbox resources as its limits); only the `wharf` runtime handler runs containers.
+//! The kubelet's `cgroup_parent` is the pod cgroup (else `/wharf/pod-<id>`,
+//! with the sandbox resources as its limits); a runtime handler other than
+//! `wharf` runs every container of the pod through its binary (runc, crun).
+//!
+//! Known limits: systemd slices as `cgroup_parent` are refused; the infra
+//! is wharf-infra whatever the handler (it is no OCI container).
 
 use crate::owner;
 use crate::service::{blocking, Cri};
 use k8s_cri::v1 as cri;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use tonic::Status;
 use wharf_pod::network::external::ExternalCni;
 use wharf_pod::{NetworkMode, Pod, PodOptions, Pods, Share};
@@ -93,17 +98,15 @@ pub(crate) fn pods(c: &Cri) -> Pods {
     Pods::new(&c.root, &c.run_root)
 }
 
-fn check_handler(c: &Cri, handler: &str) -> R<String> {
+/// The handler's name and, for one other than wharf-runtime, its binary
+/// (every container of the pod runs through it).
+fn check_handler(c: &Cri, handler: &str) -> R<(String, Option<PathBuf>)> {
     let name = if handler.is_empty() { c.config.runtime.default_handler.as_str() } else { handler };
-    if !c.handlers.iter().any(|h| h.name == name) {
+    let Some(h) = c.handlers.iter().find(|h| h.name == name) else {
         return Err(Status::not_found(format!("no runtime for {name:?} is configured")));
-    }
-    if name != crate::config::WHARF_HANDLER {
-        return Err(Status::unimplemented(format!(
-            "runtime handler {name:?}: only the \"wharf\" handler runs pods in wharf cri so far"
-        )));
-    }
-    Ok(name.to_string())
+    };
+    let own = name == crate::config::WHARF_HANDLER && !c.config.runtime.handlers.contains_key(name);
+    Ok((name.to_string(), (!own).then(|| h.binary.clone())))
 }
 
 fn ns_options(cfg: &cri::PodSandboxConfig) -> cri::NamespaceOption {
@@ -115,7 +118,7 @@ fn ns_options(cfg: &cri::PodSandboxConfig) -> cri::NamespaceOption {
 }
 
 /// The pod's options from the kubelet's config.
-fn pod_options(c: &Cri, cfg: &cri::PodSandboxConfig, meta: &SandboxMeta) -> R<PodOptions> {
+fn pod_options(c: &Cri, cfg: &cri::PodSandboxConfig, meta: &SandboxMeta, runtime: Option<PathBuf>) -> R<PodOptions> {
     let host_net = meta.network == NS_NODE;
     let dns = cfg.dns_config.clone().unwrap_or_default();
     let mut labels: BTreeMap<String, String> = meta.labels.clone();
@@ -168,7 +171,24 @@ fn pod_options(c: &Cri, cfg: &cri::PodSandboxConfig, meta: &SandboxMeta) -> R<Po
         annotations,
         infra: true,
         cni,
+        cgroup_parent: cgroup_parent(c, cfg)?,
+        runtime,
     })
+}
+
+/// The kubelet's `cgroup_parent` (cgroupfs: an absolute path such as
+/// `/kubepods/burstable/pod<uid>`); the pod crate checks it further.
+fn cgroup_parent(c: &Cri, cfg: &cri::PodSandboxConfig) -> R<Option<String>> {
+    let p = cfg.linux.as_ref().map(|l| l.cgroup_parent.as_str()).unwrap_or_default();
+    if p.is_empty() {
+        return Ok(None);
+    }
+    if c.config.cgroup_driver == crate::config::CgroupDriver::Systemd || !p.starts_with('/') {
+        return Err(Status::invalid_argument(format!(
+            "cgroup_parent {p:?}: only cgroupfs paths (absolute) are supported; systemd slices are not"
+        )));
+    }
+    Ok(Some(p.to_string()))
 }
 
 /// `k8s_A_B_…` from `parts`: characters a wharf name allows, and at most
@@ -199,7 +219,7 @@ pub async fn run_pod_sandbox(c: &Cri, req: cri::RunPodSandboxRequest) -> R<cri::
     if md.name.is_empty() || md.namespace.is_empty() || md.uid.is_empty() {
         return Err(Status::invalid_argument("RunPodSandbox: metadata needs name, namespace and uid"));
     }
-    let handler = check_handler(c, &req.runtime_handler)?;
+    let (handler, runtime) = check_handler(c, &req.runtime_handler)?;
     let ns = ns_options(&cfg);
     let linux = cfg.linux.clone().unwrap_or_default();
     let meta = SandboxMeta {
@@ -218,7 +238,7 @@ pub async fn run_pod_sandbox(c: &Cri, req: cri::RunPodSandboxRequest) -> R<cri::
         sysctls: linux.sysctls.into_iter().collect(),
         hostname: cfg.hostname.clone(),
     };
-    let opts = pod_options(c, &cfg, &meta)?;
+    let opts = pod_options(c, &cfg, &meta, runtime)?;
     if !cfg.log_directory.is_empty() {
         std::fs::create_dir_all(&cfg.log_directory)
             .map_err(|e| Status::internal(format!("create log directory {}: {e}", cfg.log_directory)))?;

@@ -43,6 +43,9 @@ pub enum Error {
     /// The container's monitor failed or reported an error.
     #[error("{0}")]
     Monitor(String),
+    /// An OCI runtime binary (runc, crun) failed: its command and stderr.
+    #[error("{0}")]
+    OciRuntime(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -7,7 +7,7 @@ use crate::container::proto::{self, Hello};
 use crate::container::{Containers, Start};
 use crate::error::{Error, Result};
 use crate::network::{self, Attachment};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wharf_image::Store;
 use wharf_runtime::spec::ImageOverrides;
 
@@ -74,6 +74,9 @@ pub struct RunOptions {
     pub restart: Option<String>,
     /// `--log-opt max-size=…`, `max-file=…`.
     pub log_opts: Vec<String>,
+    /// The OCI runtime binary (runc's CLI: runc, crun); None: wharf-runtime.
+    /// A pod member gets its pod's.
+    pub runtime: Option<PathBuf>,
     /// `--stop-signal` (default: the image's StopSignal, else SIGTERM).
     pub stop_signal: Option<String>,
     /// `--stop-timeout` seconds (default 10).

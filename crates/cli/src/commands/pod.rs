@@ -283,6 +283,7 @@ fn options(a: CreateArgs) -> anyhow::Result<PodOptions> {
         annotations,
         infra: a.infra,
         cni: None,
+        ..Default::default()
     })
 }
 

@@ -260,6 +260,7 @@ pub fn options(a: Args) -> anyhow::Result<RunOptions> {
         platform: a.platform,
         restart: a.restart,
         log_opts: a.log_opt,
+        runtime: None,
         stop_signal: a.stop_signal,
         stop_timeout: a.stop_timeout,
         labels: a.host.labels(a.label)?,

@@ -56,6 +56,7 @@ pub async fn create_container(c: &Cri, req: cri::CreateContainerRequest) -> R<cr
         return Err(Status::invalid_argument("CreateContainer: no image"));
     }
     let (pods, cs, store) = (pods(c), containers(c), c.store.clone());
+    let logs = c.config.logs.clone();
     let id = blocking(move || {
         let pod = find_pod(&pods, &req.pod_sandbox_id)?;
         let sb = meta_of(&pod);
@@ -90,7 +91,11 @@ pub async fn create_container(c: &Cri, req: cri::CreateContainerRequest) -> R<cr
         };
         let attempt = md.attempt.to_string();
         let name = crate::sandbox::wharf_name(&[&md.name, &sb.name, &sb.namespace, &sb.uid, &attempt]);
-        let o = spec::run_options(&cfg, &pod, &sb, &name, target_pid, &meta)?;
+        let mut o = spec::run_options(&cfg, &pod, &sb, &name, target_pid, &meta)?;
+        // logs.max_size: the monitor rotates the kubelet's file (`0.log.1`, …).
+        if logs.max_size > 0 {
+            o.log_opts = vec![format!("max-size={}", logs.max_size), format!("max-file={}", logs.max_files)];
+        }
         let made = cs.create(&store, &o).map_err(|e| match e {
             wharf_pod::Error::Conflict(m) => Status::already_exists(m),
             e => pod_err(e),

@@ -67,7 +67,7 @@ impl Containers {
             preserve_fds: 0,
             stdio: None,
         };
-        let proc = rt.exec(&opts)?;
+        let proc = self.run_exec(c, rt.as_ref(), &opts)?;
         let relay = match &console {
             Some(con) if !r.detach => Some(con.attach(r.interactive)?),
             _ => None,
@@ -102,7 +102,7 @@ impl Containers {
                 ExecIo::Tty { .. } => None,
             },
         };
-        let proc = rt.exec(&opts)?;
+        let proc = self.run_exec(c, rt.as_ref(), &opts)?;
         drop(io);
         let pty = match &console {
             Some(con) => match con.receive() {
@@ -121,12 +121,29 @@ impl Containers {
         Ok(Spawned { pid: proc.pid, pty })
     }
 
-    /// The checks of an exec and the process it runs, with `r`'s overrides.
+    /// Starts `opts` through wharf-runtime's library (`rt`), or through the
+    /// container's own runtime binary (runc, crun).
+    fn run_exec(
+        &self,
+        c: &Container,
+        rt: Option<&wharf_runtime::Container>,
+        opts: &wharf_runtime::ExecOptions,
+    ) -> Result<wharf_runtime::exec::ExecProcess> {
+        if let Some(rt) = rt {
+            return Ok(rt.exec(opts)?);
+        }
+        let oci = self.oci(&c.record).ok_or_else(|| Error::Conflict(format!("container {} is not running", c.id())))?;
+        let pid = oci.exec(c.id(), &opts.process, opts.console_socket.as_deref(), opts.stdio)?;
+        Ok(wharf_runtime::exec::ExecProcess { pid })
+    }
+
+    /// The checks of an exec and the process it runs, with `r`'s overrides;
+    /// the runtime library's container (None: a runtime binary's).
     fn exec_process(
         &self,
         c: &Container,
         r: &ExecRequest,
-    ) -> Result<(wharf_runtime::Container, wharf_runtime::oci_spec::runtime::Process)> {
+    ) -> Result<(Option<wharf_runtime::Container>, wharf_runtime::oci_spec::runtime::Process)> {
         if !c.is_running() || c.status == super::Status::Restarting {
             return Err(Error::Conflict(format!("container {} is not running", c.id())));
         }
@@ -136,9 +153,16 @@ impl Containers {
         if r.cmd.is_empty() {
             return Err(Error::InvalidArgument("no command specified".into()));
         }
-        let rt = wharf_runtime::Container::load(&self.state_root(), c.id())
-            .map_err(|_| Error::Conflict(format!("container {} is not running", c.id())))?;
-        let mut p = wharf_runtime::exec::process_from_args(&rt, r.cmd.clone());
+        let (rt, mut p) = if self.oci(&c.record).is_some() {
+            let mut p = super::oci::bundle_process(&c.dir)?;
+            p.set_args(Some(r.cmd.clone()));
+            (None, p)
+        } else {
+            let rt = wharf_runtime::Container::load(&self.state_root(), c.id())
+                .map_err(|_| Error::Conflict(format!("container {} is not running", c.id())))?;
+            let p = wharf_runtime::exec::process_from_args(&rt, r.cmd.clone());
+            (Some(rt), p)
+        };
         let mut env = p.env().clone().unwrap_or_default();
         wharf_runtime::spec::merge_env(&mut env, &r.env);
         p.set_env(Some(env));

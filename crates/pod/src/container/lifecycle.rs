@@ -47,7 +47,12 @@ impl Containers {
     /// wiped with the run root) by the init pid its monitor recorded, if
     /// that process is still the monitor's child.
     fn signal(&self, c: &Container, sig: i32, all: bool) -> Result<()> {
-        if let Some(rt) = self.runtime(c.id()) {
+        if let Some(oci) = self.oci(&c.record) {
+            match oci.kill(c.id(), sig, all) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::debug!("{e}: by the pid then"),
+            }
+        } else if let Some(rt) = self.runtime(c.id()) {
             return Ok(rt.signal(sig, all)?);
         }
         let pid = c.state.pid;
@@ -231,7 +236,7 @@ impl Containers {
         let mut state = record::load_monitor_state(&dir).unwrap_or_default();
         let oom = self.runtime(id).is_some_and(|rt| rt.stats().is_ok_and(|s| s.oom_kills > 0));
         // From the state, else from the bundle's cgroupsPath (a wiped run root).
-        wharf_runtime::leftover::remove(&self.state_root(), id, &dir)?;
+        self.remove_runtime_state(id, &dir)?;
         crate::network::sweep_orphans(&crate::network::Networks::new(&self.root, &self.run_root));
         let merged = dir.join("merged");
         match rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH) {
@@ -262,6 +267,20 @@ impl Containers {
         Ok(())
     }
 
+    /// The runtime's state of container `id` (bundle `dir`) and what it
+    /// held: `delete --force` through a runtime binary of its own (runc,
+    /// crun), then what is left of it as wharf-runtime's leftovers.
+    fn remove_runtime_state(&self, id: &str, dir: &Path) -> Result<()> {
+        let oci = self.oci_of_id(id);
+        if let Some(o) = &oci {
+            if let Err(e) = o.delete(id) {
+                tracing::warn!("{e}");
+            }
+        }
+        let root = oci.map_or_else(|| self.state_root(), |o| o.root);
+        Ok(wharf_runtime::leftover::remove(&root, id, dir)?)
+    }
+
     /// Cleans up after every container whose monitor or setup was killed,
     /// and removes dirs of creations killed before their record existed.
     /// Cheap when there are none: a readdir and a flock per container.
@@ -280,9 +299,7 @@ impl Containers {
                 }
                 continue;
             }
-            let res = wharf_runtime::leftover::remove(&self.state_root(), &d.name, &d.path)
-                .map_err(Error::from)
-                .and_then(|()| Ok(d.remove()?));
+            let res = self.remove_runtime_state(&d.name, &d.path).and_then(|()| Ok(d.remove()?));
             match res {
                 Ok(()) => n += 1,
                 Err(e) => tracing::warn!("removing container {}: {e}", d.name),
@@ -311,6 +328,20 @@ impl Containers {
 
     /// `pause`/`unpause`: the runtime's freezer, and a marker for `ps`.
     pub fn pause(&self, c: &Container, pause: bool) -> Result<()> {
+        if let Some(oci) = self.oci(&c.record).filter(|_| c.is_running()) {
+            let marker = c.dir.join("paused");
+            if (c.status == super::Status::Paused) == pause {
+                let now = if pause { "already paused" } else { "not paused" };
+                return Err(Error::Conflict(format!("Container {} is {now}", c.id())));
+            }
+            oci.set_paused(c.id(), pause)?;
+            self.event(&c.record, if pause { "pause" } else { "unpause" }, &[]);
+            return if pause {
+                std::fs::write(&marker, b"").map_err(|e| record::io("write", &marker, e))
+            } else {
+                std::fs::remove_file(&marker).map_err(|e| record::io("remove", &marker, e))
+            };
+        }
         let rt = self
             .runtime(c.id())
             .filter(|_| c.is_running())

@@ -20,6 +20,7 @@ mod exec;
 mod lifecycle;
 pub mod logs;
 mod monitor;
+mod oci;
 pub mod proto;
 mod record;
 mod setup;

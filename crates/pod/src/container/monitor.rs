@@ -29,6 +29,8 @@ pub(crate) struct Spawn<'a> {
     pub fds: Vec<OwnedFd>,
     /// The stop signal and grace period (s) of a probe's kill.
     pub stop: (i32, u64),
+    /// A runtime other than wharf-runtime (its binary and state root).
+    pub oci: Option<super::oci::Oci>,
 }
 
 /// A helper binary: `$WHARF_<NAME>` if set, else next to this executable,
@@ -113,7 +115,11 @@ pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     let cs = s.containers;
     let (size, files) = log_limits(s.log_opts)?;
     let socket = cs.socket(s.id);
-    for d in [socket.parent(), Some(cs.state_root().as_path())].into_iter().flatten() {
+    let (runtime, state_root) = match &s.oci {
+        Some(o) => (o.bin.clone(), o.root.clone()),
+        None => (helper("wharf-runtime", "WHARF_RUNTIME_BIN"), cs.state_root()),
+    };
+    for d in [socket.parent(), Some(state_root.as_path())].into_iter().flatten() {
         std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
     }
     let (sync_r, sync_w) =
@@ -121,8 +127,8 @@ pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     let mut sync_r = std::fs::File::from(sync_r);
     let mut cmd = Command::new(helper("wharf-monitor", "WHARF_MONITOR"));
     cmd.arg("--id").arg(s.id);
-    cmd.arg("--runtime").arg(helper("wharf-runtime", "WHARF_RUNTIME_BIN"));
-    cmd.arg("--state-root").arg(cs.state_root()).arg("--bundle").arg(s.dir).arg("--dir").arg(s.dir);
+    cmd.arg("--runtime").arg(&runtime);
+    cmd.arg("--state-root").arg(&state_root).arg("--bundle").arg(s.dir).arg("--dir").arg(s.dir);
     cmd.arg("--log").arg(s.log).arg("--socket").arg(&socket);
     if s.tty {
         let console = cs.run_root.join("console");

@@ -124,6 +124,7 @@ impl Containers {
             backoff: o.restart_backoff,
             fds,
             stop: stop_of(o),
+            oci: self.oci(&rec),
         };
         let mut spawned = monitor::spawn(spawn);
         if let Ok(pid) = &spawned {
@@ -149,7 +150,10 @@ impl Containers {
                 Ok(true)
             }
             Err(e) => {
-                let _ = wharf_runtime::Container::delete_by_id(&self.state_root(), c.id(), true);
+                match self.oci(&rec) {
+                    Some(oci) => drop(oci.delete(c.id())),
+                    None => drop(wharf_runtime::Container::delete_by_id(&self.state_root(), c.id(), true)),
+                }
                 drop(net);
                 drop(mounts);
                 drop(rootfs);

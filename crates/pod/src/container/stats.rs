@@ -306,6 +306,12 @@ impl Containers {
 
     /// `c`'s [`Usage`], from its runtime state; `None` when it does not run.
     pub fn usage(&self, c: &Container) -> Option<Usage> {
+        if self.oci(&c.record).is_some() {
+            // A runtime binary's (runc, crun): its cgroup, read as any.
+            let path = super::oci::bundle_cgroups_path(&c.dir).filter(|_| c.is_running())?;
+            let rec = wharf_runtime::cgroups::existing(&path)?;
+            return Some(Usage::from_runc(&wharf_runtime::cgroups::runc_stats::collect(&rec)));
+        }
         let rt = self.live(c)?;
         let s = rt.runc_stats().ok()?;
         let mut u = Usage::from_runc(&s);

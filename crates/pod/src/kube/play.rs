@@ -288,6 +288,7 @@ impl<'a> Kube<'a> {
             annotations: p.annotations.clone(),
             infra: true,
             cni: None,
+            ..Default::default()
         };
         self.pods().create(&opts)?;
         Ok(())

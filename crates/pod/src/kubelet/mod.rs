@@ -116,9 +116,11 @@ impl Containers {
     /// opaque CRI data) for its next start.
     pub fn update_kubelet(&self, c: &Container, resources: Value, cri: Value) -> Result<()> {
         if c.is_running() && resources.as_object().is_some_and(|r| !r.is_empty()) {
-            if let Ok(rt) = wharf_runtime::Container::load(&self.state_root(), c.id()) {
-                let r: wharf_runtime::oci_spec::runtime::LinuxResources = serde_json::from_value(resources.clone())
-                    .map_err(|e| Error::InvalidArgument(format!("resources: {e}")))?;
+            let r: wharf_runtime::oci_spec::runtime::LinuxResources = serde_json::from_value(resources.clone())
+                .map_err(|e| Error::InvalidArgument(format!("resources: {e}")))?;
+            if let Some(oci) = self.oci(&c.record) {
+                oci.update(&c.dir, c.id(), &r)?;
+            } else if let Ok(rt) = wharf_runtime::Container::load(&self.state_root(), c.id()) {
                 rt.update(&r)?;
             }
         }

@@ -36,7 +36,7 @@ pub(crate) fn start(pods: &Pods, rec: &PodRecord) -> Result<i32> {
     let _ = std::fs::remove_file(dir.join(INFRA_PID));
     let _ = std::fs::remove_file(dir.join(record::INFRA_PAUSED));
     let ports = hold_ports(pods, &rec.id)?;
-    let cg = wharf_runtime::cgroups::create(Some(Path::new(&super::setup::infra_cgroup(&rec.id))), &rec.id, false)?;
+    let cg = wharf_runtime::cgroups::create(Some(Path::new(&super::setup::infra_cgroup(rec))), &rec.id, false)?;
     let mut cmd = Command::new(crate::container::helper("wharf-infra", "WHARF_INFRA"));
     cmd.arg("--pid-file").arg(dir.join(INFRA_PID));
     for (t, p) in &rec.namespaces {
@@ -167,7 +167,8 @@ pub(crate) fn stop(dir: &Path, signal: i32, grace: Duration) -> Result<()> {
 /// Freezes or thaws the infra's cgroup (`pod pause`/`unpause`); the
 /// `infra.paused` marker says so to `pod ls`.
 pub(crate) fn set_frozen(dir: &Path, id: &str, frozen: bool) -> Result<()> {
-    let cg = wharf_runtime::cgroups::create(Some(Path::new(&super::setup::infra_cgroup(id))), id, false)?;
+    let rec = record::load_record(dir).map_err(|_| Error::NoSuchPod(id.to_string()))?;
+    let cg = wharf_runtime::cgroups::create(Some(Path::new(&super::setup::infra_cgroup(&rec))), id, false)?;
     cg.set_frozen(frozen)?;
     let marker = dir.join(record::INFRA_PAUSED);
     if frozen {

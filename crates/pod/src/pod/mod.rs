@@ -37,7 +37,12 @@
 //!   detected, not assumed), each container's cgroup is
 //!   `/wharf/pod-<id>/<ctr-id>` with its own limits beneath. It is made
 //!   again (idempotently) before any member starts, since a container's
-//!   cleanup may remove empty parents.
+//!   cleanup may remove empty parents. A pod given a `cgroup_parent` (the
+//!   kubelet's `/kubepods/…/pod<uid>`) uses it instead: members at
+//!   `<parent>/<ctr-id>`, the infra at `<parent>/<pod-id>`; the limits are
+//!   written, and the parent removed with the pod, only if the pod made it.
+//! - **The OCI runtime** of the members is wharf-runtime, or the pod's
+//!   `runtime` binary (runc's CLI: runc, crun; `container::oci`).
 //!
 //! - **Published ports are held by the infra** (see `infra`): `-p` needs
 //!   it, as podman's infra container (its conmon holds them).
@@ -134,6 +139,13 @@ pub struct PodOptions {
     /// With `network: None`: CNI ADD from the kubelet's configuration into
     /// the pod's netns (`wharf cri`).
     pub cni: Option<crate::network::external::ExternalCni>,
+    /// The pod cgroup, given by its maker (the kubelet's `cgroup_parent`,
+    /// e.g. `/kubepods/burstable/pod<uid>`): the members' parent instead of
+    /// `/wharf/pod-<id>`; removed with the pod only if the pod made it.
+    pub cgroup_parent: Option<String>,
+    /// The OCI runtime binary of every member (a CRI runtime handler's:
+    /// runc, crun); None: wharf-runtime.
+    pub runtime: Option<std::path::PathBuf>,
 }
 
 impl Default for PodOptions {
@@ -154,6 +166,8 @@ impl Default for PodOptions {
             annotations: BTreeMap::new(),
             infra: true,
             cni: None,
+            cgroup_parent: None,
+            runtime: None,
         }
     }
 }
@@ -308,6 +322,9 @@ pub(crate) fn join_options(cs: &Containers, o: &crate::RunOptions) -> Result<(cr
         return Err(Error::InvalidArgument(format!(
             "{flag} cannot be set for a container in a pod: the pod owns its network, hostname and DNS (set them at `pod create`)"
         )));
+    }
+    if o.runtime.is_none() {
+        o.runtime = record::load_record(&pods.dir(&id)).ok().and_then(|r| r.options.runtime);
     }
     o.pod = Some(id);
     Ok((o, made))

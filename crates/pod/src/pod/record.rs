@@ -36,8 +36,13 @@ pub struct PodRecord {
     pub created: String,
     pub options: PodOptions,
     pub hostname: String,
-    /// The parent cgroup of the members (`/wharf/pod-<id>`).
+    /// The parent cgroup of the members (`/wharf/pod-<id>`, or the
+    /// `cgroup_parent` of the options).
     pub cgroup_parent: String,
+    /// The options' `cgroup_parent` did not exist: the pod made it (and
+    /// writes its limits there, and removes it with the pod).
+    #[serde(default)]
+    pub cgroup_made: bool,
     /// Pinned namespaces the members join: (OCI type, path).
     pub namespaces: Vec<(String, PathBuf)>,
     /// (path in the container, host file): hosts, hostname, resolv.conf.

@@ -22,9 +22,14 @@ pub(crate) fn cgroup_parent(id: &str) -> String {
 }
 
 /// The infra process's own cgroup, beneath the pod's (cgroup v2 allows no
-/// process in a cgroup whose children have controllers).
-pub(crate) fn infra_cgroup(id: &str) -> String {
-    format!("{}/infra", cgroup_parent(id))
+/// process in a cgroup whose children have controllers): `infra`, or the
+/// pod's id beneath a given parent (a kubelet's is shared by the attempts
+/// of a pod, as containerd's sandbox cgroup is named by its id).
+pub(crate) fn infra_cgroup(rec: &PodRecord) -> String {
+    match rec.options.cgroup_parent {
+        Some(_) => format!("{}/{}", rec.cgroup_parent, rec.id),
+        None => format!("{}/infra", rec.cgroup_parent),
+    }
 }
 
 fn check(o: &PodOptions) -> Result<()> {
@@ -47,6 +52,15 @@ fn check(o: &PodOptions) -> Result<()> {
     }
     if o.cpus.is_some_and(|c| c.is_nan() || c <= 0.0) {
         return Err(Error::InvalidArgument("--cpus must be positive".into()));
+    }
+    if let Some(p) = &o.cgroup_parent {
+        let path = Path::new(p);
+        let ok = path.is_absolute()
+            && path.components().count() > 1
+            && !path.components().any(|c| matches!(c, std::path::Component::ParentDir));
+        if !ok {
+            return Err(Error::InvalidArgument(format!("cgroup parent {p:?}: not an absolute cgroup path")));
+        }
     }
     if o.memory.is_some_and(|m| m < 6 << 20) {
         return Err(Error::InvalidArgument("--memory: the minimum is 6 MiB".into()));
@@ -147,7 +161,11 @@ impl Pods {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             options: PodOptions { name: Some(name.to_string()), ..o.clone() },
             hostname,
-            cgroup_parent: cgroup_parent(id),
+            cgroup_parent: o.cgroup_parent.clone().unwrap_or_else(|| cgroup_parent(id)),
+            cgroup_made: o
+                .cgroup_parent
+                .as_ref()
+                .is_some_and(|p| wharf_runtime::cgroups::existing(Path::new(p)).is_none()),
             namespaces,
             files,
             ip,
@@ -229,6 +247,9 @@ fn mount_shm(run: &Path) -> Result<PathBuf> {
 pub(crate) fn ensure_cgroup(rec: &PodRecord) -> Result<()> {
     let o = &rec.options;
     let mgr = wharf_runtime::cgroups::create(Some(Path::new(&rec.cgroup_parent)), &rec.id, false)?;
+    if rec.options.cgroup_parent.is_some() && !rec.cgroup_made {
+        return Ok(()); // its maker's (the kubelet's): so are its limits
+    }
     let mut res = json!({});
     if let Some(m) = o.memory {
         res["memory"] = json!({"limit": m});
@@ -263,10 +284,59 @@ pub(crate) fn teardown(pods: &Pods, id: &str) -> Result<()> {
     let _ = std::fs::remove_dir(&shm);
     let _ = std::fs::remove_dir(run.join("ns"));
     let _ = std::fs::remove_dir(&run);
-    for cg in [infra_cgroup(id), cgroup_parent(id)] {
-        res = res.and(wharf_runtime::cgroups::remove_leftover(Some(Path::new(&cg)), id).map_err(Error::from));
+    match record::load_record(&pods.dir(id)).ok().filter(|r| r.options.cgroup_parent.is_some()) {
+        Some(rec) => res = res.and(remove_given_cgroups(&rec)),
+        None => {
+            for cg in [format!("{}/infra", cgroup_parent(id)), cgroup_parent(id)] {
+                res = res.and(wharf_runtime::cgroups::remove_leftover(Some(Path::new(&cg)), id).map_err(Error::from));
+            }
+            remove_named_hierarchy_dir(&cgroup_parent(id));
+        }
     }
     res
+}
+
+/// The pod cgroup in the named v1 hierarchies (`name=systemd`), where a
+/// runtime binary such as runc makes its members' cgroups too (and
+/// removes only their own): rmdir if empty, never a kill.
+fn remove_named_hierarchy_dir(cgroup: &str) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    for l in info.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else { continue };
+        let mut f = post.split_whitespace();
+        let (fstype, opts) = (f.next(), f.nth(1).unwrap_or(""));
+        if fstype != Some("cgroup") || !opts.split(',').any(|o| o.starts_with("name=")) {
+            continue;
+        }
+        if let Some(mnt) = pre.split_whitespace().nth(4) {
+            let _ = std::fs::remove_dir(Path::new(mnt).join(cgroup.trim_start_matches('/')));
+        }
+    }
+}
+
+/// Beneath a given parent: the infra's cgroup, and the parent itself only
+/// if the pod made it and nothing else is in it (never its ancestors).
+fn remove_given_cgroups(rec: &PodRecord) -> Result<()> {
+    if let Some(mut cg) = wharf_runtime::cgroups::existing(Path::new(&infra_cgroup(rec))) {
+        cg.created = cg.paths.iter().map(|(_, d)| d.clone()).collect();
+        cg.created.sort();
+        cg.created.dedup();
+        wharf_runtime::cgroups::from_record(cg).destroy()?;
+    }
+    if rec.cgroup_made {
+        remove_named_hierarchy_dir(&rec.cgroup_parent);
+        if let Some(cg) = wharf_runtime::cgroups::existing(Path::new(&rec.cgroup_parent)) {
+            for (_, d) in &cg.paths {
+                match std::fs::remove_dir(d) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::debug!("keeping {}: {e}", d.display()) // still holds another member
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Before a member of pod `pod_id` starts: the pod cgroup, and the infra

@@ -55,6 +55,9 @@ pub struct Monitor {
     /// The delay of the pending restart (shown in `monitor.json`).
     backoff: Duration,
     exit_code: Option<i32>,
+    /// The container's memory cgroup's OOM kill counter, and whether it moved at the exit.
+    oom: Option<crate::oom::OomWatch>,
+    oom_killed: bool,
     /// Docker's check and Kubernetes' probes.
     health: Vec<Health>,
     /// A probe's fork and exec (or its exit) just faulted in much code.
@@ -108,6 +111,8 @@ impl Monitor {
             restart_at: None,
             backoff: Duration::ZERO,
             exit_code: None,
+            oom: None,
+            oom_killed: false,
             health,
             trim_now: false,
             kill_at: None,
@@ -175,6 +180,8 @@ impl Monitor {
         }
         let pid = std::fs::read_to_string(&pid_file).map_err(|e| io_err("read pid file", e))?;
         self.pid = pid.trim().parse().map_err(|_| format!("bad pid file {pid:?}"))?;
+        self.oom = crate::oom::OomWatch::of_pid(self.pid);
+        self.oom_killed = false;
         if let Some(l) = console {
             if !sys::wait_readable(l.as_raw_fd(), 10_000) {
                 return Err("the runtime sent no terminal".into());
@@ -239,10 +246,11 @@ impl Monitor {
         // While waiting to restart: the back-off, in ms.
         let backoff = if status == "restarting" { self.backoff.as_millis() } else { 0 };
         let body = format!(
-            "{{\"Status\":\"{status}\",\"Pid\":{pid},\"MonitorPid\":{},\"StartedAt\":\"{}\",\"FinishedAt\":\"{finished}\",\"ExitCode\":{code},\"RestartCount\":{},\"BackOffMs\":{backoff},\"Error\":\"{}\"}}\n",
+            "{{\"Status\":\"{status}\",\"Pid\":{pid},\"MonitorPid\":{},\"StartedAt\":\"{}\",\"FinishedAt\":\"{finished}\",\"ExitCode\":{code},\"RestartCount\":{},\"BackOffMs\":{backoff},\"OOMKilled\":{},\"Error\":\"{}\"}}\n",
             std::process::id(),
             self.started_wall,
             self.a.restart_count,
+            self.oom_killed && self.exit_code.is_some(),
             json_escape(error),
         );
         let path = self.a.dir.join("monitor.json");
@@ -509,6 +517,7 @@ impl Monitor {
 
     fn on_exit(&mut self, code: i32) {
         self.exit_code = Some(code);
+        self.oom_killed = self.oom.as_ref().is_some_and(|w| w.killed());
         self.kill_at = None;
         for h in &mut self.health {
             h.stop();

@@ -18,6 +18,7 @@ mod args;
 mod event;
 mod health;
 mod logfile;
+mod oom;
 mod probe;
 mod sys;
 
