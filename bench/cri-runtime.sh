@@ -16,6 +16,7 @@
 #
 #   LAB=/tmp/wharf-bench-crirt RUNS=50 PODS=20 [PROFILE=debug] [NO_BUILD=1] bash bench/cri-runtime.sh
 #   SIDES=containerd ... bash bench/cri-runtime.sh   # one side only (raw JSON)
+#   WHARF_WRAP='strace -f -tt -T -o /tmp/cri.strace' SIDES=wharf ...   # wharf cri run under a tracer
 #
 # 2026-11-29, 2 shared cores, load ~3, release build, RUNS=30 PODS=20 (ms, median):
 #   PullImage 52.7 / 25.9 (2.04)   RunPodSandbox 40.0 / 99.7 (0.40)
@@ -25,6 +26,15 @@
 #   RemovePodSandbox 37.0 / 19.1 (1.93): wharf tears the network down at
 #   Remove, containerd at Stop; Stop+Remove 43 / 102 (0.42).
 #   RSS with 20 pods: daemon 21 / 55 MiB; with monitors / shims 30 / 319 MiB.
+# 2026-11-29 04:20, load ~10 (4 other builds), DEBUG build, RUNS=20 PODS=2,
+# after the pull runtime/client reuse, CNI ADD in parallel with the infra,
+# parallel unmounts, and the pause image on both sides (ms, median):
+#   PullImage 62.8 / 243.4 (0.26)   RunPodSandbox 175.9 / 348.1 (0.51)
+#   CreateContainer 33.7 / 87.3 (0.39)   StartContainer 132.4 / 188.2 (0.70)
+#   ExecSync 45.9 / 127.2 (0.36)   StopContainer 93.7 / 249.2 (0.38)
+#   RemoveContainer 29.2 / 58.9 (0.50)   StopPodSandbox 163.8 / 314.7 (0.52)
+#   RemovePodSandbox 64.8 / 103.7 (0.62)   (a debug wharf under that load:
+#   not comparable with the release figures above)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -72,7 +82,7 @@ EOF
 
 WSOCK=$LAB/wharf.sock
 printf '[cni]\nconf_dir = "%s"\nbin_dirs = ["/usr/lib/cni"]\n' "$LAB/net.d" > "$LAB/cri.toml"
-"$BIN/wharf" --root "$LAB/wroot" --run-root "$LAB/wrun" cri --listen "unix://$WSOCK" --config "$LAB/cri.toml" \
+${WHARF_WRAP:-} "$BIN/wharf" --root "$LAB/wroot" --run-root "$LAB/wrun" cri --listen "unix://$WSOCK" --config "$LAB/cri.toml" \
   > "$LAB/wharf-cri.log" 2>&1 & wpid=$!; pids+=($wpid)
 
 CSOCK=$LAB/containerd.sock
@@ -109,8 +119,16 @@ CRICTL=${CRICTL:-$PWD/../shared/tools/crictl}
 for s in "$WSOCK" "$CSOCK"; do
   for _ in $(seq 100); do "$CRICTL" --config /dev/null -r "unix://$s" version >/dev/null 2>&1 && break; sleep 0.1; done
 done
-# containerd's sandbox image, pulled once (not timed).
-"$CRICTL" --config /dev/null -r "unix://$CSOCK" -i "unix://$CSOCK" pull "$REG/bench/pause:1" >/dev/null
+# containerd's sandbox image, pulled once (not timed). It is built FROM the
+# image PullImage pulls, so containerd's store keeps that image's layer
+# across RemoveImage; wharf cri pulls it too (it needs no sandbox image),
+# so that both stores hold the layer and PullImage compares the same work
+# (manifest, config, tag; before, wharf alone downloaded and unpacked the
+# layer each time). SHARED_LAYER=0: wharf without it.
+for s in "$CSOCK" "$WSOCK"; do
+  [ "$s" = "$WSOCK" ] && [ "${SHARED_LAYER:-1}" = 0 ] && continue
+  "$CRICTL" --config /dev/null -r "unix://$s" -i "unix://$s" pull "$REG/bench/pause:1" >/dev/null
+done
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 helpers_rss() {  # KiB of the processes named $1 whose command line mentions $LAB
