@@ -325,7 +325,7 @@ fn unmount_pinned(run: &Path) -> Result<()> {
         &shm_umount,
     ];
     std::thread::scope(|s| {
-        let threads: Vec<_> = steps.iter().map(|f| s.spawn(move || f())).collect();
+        let threads: Vec<_> = steps.iter().map(|f| s.spawn(f)).collect();
         threads.into_iter().fold(Ok(()), |res, t| {
             res.and(t.join().unwrap_or_else(|_| Err(Error::io("unmount", std::io::Error::other("thread panicked")))))
         })
