@@ -26,15 +26,15 @@
 #   RemovePodSandbox 37.0 / 19.1 (1.93): wharf tears the network down at
 #   Remove, containerd at Stop; Stop+Remove 43 / 102 (0.42).
 #   RSS with 20 pods: daemon 21 / 55 MiB; with monitors / shims 30 / 319 MiB.
-# 2026-11-29 04:20, load ~10 (4 other builds), DEBUG build, RUNS=20 PODS=2,
-# after the pull runtime/client reuse, CNI ADD in parallel with the infra,
-# parallel unmounts, and the pause image on both sides (ms, median):
-#   PullImage 62.8 / 243.4 (0.26)   RunPodSandbox 175.9 / 348.1 (0.51)
-#   CreateContainer 33.7 / 87.3 (0.39)   StartContainer 132.4 / 188.2 (0.70)
-#   ExecSync 45.9 / 127.2 (0.36)   StopContainer 93.7 / 249.2 (0.38)
-#   RemoveContainer 29.2 / 58.9 (0.50)   StopPodSandbox 163.8 / 314.7 (0.52)
-#   RemovePodSandbox 64.8 / 103.7 (0.62)   (a debug wharf under that load:
-#   not comparable with the release figures above)
+# 2026-11-29 04:38, load 3.6-5.1, release build, RUNS=50 PODS=20, after the
+# pull runtime/client reuse, CNI ADD in parallel with the infra, parallel
+# unmounts, and the pause image on both sides (ms, median):
+#   PullImage 23.7 / 82.7 (0.29)   RunPodSandbox 40.2 / 173.1 (0.23)
+#   CreateContainer 2.8 / 31.4 (0.09)   StartContainer 26.4 / 81.9 (0.32)
+#   ExecSync 21.7 / 46.5 (0.47)   StopContainer 23.2 / 100.4 (0.23)
+#   RemoveContainer 30.1 / 7.6 (3.98: not understood yet, 2.5 ms before)
+#   StopPodSandbox 52.3 / 124.3 (0.42)   RemovePodSandbox 20.0 / 39.1 (0.51)
+#   RSS with 20 pods: daemon 21 / 55 MiB; with monitors / shims 30 / 318 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
