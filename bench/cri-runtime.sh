@@ -16,6 +16,7 @@
 #
 #   LAB=/tmp/wharf-bench-crirt RUNS=50 PODS=20 [PROFILE=debug] [NO_BUILD=1] bash bench/cri-runtime.sh
 #   SIDES=containerd ... bash bench/cri-runtime.sh   # one side only (raw JSON)
+#   WHARF_WRAP='strace -f -tt -T -o /tmp/cri.strace' SIDES=wharf ...   # wharf cri run under a tracer
 #
 # 2026-11-29, 2 shared cores, load ~3, release build, RUNS=30 PODS=20 (ms, median):
 #   PullImage 52.7 / 25.9 (2.04)   RunPodSandbox 40.0 / 99.7 (0.40)
@@ -25,6 +26,15 @@
 #   RemovePodSandbox 37.0 / 19.1 (1.93): wharf tears the network down at
 #   Remove, containerd at Stop; Stop+Remove 43 / 102 (0.42).
 #   RSS with 20 pods: daemon 21 / 55 MiB; with monitors / shims 30 / 319 MiB.
+# 2026-11-29 04:38, load 3.6-5.1, release build, RUNS=50 PODS=20, after the
+# pull runtime/client reuse, CNI ADD in parallel with the infra, parallel
+# unmounts, and the pause image on both sides (ms, median):
+#   PullImage 23.7 / 82.7 (0.29)   RunPodSandbox 40.2 / 173.1 (0.23)
+#   CreateContainer 2.8 / 31.4 (0.09)   StartContainer 26.4 / 81.9 (0.32)
+#   ExecSync 21.7 / 46.5 (0.47)   StopContainer 23.2 / 100.4 (0.23)
+#   RemoveContainer 30.1 / 7.6 (3.98: not understood yet, 2.5 ms before)
+#   StopPodSandbox 52.3 / 124.3 (0.42)   RemovePodSandbox 20.0 / 39.1 (0.51)
+#   RSS with 20 pods: daemon 21 / 55 MiB; with monitors / shims 30 / 318 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -72,7 +82,7 @@ EOF
 
 WSOCK=$LAB/wharf.sock
 printf '[cni]\nconf_dir = "%s"\nbin_dirs = ["/usr/lib/cni"]\n' "$LAB/net.d" > "$LAB/cri.toml"
-"$BIN/wharf" --root "$LAB/wroot" --run-root "$LAB/wrun" cri --listen "unix://$WSOCK" --config "$LAB/cri.toml" \
+${WHARF_WRAP:-} "$BIN/wharf" --root "$LAB/wroot" --run-root "$LAB/wrun" cri --listen "unix://$WSOCK" --config "$LAB/cri.toml" \
   > "$LAB/wharf-cri.log" 2>&1 & wpid=$!; pids+=($wpid)
 
 CSOCK=$LAB/containerd.sock
@@ -109,8 +119,16 @@ CRICTL=${CRICTL:-$PWD/../shared/tools/crictl}
 for s in "$WSOCK" "$CSOCK"; do
   for _ in $(seq 100); do "$CRICTL" --config /dev/null -r "unix://$s" version >/dev/null 2>&1 && break; sleep 0.1; done
 done
-# containerd's sandbox image, pulled once (not timed).
-"$CRICTL" --config /dev/null -r "unix://$CSOCK" -i "unix://$CSOCK" pull "$REG/bench/pause:1" >/dev/null
+# containerd's sandbox image, pulled once (not timed). It is built FROM the
+# image PullImage pulls, so containerd's store keeps that image's layer
+# across RemoveImage; wharf cri pulls it too (it needs no sandbox image),
+# so that both stores hold the layer and PullImage compares the same work
+# (manifest, config, tag; before, wharf alone downloaded and unpacked the
+# layer each time). SHARED_LAYER=0: wharf without it.
+for s in "$CSOCK" "$WSOCK"; do
+  [ "$s" = "$WSOCK" ] && [ "${SHARED_LAYER:-1}" = 0 ] && continue
+  "$CRICTL" --config /dev/null -r "unix://$s" -i "unix://$s" pull "$REG/bench/pause:1" >/dev/null
+done
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 helpers_rss() {  # KiB of the processes named $1 whose command line mentions $LAB

@@ -7,9 +7,11 @@
 use crate::service::Cri;
 use base64::Engine as _;
 use k8s_cri::v1 as cri;
+use std::sync::{Arc, Mutex, OnceLock};
 use tonic::Status;
 use wharf_image::Reference;
-use wharf_registry::auth::Credential;
+use wharf_registry::auth::config::normalize_host;
+use wharf_registry::auth::{Credential, DockerConfig};
 use wharf_registry::{PullOptions, Registry, RegistryOptions};
 
 pub(crate) async fn pull_image(c: &Cri, r: &cri::PullImageRequest) -> Result<String, Status> {
@@ -22,16 +24,75 @@ pub(crate) async fn pull_image(c: &Cri, r: &cri::PullImageRequest) -> Result<Str
     let (store, config, auth) = (c.store.clone(), c.config.clone(), r.auth.clone());
     // The registry client's pull future is not Send (a higher-ranked
     // lifetime in its stream combinators), so it cannot run on the
-    // server's workers: it gets a thread and a runtime of its own.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("wharf-cri-pull".into())
-        .spawn(move || {
-            let res = wharf_registry::block_on(pull_endpoints(&store, &config, &reference, credentials, auth.as_ref()));
-            let _ = tx.send(res);
-        })
-        .map_err(|e| Status::internal(format!("PullImage: start a thread: {e}")))?;
-    rx.await.map_err(|_| Status::internal("PullImage: the pull thread died"))?
+    // server's workers: a blocking thread drives it on the pull runtime.
+    crate::service::blocking(move || {
+        runtime()?.block_on(pull_endpoints(&store, &config, &reference, credentials, auth.as_ref()))
+    })
+    .await
+}
+
+/// The runtime every pull runs on (made once, kept for the daemon's life:
+/// the pooled connections of [`clients`] live on it).
+fn runtime() -> Result<&'static tokio::runtime::Runtime, Status> {
+    static RT: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("wharf-cri-pull").enable_all().build()
+    })
+    .as_ref()
+    .map_err(|e| Status::internal(format!("PullImage: start the pull runtime: {e}")))
+}
+
+/// What makes two registry clients interchangeable.
+#[derive(PartialEq)]
+struct ClientKey {
+    endpoint: String,
+    credentials: Option<Credential>,
+    insecure: Vec<String>,
+}
+
+/// The registry clients of this daemon, one per endpoint and credentials,
+/// reused by every pull as containerd's resolver does: their connection
+/// pools, `/v2/` challenges and bearer tokens (per scope set, until shortly
+/// before they expire). A client that failed a pull is dropped, so the
+/// next one asks again from scratch.
+fn clients() -> &'static Mutex<Vec<(ClientKey, Arc<Registry>)>> {
+    static CLIENTS: OnceLock<Mutex<Vec<(ClientKey, Arc<Registry>)>>> = OnceLock::new();
+    CLIENTS.get_or_init(Mutex::default)
+}
+
+/// At most this many clients are kept (the oldest goes first).
+const MAX_CLIENTS: usize = 32;
+
+/// The kept client for `endpoint` with `opts`, or a new one. The docker
+/// config is read at each pull, so a `docker login` is seen at once.
+fn client(endpoint: &str, mut opts: RegistryOptions) -> wharf_registry::Result<Arc<Registry>> {
+    if opts.credentials.is_none() {
+        let cfg = match &opts.docker_config {
+            Some(p) => DockerConfig::load_from(p.clone())?,
+            None => DockerConfig::load()?,
+        };
+        opts.credentials = cfg.credentials_for(&normalize_host(endpoint))?;
+    }
+    let key = ClientKey {
+        endpoint: endpoint.to_string(),
+        credentials: opts.credentials.clone(),
+        insecure: opts.insecure.clone(),
+    };
+    let mut kept = clients().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = kept.iter().find(|(k, _)| *k == key) {
+        return Ok(r.clone());
+    }
+    let r = Arc::new(Registry::new(endpoint, opts)?);
+    if kept.len() >= MAX_CLIENTS {
+        kept.remove(0);
+    }
+    kept.push((key, r.clone()));
+    Ok(r)
+}
+
+/// Drops the kept client `r` (it failed).
+fn forget(r: &Arc<Registry>) {
+    clients().lock().unwrap_or_else(|e| e.into_inner()).retain(|(_, k)| !Arc::ptr_eq(k, r));
 }
 
 /// Each mirror of the image's registry in order, then the registry itself.
@@ -57,8 +118,14 @@ async fn pull_endpoints(
             opts.insecure.push(endpoint.clone());
         }
         let t0 = std::time::Instant::now();
-        let res = match Registry::new(endpoint, opts) {
-            Ok(reg) => reg.pull(store, reference, &PullOptions::default()).await,
+        let res = match client(endpoint, opts) {
+            Ok(reg) => {
+                let res = reg.pull(store, reference, &PullOptions::default()).await;
+                if res.is_err() {
+                    forget(&reg);
+                }
+                res
+            }
             Err(e) => Err(e),
         };
         match res {

@@ -245,14 +245,11 @@ pub async fn run_pod_sandbox(c: &Cri, req: cri::RunPodSandboxRequest) -> R<cri::
     }
     let pods = pods(c);
     let id = blocking(move || {
-        let p = pods.create(&opts).map_err(|e| match e {
+        // The infra starts while the CNI ADD runs.
+        let p = pods.create_started(&opts).map_err(|e| match e {
             wharf_pod::Error::Conflict(m) => Status::already_exists(m),
             e => pod_err(e),
         })?;
-        if let Err(e) = pods.start(&p.id) {
-            let _ = pods.rm(&p.id, true);
-            return Err(pod_err(e));
-        }
         Ok(p.id)
     })
     .await?;

@@ -121,7 +121,9 @@ pub(crate) fn add(
 fn save(run_dir: &Path, s: &State) -> Result<()> {
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(format!("create {}", run_dir.display()), e))?;
     let bytes = serde_json::to_vec(s).map_err(|e| Error::Network(format!("encode CNI state: {e}")))?;
-    crate::network::write_atomic(&run_dir.join(STATE), &bytes)
+    // Renamed into place, not fsynced: the run root does not outlive a
+    // reboot, and what a killed process wrote is in the page cache.
+    crate::container::write_atomic(&run_dir.join(STATE), &bytes)
 }
 
 /// CNI DEL of pod `id` if an external network was added (idempotent: the

@@ -81,6 +81,17 @@ impl Pods {
     /// `pod create`: namespaces, network, cgroup and record; nothing runs
     /// until `start` (or a member's start).
     pub fn create(&self, o: &PodOptions) -> Result<super::Pod> {
+        self.create_with(o, false)
+    }
+
+    /// [`Self::create`] with the infra process started while a kubelet's
+    /// CNI network is added (CRI's RunPodSandbox: the two take about as
+    /// long); a failure stops it and undoes the rest.
+    pub fn create_started(&self, o: &PodOptions) -> Result<super::Pod> {
+        self.create_with(o, true)
+    }
+
+    fn create_with(&self, o: &PodOptions, start: bool) -> Result<super::Pod> {
         self.sweep();
         check(o)?;
         let id = crate::run::new_id();
@@ -89,10 +100,16 @@ impl Pods {
         let made = (|| {
             let name = self.claim_name(o.name.as_deref(), &id)?;
             claimed = Some(name.clone());
-            let rec = self.make(o, &id, &name, owner.path())?;
+            let rec = self.make(o, &id, &name, owner.path(), start)?;
             record::save(owner.path(), &rec)
         })();
         if let Err(e) = made {
+            if start {
+                let grace = std::time::Duration::from_secs(10);
+                if let Err(t) = super::infra::stop(owner.path(), libc::SIGKILL, grace) {
+                    tracing::warn!("undoing pod {id}: {t}");
+                }
+            }
             if let Some(name) = &claimed {
                 record::release_name(&self.root, name, &id);
             }
@@ -110,13 +127,52 @@ impl Pods {
         crate::names::PODS.claim_or_random(&self.root, name, id)
     }
 
-    /// Everything but the record file.
-    fn make(&self, o: &PodOptions, id: &str, name: &str, dir: &Path) -> Result<PodRecord> {
+    /// Everything but the record file. The CNI ADD of a kubelet's network
+    /// (plugins taking tens of ms) runs in a thread of its own, into the
+    /// netns made first, while the rest is made (and, with `start`, the
+    /// infra started).
+    fn make(&self, o: &PodOptions, id: &str, name: &str, dir: &Path, start: bool) -> Result<PodRecord> {
         let hostname = o.hostname.clone().unwrap_or_else(|| name.chars().take(63).collect());
+        let (run, net) = (self.run_dir(id), self.run_dir(id).join("ns").join("net"));
+        let own_netns = o.share.net && o.network == NetworkMode::None;
+        if own_netns {
+            crate::network::netns::create(&net)?;
+        }
+        let etc = network::external::EtcFiles {
+            hostname: &hostname,
+            add_hosts: &o.add_hosts,
+            dns: &o.dns,
+            dns_search: &o.dns_search,
+            dns_options: &o.dns_options,
+        };
+        let external = o.cni.as_ref().filter(|_| own_netns);
+        let (run, net, etc) = (&run, &net, &etc);
+        std::thread::scope(|s| {
+            let added = external.map(|cni| s.spawn(move || network::external::add(cni, id, net, run, dir, etc)));
+            let rec = self.make_rest(o, id, name, &hostname, dir).and_then(|rec| {
+                if start && o.infra {
+                    super::infra::start(self, &rec)?;
+                }
+                Ok(rec)
+            });
+            let added =
+                added.map(|t| t.join().unwrap_or_else(|_| Err(Error::Network("CNI ADD: thread panicked".into()))));
+            let mut rec = rec?;
+            if let Some(added) = added {
+                let (addr, files) = added?;
+                (rec.ip, rec.files) = (Some(addr.to_string()), files);
+            }
+            Ok(rec)
+        })
+    }
+
+    /// [`Self::make`] but an external CNI ADD: pinned ipc/uts, /dev/shm, a
+    /// bridge network, the cgroup.
+    fn make_rest(&self, o: &PodOptions, id: &str, name: &str, hostname: &str, dir: &Path) -> Result<PodRecord> {
         let nsdir = self.run_dir(id).join("ns");
         let mut namespaces = Vec::new();
         if o.share.ipc || o.share.uts {
-            pin(&nsdir, o.share.ipc, o.share.uts, &hostname)?;
+            pin(&nsdir, o.share.ipc, o.share.uts, hostname)?;
             if o.share.ipc {
                 namespaces.push(("ipc".to_string(), nsdir.join("ipc")));
             }
@@ -129,29 +185,15 @@ impl Pods {
         if o.share.net {
             match &o.network {
                 NetworkMode::Bridge(net) => {
-                    let att = self.attach(o, id, name, &hostname, net, dir)?;
+                    let att = self.attach(o, id, name, hostname, net, dir)?;
                     ip = att.record().networks.first().and_then(|e| e.ip).map(|i| i.to_string());
                     files = att.mounts().to_vec();
                     namespaces.push(("network".to_string(), att.netns().to_path_buf()));
                     // The record marks it a pod's: the sweep keeps it while pod.json exists.
                     att.forget();
                 }
-                NetworkMode::None => {
-                    crate::network::netns::create(&nsdir.join("net"))?;
-                    namespaces.push(("network".to_string(), nsdir.join("net")));
-                    if let Some(cni) = &o.cni {
-                        let etc = network::external::EtcFiles {
-                            hostname: &hostname,
-                            add_hosts: &o.add_hosts,
-                            dns: &o.dns,
-                            dns_search: &o.dns_search,
-                            dns_options: &o.dns_options,
-                        };
-                        let (addr, f) =
-                            network::external::add(cni, id, &nsdir.join("net"), &self.run_dir(id), dir, &etc)?;
-                        (ip, files) = (Some(addr.to_string()), f);
-                    }
-                }
+                // Made by `make` (an external CNI network is added there too).
+                NetworkMode::None => namespaces.push(("network".to_string(), nsdir.join("net"))),
                 _ => {} // host: the members drop their network namespace
             }
         }
@@ -160,7 +202,7 @@ impl Pods {
             name: name.to_string(),
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             options: PodOptions { name: Some(name.to_string()), ..o.clone() },
-            hostname,
+            hostname: hostname.to_string(),
             cgroup_parent: o.cgroup_parent.clone().unwrap_or_else(|| cgroup_parent(id)),
             cgroup_made: o
                 .cgroup_parent
@@ -271,17 +313,8 @@ pub(crate) fn teardown(pods: &Pods, id: &str) -> Result<()> {
     let nets = network::Networks::new(&pods.root, &pods.run_root);
     let mut res = network::attach::teardown_pod(&nets, id);
     let run = pods.run_dir(id);
-    res = res.and(super::infra::unpin_pid_ns(&run));
     res = res.and(network::external::del(&run, id));
-    for n in ["net", "ipc", "uts"] {
-        res = res.and(crate::network::netns::remove(&run.join("ns").join(n)));
-    }
-    let shm = run.join("shm");
-    match rustix::mount::unmount(&shm, rustix::mount::UnmountFlags::DETACH) {
-        Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => res = res.and(Err(Error::io(format!("unmount {}", shm.display()), e.into()))),
-    }
-    let _ = std::fs::remove_dir(&shm);
+    res = res.and(unmount_pinned(&run));
     let _ = std::fs::remove_dir(run.join("ns"));
     let _ = std::fs::remove_dir(&run);
     match record::load_record(&pods.dir(id)).ok().filter(|r| r.options.cgroup_parent.is_some()) {
@@ -337,6 +370,36 @@ fn remove_given_cgroups(rec: &PodRecord) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The pinned namespaces and the /dev/shm tmpfs unmounted, each in a
+/// thread of its own: an unmount waits for an RCU grace period (up to tens
+/// of ms on a busy host), and waits made together end together.
+fn unmount_pinned(run: &Path) -> Result<()> {
+    let shm = run.join("shm");
+    let shm_umount = || -> Result<()> {
+        match rustix::mount::unmount(&shm, rustix::mount::UnmountFlags::DETACH) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(Error::io(format!("unmount {}", shm.display()), e.into())),
+        }
+        let _ = std::fs::remove_dir(&shm);
+        Ok(())
+    };
+    let ns = |n: &str| run.join("ns").join(n);
+    let (net, ipc, uts) = (ns("net"), ns("ipc"), ns("uts"));
+    let steps: [&(dyn Fn() -> Result<()> + Sync); 5] = [
+        &|| super::infra::unpin_pid_ns(run),
+        &|| crate::network::netns::remove(&net),
+        &|| crate::network::netns::remove(&ipc),
+        &|| crate::network::netns::remove(&uts),
+        &shm_umount,
+    ];
+    std::thread::scope(|s| {
+        let threads: Vec<_> = steps.iter().map(|f| s.spawn(f)).collect();
+        threads.into_iter().fold(Ok(()), |res, t| {
+            res.and(t.join().unwrap_or_else(|_| Err(Error::io("unmount", std::io::Error::other("thread panicked")))))
+        })
+    })
 }
 
 /// Before a member of pod `pod_id` starts: the pod cgroup, and the infra
