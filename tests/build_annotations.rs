@@ -128,3 +128,32 @@ fn annotations_of_a_two_platform_build() {
     assert!(mounts_under(s.dir.path()).is_empty());
     s.assert_consistent();
 }
+
+// Broke: `-o type=local` of a multi-platform build wrote only the host's
+// platform; buildx writes one `DIR/os_arch[_variant]` per platform.
+#[test]
+fn local_output_of_a_two_platform_build_has_a_dir_per_platform() {
+    if !privileged("local_output_of_a_two_platform_build_has_a_dir_per_platform") {
+        return;
+    }
+    let s = TestStore::new();
+    let ctx = s.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY hello-$TARGETARCH /hello\n").unwrap();
+    for arch in ["amd64", "arm64", "arm"] {
+        std::fs::write(ctx.join(format!("hello-{arch}")), format!("{arch}\n")).unwrap();
+    }
+    let dest = s.path("out");
+    let out = format!("type=local,dest={}", dest.display());
+    let platforms = "linux/amd64,linux/arm64,linux/arm/v7";
+    s.ok(["build", "-q", "--platform", platforms, "-o", &out, ctx.to_str().unwrap()]);
+    let mut dirs: Vec<String> =
+        std::fs::read_dir(&dest).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    dirs.sort();
+    assert_eq!(dirs, ["linux_amd64", "linux_arm64", "linux_arm_v7"]);
+    for (dir, arch) in [("linux_amd64", "amd64"), ("linux_arm64", "arm64"), ("linux_arm_v7", "arm")] {
+        assert_eq!(std::fs::read_to_string(dest.join(dir).join("hello")).unwrap(), format!("{arch}\n"), "{dir}");
+    }
+    assert!(mounts_under(s.dir.path()).is_empty());
+    s.assert_consistent();
+}

@@ -5,7 +5,7 @@
 
 use super::error::{BuildError, BuildResult};
 use std::path::{Path, PathBuf};
-use wharf_image::{ArchiveFormat, Store};
+use wharf_image::{ArchiveFormat, Image, Platform, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -62,8 +62,9 @@ impl Output {
         }
     }
 
-    /// Writes image `name` (a tag or an ID) of `store` out.
-    pub fn write(&self, store: &Store, name: &str, work: &Path) -> BuildResult<()> {
+    /// Writes image `name` (a tag or an ID) of `store` out; `platforms`:
+    /// what the build was for (several: `name` is their index).
+    pub fn write(&self, store: &Store, name: &str, platforms: &[Platform], work: &Path) -> BuildResult<()> {
         match self {
             // The caller tags (and pushes) these names with the build's own.
             Output::Image { .. } => Ok(()),
@@ -82,25 +83,35 @@ impl Output {
                     }
                 }
             }
-            Output::Local { dest } => {
-                let img = store.resolve(name)?;
-                let dir = work.join(format!("export-{}", super::unique()));
-                let rootfs = store.mount_rootfs(&img, &dir)?;
-                std::fs::create_dir_all(dest).map_err(|e| BuildError::io(format!("create {}", dest.display()), e))?;
-                // cp -a keeps owners, modes, links and xattrs exactly.
-                let out = std::process::Command::new("cp").arg("-a").arg(rootfs.merged.join(".")).arg(dest).output();
-                let _ = wharf_image::Rootfs::remove(&dir);
-                match out {
-                    Ok(o) if o.status.success() => Ok(()),
-                    Ok(o) => Err(BuildError::Invalid(format!(
-                        "copy to {}: {}",
-                        dest.display(),
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    ))),
-                    Err(e) => Err(BuildError::io("run cp", e)),
+            Output::Local { dest } if platforms.len() > 1 => {
+                // As buildx: one directory per platform, `linux_arm_v7`.
+                for p in platforms {
+                    let img = store.resolve_for(name, p)?;
+                    export_rootfs(store, &img, work, &dest.join(p.to_string().replace('/', "_")))?;
                 }
+                Ok(())
             }
+            Output::Local { dest } => export_rootfs(store, &store.resolve(name)?, work, dest),
         }
+    }
+}
+
+/// The image's final filesystem copied to `dest`.
+fn export_rootfs(store: &Store, img: &Image, work: &Path, dest: &Path) -> BuildResult<()> {
+    let dir = work.join(format!("export-{}", super::unique()));
+    let rootfs = store.mount_rootfs(img, &dir)?;
+    std::fs::create_dir_all(dest).map_err(|e| BuildError::io(format!("create {}", dest.display()), e))?;
+    // cp -a keeps owners, modes, links and xattrs exactly.
+    let out = std::process::Command::new("cp").arg("-a").arg(rootfs.merged.join(".")).arg(dest).output();
+    let _ = wharf_image::Rootfs::remove(&dir);
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(BuildError::Invalid(format!(
+            "copy to {}: {}",
+            dest.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Err(e) => Err(BuildError::io("run cp", e)),
     }
 }
 

@@ -236,7 +236,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     for o in &outputs {
-        o.write(&store, built.id.as_ref(), &g.run_root)?;
+        o.write(&store, built.id.as_ref(), &opts.platforms, &g.run_root)?;
     }
     let mut pushed_digest = None;
     let pushed = (|| -> anyhow::Result<()> {

@@ -144,6 +144,11 @@ pub async fn stop_container(c: &Cri, req: cri::StopContainerRequest) -> R<cri::S
         let running = ctr.is_running();
         let o = wharf_pod::container::StopOptions { timeout: Some(timeout), signal: None };
         cs.stop(&ctr, &o).map_err(pod_err)?;
+        // As containerd deletes the task before StopContainer answers: the
+        // rootfs, cgroup and runtime state go now (the monitor's exit
+        // command may be doing it too; whoever comes second finds it done),
+        // not at RemoveContainer.
+        cs.cleanup(ctr.id());
         Ok((ctr.id().to_string(), running))
     })
     .await?;
