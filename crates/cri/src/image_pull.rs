@@ -55,8 +55,10 @@ struct ClientKey {
 /// pools, `/v2/` challenges and bearer tokens (per scope set, until shortly
 /// before they expire). A client that failed a pull is dropped, so the
 /// next one asks again from scratch.
-fn clients() -> &'static Mutex<Vec<(ClientKey, Arc<Registry>)>> {
-    static CLIENTS: OnceLock<Mutex<Vec<(ClientKey, Arc<Registry>)>>> = OnceLock::new();
+type Clients = Mutex<Vec<(ClientKey, Arc<Registry>)>>;
+
+fn clients() -> &'static Clients {
+    static CLIENTS: OnceLock<Clients> = OnceLock::new();
     CLIENTS.get_or_init(Mutex::default)
 }
 

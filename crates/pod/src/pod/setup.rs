@@ -396,9 +396,11 @@ fn unmount_pinned(run: &Path) -> Result<()> {
     ];
     std::thread::scope(|s| {
         let threads: Vec<_> = steps.iter().map(|f| s.spawn(f)).collect();
-        threads.into_iter().fold(Ok(()), |res, t| {
-            res.and(t.join().unwrap_or_else(|_| Err(Error::io("unmount", std::io::Error::other("thread panicked")))))
-        })
+        let joined: Vec<Result<()>> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err(Error::io("unmount", std::io::Error::other("thread panicked")))))
+            .collect();
+        joined.into_iter().collect::<Result<Vec<()>>>().map(drop)
     })
 }
 
