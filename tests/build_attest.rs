@@ -241,36 +241,6 @@ COPY METADATA /usr/lib/python3.11/site-packages/Foo_Bar-2.0.dist-info/METADATA\n
     assert_no_leaks(&fresh);
 }
 
-/// `debootstrap --variant=minbase bookworm` as a tar, kept in the target
-/// tmp dir (as `real_dockerfiles.rs` keeps it: made once, shared).
-fn debian_base() -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-minbase.tar");
-    if out.exists() {
-        return out;
-    }
-    let work = tempfile::Builder::new().prefix("wharf-debootstrap-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let root = work.path().join("rootfs");
-    let st = Command::new(require_tool("debootstrap"))
-        .args(["--variant=minbase", "bookworm"])
-        .arg(&root)
-        .arg("http://deb.debian.org/debian")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "debootstrap failed");
-    let tmp = work.path().join("base.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["--numeric-owner", "--xattrs", "-cf"])
-        .arg(&tmp)
-        .arg(".")
-        .status();
-    assert!(st.unwrap().success(), "tar of the debootstrap rootfs failed");
-    std::fs::rename(&tmp, &out).unwrap();
-    out
-}
-
 /// A real Debian base: the SBOM lists exactly what dpkg-query says is
 /// installed, with versions; pushed, pulled into a fresh store, run.
 #[test]
@@ -278,7 +248,7 @@ fn debian_image_sbom_matches_dpkg_and_runs_after_pull() {
     if !privileged("debian_image_sbom_matches_dpkg_and_runs_after_pull") {
         return;
     }
-    let base = debian_base();
+    let base = wharf_tests::debian_base(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let s = TestStore::new();
     let reg = TestRegistry::start(Auth::None);
     s.ok(["import", base.to_str().unwrap(), "wharf-test/debian:bookworm"]);

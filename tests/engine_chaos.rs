@@ -343,6 +343,26 @@ fn unmount_netns(run: &Path) {
     unmount_under(&run.join("netns"));
 }
 
+/// Runs the CLI with `envs` (a monitor wrapper that stops it with SIGSTOP
+/// once the container is created), waits until it is stopped, then kills it
+/// with SIGKILL: a starter killed while its monitor holds the container.
+fn kill_stopped_cli(e: &Engine, args: &[&str], envs: &[(&str, &Path)]) {
+    let mut cmd = e.s.cmd();
+    cmd.args(args).stdout(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut cli = cmd.spawn().unwrap();
+    let stat = format!("/proc/{}/stat", cli.id());
+    wait_for(30, "the CLI to stop", || {
+        std::fs::read_to_string(&stat)
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
+    });
+    kill9(cli.id() as i32);
+    let _ = cli.wait();
+    e.remember();
+}
+
 /// A `run -d` killed after its monitor created the container, before it
 /// let the container start: the monitor holds it created. `start` lets it
 /// go; `rm` (no -f needed for a created one) ends it.
@@ -359,21 +379,8 @@ fn a_killed_starter_leaves_a_held_container() {
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     for (n, verb) in ["start", "rm"].iter().enumerate() {
         let name = unique(&format!("held{n}"));
-        let mut cli =
-            e.s.cmd()
-                .args(["run", "-d", "--name", &name, "bb", "sh", "-c", "echo $((6*7)); sleep 1000"])
-                .env("WHARF_MONITOR", &wrapper)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-        let stat = format!("/proc/{}/stat", cli.id());
-        wait_for(30, "the CLI to stop", || {
-            std::fs::read_to_string(&stat)
-                .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
-        });
-        kill9(cli.id() as i32);
-        let _ = cli.wait();
-        e.remember();
+        let args = ["run", "-d", "--name", &name, "bb", "sh", "-c", "echo $((6*7)); sleep 1000"];
+        kill_stopped_cli(&e, &args, &[("WHARF_MONITOR", &wrapper)]);
         assert_eq!(e.status(&name), "created", "held by its monitor");
         assert_truthful(&e);
         if *verb == "start" {
@@ -417,22 +424,8 @@ fn a_starter_killed_while_its_monitor_creates_leaves_a_removable_container() {
         ),
     );
     let name = unique("creating");
-    let mut cli =
-        e.s.cmd()
-            .args(["run", "-d", "--name", &name, "bb", "sleep", "1000"])
-            .env("WHARF_MONITOR", &monitor)
-            .env("WHARF_RUNTIME_BIN", &runtime)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-    let stat = format!("/proc/{}/stat", cli.id());
-    wait_for(30, "the CLI to stop", || {
-        std::fs::read_to_string(&stat)
-            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
-    });
-    kill9(cli.id() as i32);
-    let _ = cli.wait();
-    e.remember();
+    let args = ["run", "-d", "--name", &name, "bb", "sleep", "1000"];
+    kill_stopped_cli(&e, &args, &[("WHARF_MONITOR", &monitor), ("WHARF_RUNTIME_BIN", &runtime)]);
     let dir = e.dir(&name);
     assert!(!dir.join("monitor.json").exists(), "the monitor is still creating the container");
     assert_eq!(e.status(&name), "created");

@@ -350,3 +350,35 @@ pub fn tree_fingerprint(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// `debootstrap --variant=minbase bookworm` as a tar in `tmp` (a test's
+/// `CARGO_TARGET_TMPDIR`), made once (it takes minutes) and shared by the
+/// tests that need a real Debian base.
+pub fn debian_base(tmp: &Path) -> PathBuf {
+    let out = tmp.join("debian-bookworm-minbase.tar");
+    if out.exists() {
+        return out;
+    }
+    let work = tempfile::Builder::new().prefix("wharf-debootstrap-").tempdir_in(tmp).unwrap();
+    let root = work.path().join("rootfs");
+    let st = Command::new(require_tool("debootstrap"))
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&root)
+        .arg("http://deb.debian.org/debian")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "debootstrap failed");
+    let tar = work.path().join("base.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["--numeric-owner", "--xattrs", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of the debootstrap rootfs failed");
+    std::fs::rename(&tar, &out).unwrap();
+    out
+}

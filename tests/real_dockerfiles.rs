@@ -35,37 +35,6 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/dockerfiles")
 }
 
-/// `debootstrap --variant=minbase bookworm` as a tar, made once and kept
-/// in the test target dir (it takes minutes).
-fn debian_base() -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-bookworm-minbase.tar");
-    if out.exists() {
-        return out;
-    }
-    let work = tempfile::Builder::new().prefix("wharf-debootstrap-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let root = work.path().join("rootfs");
-    let st = Command::new(require_tool("debootstrap"))
-        .args(["--variant=minbase", "bookworm"])
-        .arg(&root)
-        .arg("http://deb.debian.org/debian")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "debootstrap failed");
-    let tmp = work.path().join("base.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["--numeric-owner", "--xattrs", "-cf"])
-        .arg(&tmp)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success(), "tar of the debootstrap rootfs failed");
-    std::fs::rename(&tmp, &out).unwrap();
-    out
-}
-
 /// Builds `case` with both; returns the differences not accepted above.
 fn compare(s: &TestStore, b: &Buildah, case: &str, tag: &str) -> Vec<String> {
     let ctx = data().join(case);
@@ -102,7 +71,7 @@ fn real_world_dockerfiles_match_buildah() {
     if !privileged("real_world_dockerfiles_match_buildah") {
         return;
     }
-    let base = debian_base();
+    let base = wharf_tests::debian_base(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let s = TestStore::new();
     s.ok(["import".as_ref(), base.as_os_str(), "debian:bookworm".as_ref()]);
     let b = Buildah::new();
