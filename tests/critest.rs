@@ -106,6 +106,8 @@ fn containerd_with_wharf_runtime_passes_the_cri_validation_specs_runc_passes() {
         std::net::TcpStream::connect("127.0.0.1:5055").is_err(),
         "127.0.0.1:5055 is in use (another critest-lab running?): the lab's registry needs it"
     );
+    // The lab's CNI config has portmap: its host-wide chains go after the last user.
+    let _portmap = wharf_tests::cri::PortmapUser::begin();
     let tools = tools_dir();
     let runtime = bin("wharf-runtime");
     let lab = Lab {

@@ -6,9 +6,8 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use wharf_tests::buildah::{image_view, Buildah};
-use wharf_tests::{mounts_under, privileged, require_tool, TestStore};
+use wharf_tests::{mounts_under, privileged, TestStore};
 
 /// Mount targets buildah's chroot isolation leaves behind as empty files.
 const BUILDAH_STUBS: &[&str] = &["/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/run/.containerenv"];
