@@ -234,7 +234,10 @@ impl Containers {
     pub(crate) fn cleanup_locked(&self, id: &str, removing: bool) -> Result<()> {
         let dir = self.dir(id);
         let mut state = record::load_monitor_state(&dir).unwrap_or_default();
-        let oom = self.runtime(id).is_some_and(|rt| rt.stats().is_ok_and(|s| s.oom_kills > 0));
+        // The monitor records an OOM kill with the exit it saw; only an exit
+        // it did not see (it was killed) is asked of the cgroup here.
+        let oom =
+            state.status != "exited" && self.runtime(id).is_some_and(|rt| rt.stats().is_ok_and(|s| s.oom_kills > 0));
         // From the state, else from the bundle's cgroupsPath (a wiped run root).
         self.remove_runtime_state(id, &dir)?;
         crate::network::sweep_orphans(&crate::network::Networks::new(&self.root, &self.run_root));
