@@ -66,6 +66,12 @@ pub fn require_tool(name: &str) -> PathBuf {
 pub struct TestStore {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
+    /// Containers that publish ports (`-p`) go through the CNI portmap
+    /// plugin, which leaves host-wide nat chains behind: as root every store
+    /// counts as a user of them, and the last one gone removes them (only
+    /// if they did not exist before). Last field: dropped after the store's
+    /// pods and networks are removed.
+    _portmap: Option<cri::PortmapUser>,
 }
 
 impl Default for TestStore {
@@ -78,7 +84,14 @@ impl TestStore {
     pub fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("wharf-test-").tempdir().expect("tempdir");
         let root = dir.path().join("store");
-        TestStore { dir, root }
+        let portmap = rustix::process::geteuid().is_root() && Path::new("/usr/lib/cni/portmap").exists();
+        TestStore { dir, root, _portmap: portmap.then(cri::PortmapUser::begin) }
+    }
+
+    /// A store at ROOT (e.g. an OCI layout another tool wrote), its run
+    /// root in DIR.
+    pub fn at(dir: tempfile::TempDir, root: PathBuf) -> Self {
+        TestStore { dir, root, _portmap: None }
     }
 
     pub fn cmd(&self) -> Command {

@@ -54,7 +54,7 @@ fn we_read_layouts_skopeo_and_umoci_wrote() {
         &format!("oci:{}:docker.io/library/busybox:latest", s.root.display()),
         &format!("oci:{}:bb", sk.display()),
     ]));
-    let t = TestStore { dir: tempfile::tempdir().unwrap(), root: sk.clone() };
+    let t = TestStore::at(tempfile::tempdir().unwrap(), sk.clone());
     assert!(t.ok(["images"]).contains("bb"));
     let store = Store::open(&sk).unwrap();
     let img = store.resolve("bb").unwrap();
@@ -75,7 +75,7 @@ fn we_read_layouts_skopeo_and_umoci_wrote() {
     let img = store.resolve("base").unwrap();
     let paths = store.layer_paths(&img).unwrap();
     assert!(paths.iter().any(|p| p.join("bin/busybox").exists()), "umoci's layer unpacked");
-    let u = TestStore { dir: tempfile::tempdir().unwrap(), root: um };
+    let u = TestStore::at(tempfile::tempdir().unwrap(), um);
     u.assert_consistent();
 }
 
