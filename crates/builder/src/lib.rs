@@ -16,8 +16,13 @@
 //! - `check`: BuildKit's Dockerfile checks (`wharf build --check`).
 //! - `attest`: SLSA provenance and SPDX SBOM attestations (`--provenance`, `--sbom`).
 //!
-//! Still to come, on top of these types: `plan` (stage graph, cache keys)
-//! and `exec` (RUN through `wharf-runtime`, COPY/ADD written as layer tars).
+//! - `build`: running a build on these types: stages on demand and in
+//!   parallel, per platform (`emulation`: QEMU through binfmt_misc), the
+//!   step cache (`cache`) and BuildKit's cache format (`cache_io`), RUN
+//!   through the `wharf-runtime` library, COPY/ADD, `RUN --mount` (ssh:
+//!   `ssh`), named contexts, annotations, outputs.
+//! - `layer`: layer tars: COPY/ADD sources (globs, walk, chown/chmod),
+//!   the RUN overlay's upper dir, deterministic writing and hashing.
 
 pub mod attest;
 pub mod build;

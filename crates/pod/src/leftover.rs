@@ -1,10 +1,10 @@
-//! Containers whose `wharf run` was killed: found by the free owner lock of
-//! `<root>/containers/<id>/` and removed with their processes, cgroups,
-//! runtime state, console socket and overlay mount.
-//!
-//! Docker's daemon would keep such a container; until containers get a
-//! monitor of their own, a container whose foreground `wharf run` died is
-//! an orphan nobody can reach, so it is killed and removed.
+//! Containers whose owner died (a `wharf` killed while setting one up, or
+//! its monitor killed): found by the free owner lock of
+//! `<root>/containers/<id>/` (with no `container.json`, or an `active`
+//! marker). [`remove_leftovers`] hands them to [`crate::Containers::sweep`],
+//! which kills what is left, tears down the network, unmounts, and records
+//! the exit; `system check` only lists them. Also: which images containers
+//! use (their `image` file), for `image prune -a`.
 
 use crate::error::Result;
 use std::collections::HashSet;

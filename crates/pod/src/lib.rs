@@ -1,6 +1,6 @@
 //! # Layout
 //!
-//! Containers made from images, and (later) pods of them: a container's
+//! Containers made from images, and pods of them: a container's
 //! directory `<root>/containers/<id>/` holds its bundle (`config.json`) and
 //! its overlay rootfs (`upper/`, `work/`, `merged/`); its runtime state lives
 //! under `<run-root>/runtime/`.
@@ -34,6 +34,9 @@
 //! - [`pod`]: pods — containers sharing pinned net/ipc/uts namespaces,
 //!   /etc files and a parent cgroup, with an optional infra process
 //!   (`wharf-infra`); its docs say why namespaces are pinned.
+//! - `kube`: `wharf kube play/down/generate` — Kubernetes manifests
+//!   (k8s-openapi types) planned onto pods, containers and volumes;
+//!   anything not supported is refused with its field path.
 
 mod console;
 pub mod container;

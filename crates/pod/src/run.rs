@@ -1,6 +1,7 @@
-//! `wharf run` in the foreground: the image's overlay rootfs, an OCI spec
-//! from the runtime's spec helper + the image config + the flags, the
-//! runtime library in-process, the exit status, and nothing left after.
+//! `wharf run`: the image's overlay rootfs, an OCI spec from the runtime's
+//! spec helper + the image config + the flags, then the container started
+//! under its monitor (`-d`: the ID is returned; in the foreground: attached
+//! to the monitor's socket until the exit, then cleaned up by this process).
 
 use crate::container::attach::{Client, End, RelayOptions};
 use crate::container::proto::{self, Hello};
