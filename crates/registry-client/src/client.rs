@@ -67,7 +67,10 @@ pub struct Registry {
     pub(crate) api_host: String,
     scheme: &'static str,
     pub(crate) http: reqwest::Client,
-    pub(crate) oci: oci_client::Client,
+    /// oci-client, built on a thread of its own (see [`Registry::oci`]).
+    oci: std::sync::OnceLock<oci_client::Client>,
+    oci_build: std::sync::Mutex<Option<std::thread::JoinHandle<oci_client::Client>>>,
+    oci_config: Box<dyn Fn() -> ClientConfig + Send + Sync>,
     cred: Option<Credential>,
     tokens: TokenCache,
     challenge: OnceCell<Challenge>,
@@ -105,21 +108,32 @@ impl Registry {
             http = http.add_root_certificate(cert);
         }
         let http = http.build().map_err(|e| Error::InvalidInput(format!("http client: {e}")))?;
-        let config = ClientConfig {
-            protocol: if insecure { ClientProtocol::HttpsExcept(vec![api.clone()]) } else { ClientProtocol::Https },
-            tls_certs_only: if loopback && certs.is_empty() { vec![no_tls_root()] } else { Vec::new() },
-            extra_root_certificates: certs,
+        let (max_down, max_up) = (opts.max_concurrent_downloads.max(1), opts.max_concurrent_uploads.max(1));
+        let (api2, no_tls) = (api.clone(), loopback && certs.is_empty());
+        let oci_config = move || ClientConfig {
+            protocol: if insecure { ClientProtocol::HttpsExcept(vec![api2.clone()]) } else { ClientProtocol::Https },
+            tls_certs_only: if no_tls { vec![no_tls_root()] } else { Vec::new() },
+            extra_root_certificates: certs.clone(),
             use_monolithic_push: true,
-            max_concurrent_download: opts.max_concurrent_downloads.max(1),
-            max_concurrent_upload: opts.max_concurrent_uploads.max(1),
+            max_concurrent_download: max_down,
+            max_concurrent_upload: max_up,
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
             user_agent: "wharf",
             ..Default::default()
         };
+        // oci-client also builds a default reqwest client, which loads the
+        // system's root certificates whatever its config says (several ms of
+        // CPU): done beside the first requests (the /v2/ ping, the manifest),
+        // which need only our own client.
+        let build = oci_config.clone();
+        let oci_build =
+            std::thread::Builder::new().name("oci-client".into()).spawn(move || oci_client::Client::new(build())).ok();
         Ok(Registry {
             scheme: if insecure { "http" } else { "https" },
-            oci: oci_client::Client::new(config),
+            oci: std::sync::OnceLock::new(),
+            oci_build: std::sync::Mutex::new(oci_build),
+            oci_config: Box::new(oci_config),
             host,
             api_host: api,
             http,
@@ -127,6 +141,15 @@ impl Registry {
             tokens: TokenCache::default(),
             challenge: OnceCell::new(),
             opts,
+        })
+    }
+
+    /// The oci-client, waiting for the thread that builds it (or building
+    /// it here if that thread could not start or died).
+    pub(crate) fn oci(&self) -> &oci_client::Client {
+        self.oci.get_or_init(|| {
+            let handle = self.oci_build.lock().unwrap_or_else(|e| e.into_inner()).take();
+            handle.and_then(|h| h.join().ok()).unwrap_or_else(|| oci_client::Client::new((self.oci_config)()))
         })
     }
 
@@ -211,7 +234,7 @@ impl Registry {
         let ops: &[RegistryOperation] =
             if push { &[RegistryOperation::Pull, RegistryOperation::Push] } else { &[RegistryOperation::Pull] };
         for op in ops {
-            self.oci.auth(oref, &auth, *op).await.map_err(|e| Error::from_oci(&self.host, &oref.whole(), e))?;
+            self.oci().auth(oref, &auth, *op).await.map_err(|e| Error::from_oci(&self.host, &oref.whole(), e))?;
         }
         Ok(auth)
     }

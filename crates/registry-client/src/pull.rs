@@ -1,7 +1,9 @@
 //! Pull: tag or digest → manifest or index → platform → blobs streamed into
 //! the store, several at once, hashed while written, resumed with Range
 //! after a dropped connection, retried on 5xx; each layer is unpacked while
-//! it downloads (snapshots are independent of order; see `tee`).
+//! it downloads (snapshots are independent of order; see `tee`), and its
+//! download slot goes to the next layer once its bytes are in, not once its
+//! unpacking ends (a small layer's unpacking took as long as its GET).
 //!
 //! Crash safety with one wait for the disk per image: layer blobs are
 //! verified into `ingest/` with their writeback started, and published
@@ -15,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressFn};
 use crate::retry::{retry, ATTEMPTS};
 use crate::tee::Unpacker;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use oci_client::client::BlobResponse;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
@@ -264,7 +266,6 @@ impl Registry {
 
     /// Pulls one platform's config and layers; returns the image ID.
     async fn pull_image(&self, ctx: &Ctx<'_>, manifest: &[u8], seen: &mut Vec<String>, unpack: bool) -> Result<String> {
-        let store = ctx.store;
         let m: Value = serde_json::from_slice(manifest).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let blob = |v: &Value| -> Result<OciDescriptor> {
             Ok(OciDescriptor {
@@ -299,24 +300,79 @@ impl Registry {
         }
         seen.push(config.digest.clone());
         seen.extend(layers.iter().map(|l| l.digest.clone()));
-        let n = self.opts.max_concurrent_downloads.max(1);
-        futures_util::stream::iter(layers.iter().zip(diff_ids.iter()))
-            .map(|(l, diff)| async move {
-                let diff = wharf_image::digest::parse(diff)?;
-                let unpack = (unpack && !store.snapshots().exists(&diff)).then_some(diff);
-                self.fetch_blob(ctx, l, unpack).await
-            })
-            .buffer_unordered(n)
-            .try_collect::<Vec<()>>()
-            .await?;
+        self.fetch_layers(ctx, &layers, &diff_ids, unpack).await?;
         self.publish(ctx)?;
         Ok(config.digest)
     }
 
-    /// Streams one blob into the store (resuming with Range after a cut)
-    /// and, with `unpack` (a diffID), unpacks it as that snapshot while it
-    /// downloads — or from the stored blob if the download had to restart.
+    /// Downloads the layers, `max_concurrent_downloads` at once. A layer's
+    /// download slot goes to the next one as soon as its bytes are in: the
+    /// end of its unpacking is awaited beside the downloads (at most as many
+    /// layers again finish unpacking at once, so memory stays bounded).
+    async fn fetch_layers(
+        &self,
+        ctx: &Ctx<'_>,
+        layers: &[OciDescriptor],
+        diff_ids: &[String],
+        unpack: bool,
+    ) -> Result<()> {
+        let store = ctx.store;
+        let n = self.opts.max_concurrent_downloads.max(1);
+        let slots = tokio::sync::Semaphore::new(2 * n);
+        let downloads = futures_util::stream::iter(layers.iter().zip(diff_ids.iter()))
+            .map(|(l, diff)| {
+                let slots = &slots;
+                async move {
+                    let permit =
+                        slots.acquire().await.map_err(|e| Error::io("unpack slots", std::io::Error::other(e)))?;
+                    let diff = wharf_image::digest::parse(diff)?;
+                    let unpack = (unpack && !store.snapshots().exists(&diff)).then_some(diff);
+                    let fetched = self.download_blob(ctx, l, unpack).await?;
+                    Ok::<_, Error>(async move {
+                        let _permit = permit;
+                        self.finish_blob(ctx, l, fetched).await
+                    })
+                }
+            })
+            .buffer_unordered(n);
+        let mut downloads = std::pin::pin!(downloads);
+        let mut finishing = futures_util::stream::FuturesUnordered::new();
+        let res = loop {
+            tokio::select! {
+                next = downloads.next() => match next {
+                    Some(Ok(f)) => finishing.push(f),
+                    Some(Err(e)) => break Err(e),
+                    None => break Ok(()),
+                },
+                Some(r) = finishing.next(), if !finishing.is_empty() => {
+                    if let Err(e) = r {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        // Even after an error: a layer still unpacking is waited for, so a
+        // snapshot it commits is known to the cleanup of the failed pull.
+        let mut first = res.err();
+        while let Some(r) = finishing.next().await {
+            if let (Err(e), None) = (r, &first) {
+                first = Some(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Streams one blob into the store and, with `unpack` (a diffID),
+    /// unpacks it as that snapshot.
     pub(crate) async fn fetch_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, unpack: Option<Digest>) -> Result<()> {
+        let fetched = self.download_blob(ctx, desc, unpack).await?;
+        self.finish_blob(ctx, desc, fetched).await
+    }
+
+    /// Streams one blob into the store (resuming with Range after a cut),
+    /// unpacking it while it downloads when `unpack` (a diffID) says so; what
+    /// is left to wait for is [`Registry::finish_blob`]'s.
+    async fn download_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, unpack: Option<Digest>) -> Result<Fetched> {
         let (store, oref, progress) = (ctx.store, ctx.oref, &ctx.opts.progress);
         let d = wharf_image::digest::parse(&desc.digest)?;
         if store.blobs().exists(&d) {
@@ -325,7 +381,7 @@ impl Registry {
                 tokio::task::block_in_place(|| store.snapshots().ensure(&diff, store.blobs().open(&d)?))?;
                 self.unpacked(ctx, desc, diff);
             }
-            return Ok(());
+            return Ok(Fetched { d, unpack: None, streamed: None, pending: None });
         }
         let size = u64::try_from(desc.size).ok();
         progress(Progress::Start { digest: desc.digest.clone(), size: size.unwrap_or(0) });
@@ -350,28 +406,40 @@ impl Registry {
         let res = res.and_then(|()| {
             tokio::task::block_in_place(|| w.verify(Some(&d), size)).map(|v| v.2).map_err(|e| self.mismatch(e))
         });
-        let streamed = match tee {
-            Some(t) => Some(t.finish(res.is_ok()).await),
-            None => None,
+        let err = match (res, tee) {
+            (Ok(p), tee) => {
+                progress(Progress::Done { digest: desc.digest.clone(), how: "downloaded" });
+                let streamed = tee.map(|t| Box::pin(t.end()) as Unpacking);
+                return Ok(Fetched { d, unpack, streamed, pending: p });
+            }
+            (Err(e), Some(t)) => {
+                let _ = t.finish(false).await;
+                e
+            }
+            (Err(e), None) => e,
         };
-        let pending = res?;
-        progress(Progress::Done { digest: desc.digest.clone(), how: "downloaded" });
-        match (streamed, unpack) {
-            (Some(r), Some(diff)) => {
-                r?;
+        Err(err)
+    }
+
+    /// Waits for a downloaded blob's unpacking (or unpacks it from the
+    /// blob when its download had to restart), then queues it for publishing.
+    async fn finish_blob(&self, ctx: &Ctx<'_>, desc: &OciDescriptor, f: Fetched) -> Result<()> {
+        match (f.streamed, f.unpack) {
+            (Some(s), Some(diff)) => {
+                s.await?;
                 self.unpacked(ctx, desc, diff);
             }
             (None, Some(diff)) => {
-                let f = match &pending {
+                let file = match &f.pending {
                     Some(p) => p.open()?,
-                    None => store.blobs().open(&d)?,
+                    None => ctx.store.blobs().open(&f.d)?,
                 };
-                tokio::task::block_in_place(|| store.snapshots().ensure(&diff, f))?;
+                tokio::task::block_in_place(|| ctx.store.snapshots().ensure(&diff, file))?;
                 self.unpacked(ctx, desc, diff);
             }
             _ => {}
         }
-        if let Some(p) = pending {
+        if let Some(p) = f.pending {
             ctx.pending.lock().unwrap_or_else(|e| e.into_inner()).push(p);
         }
         Ok(())
@@ -424,9 +492,9 @@ impl Registry {
         // Asked as a range even from 0: oci-client then leaves the bytes to
         // us instead of hashing them a second time (the writer hashes them).
         let mut stream = if desc.size == 0 {
-            self.oci.pull_blob_stream(oref, desc).await.map_err(map)?.stream
+            self.oci().pull_blob_stream(oref, desc).await.map_err(map)?.stream
         } else {
-            match self.oci.pull_blob_stream_partial(oref, desc, offset, None).await.map_err(map)? {
+            match self.oci().pull_blob_stream_partial(oref, desc, offset, None).await.map_err(map)? {
                 BlobResponse::Partial(s) => s.stream,
                 BlobResponse::Full(s) if offset == 0 => s.stream,
                 BlobResponse::Full(s) => {
@@ -466,6 +534,19 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// The end of a layer's unpacking while it downloaded: the snapshot's path.
+type Unpacking = std::pin::Pin<Box<dyn std::future::Future<Output = Result<std::path::PathBuf>> + Send>>;
+
+/// A blob whose bytes are in: its unpacking may still run.
+pub(crate) struct Fetched {
+    d: Digest,
+    /// The diffID to unpack as (none when nothing is left to unpack).
+    unpack: Option<Digest>,
+    /// The unpacking fed while it downloaded; none when the download restarted.
+    streamed: Option<Unpacking>,
+    pending: Option<PendingBlob>,
 }
 
 /// A small blob just fetched (a config): pending, or stored already.

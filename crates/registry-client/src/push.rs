@@ -102,7 +102,7 @@ impl Registry {
             &m.digest,
             |_, _| {},
             |_| async {
-                self.oci
+                self.oci()
                     .push_manifest_raw(oref, m.bytes.clone(), ct.clone())
                     .await
                     .map(|_| ())
@@ -126,7 +126,7 @@ impl Registry {
             &b.digest,
             |_, _| {},
             |_| async {
-                self.oci.blob_exists(oref, &b.digest).await.map_err(|e| Error::from_oci(&self.host, &b.digest, e))
+                self.oci().blob_exists(oref, &b.digest).await.map_err(|e| Error::from_oci(&self.host, &b.digest, e))
             },
         )
         .await?;
@@ -137,7 +137,7 @@ impl Registry {
         for from in sources.repos_on(&b.digest, &self.host, repo) {
             let src = self.oci_ref(&from, None, Some(&b.digest));
             // A 202 instead of 201 means the registry did not mount: upload instead.
-            if self.oci.mount_blob(oref, &src, &b.digest).await.is_ok() {
+            if self.oci().mount_blob(oref, &src, &b.digest).await.is_ok() {
                 progress(Progress::Done { digest: b.digest.clone(), how: "mounted" });
                 return Ok(false);
             }
@@ -148,7 +148,7 @@ impl Registry {
         };
         retry(&b.digest, on_retry, |_| async {
             let stream = file_stream(store, &b.digest, b.size, progress.clone())?;
-            self.oci
+            self.oci()
                 .push_blob_stream(oref, stream, &b.digest, Some(b.size))
                 .await
                 .map(|_| ())

@@ -40,6 +40,16 @@ impl Unpacker {
         }
     }
 
+    /// Ends the stream as a whole layer now; the future waits for the
+    /// thread's answer (a download slot need not wait for it).
+    pub(crate) fn end(mut self) -> impl std::future::Future<Output = Result<PathBuf>> + Send + 'static {
+        self.tx = None;
+        async move {
+            let res = self.job.await.map_err(|e| Error::io("unpack layer".to_string(), io::Error::other(e)))?;
+            Ok(res?)
+        }
+    }
+
     /// Ends the stream — as a whole layer when `complete`, else as a failed
     /// one, so nothing is committed — and waits for the thread's answer.
     pub(crate) async fn finish(mut self, complete: bool) -> Result<PathBuf> {
