@@ -205,7 +205,7 @@ pub(crate) fn cargo_packages(section: &[u8], path: &str) -> Option<Vec<Package>>
             version: version.to_string(),
             kind: "cargo",
             arch: None,
-            source: p["source"].as_str().filter(|s| *s != "crates.io").map(str::to_string),
+            source: None,
             license: None,
             supplier: None,
             homepage: None,

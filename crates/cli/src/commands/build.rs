@@ -240,8 +240,11 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             eprintln!("fetched {} bytes of cached layers", built.fetched_bytes);
         }
     }
+    // By a name the build set when it has one: an ID can be ambiguous (the
+    // same config in two indexes, e.g. one- and two-platform builds).
+    let name = opts.tags.first().map_or_else(|| built.id.to_string(), |t| t.to_string());
     for o in &outputs {
-        o.write(&store, built.id.as_ref(), &opts.platforms, &g.run_root)?;
+        o.write(&store, &name, &opts.platforms, &g.run_root)?;
     }
     let mut pushed_digest = None;
     let pushed = (|| -> anyhow::Result<()> {
