@@ -327,3 +327,165 @@ fn bad_attestation_flags_are_clear_errors() {
     assert!(m.get("layers").is_some(), "{m}");
     assert_no_leaks(&s);
 }
+
+/// The toolchain version a Go binary's build info records (read here
+/// byte by byte, independently of wharf: magic, 32-byte header, a length byte).
+fn go_toolchain_of(bin: &Path) -> String {
+    let bytes = std::fs::read(bin).unwrap();
+    let magic = b"\xff Go buildinf:";
+    let at = bytes.windows(magic.len()).position(|w| w == magic).expect("no Go build info");
+    assert_ne!(bytes[at + 15] & 2, 0, "{}: build info not inline (Go < 1.18)", bin.display());
+    let n = bytes[at + 32] as usize;
+    String::from_utf8(bytes[at + 33..at + 33 + n].to_vec()).unwrap()
+}
+
+/// A program with a cargo-auditable `.dep-v0` section: cargo-auditable is
+/// not installable offline, so its section (zlib-compressed JSON, the
+/// format it writes) is added to a copy of /bin/true with objcopy.
+fn auditable_binary(dir: &Path, json: &str) -> PathBuf {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(json.as_bytes()).unwrap();
+    let section = dir.join("dep-v0.bin");
+    std::fs::write(&section, z.finish().unwrap()).unwrap();
+    let out = dir.join("auditable");
+    let st = Command::new(require_tool("objcopy"))
+        .arg("--add-section")
+        .arg(format!(".dep-v0={}", section.display()))
+        .arg("/bin/true")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(section).unwrap();
+    out
+}
+
+fn statement_file(p: &Path) -> Value {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// `-o type=local|tar` with --provenance/--sbom write the statements next
+/// to each platform's filesystem (BuildKit's file names, the output's files
+/// as subjects); the SBOM names npm packages in node_modules, a Go binary's
+/// modules (Debian's docker-registry) and a cargo-auditable binary's crates;
+/// `-o type=oci` of one platform holds the index with its attestation
+/// manifest; `-o type=docker` is refused before anything is built.
+#[test]
+fn local_tar_oci_outputs_carry_attestations() {
+    if !privileged("local_tar_oci_outputs_carry_attestations") {
+        return;
+    }
+    let s = TestStore::new();
+    let ctx = write_context(
+        &s.path("ctx"),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY app /app/\nCOPY docker-registry /usr/bin/registry\n\
+COPY auditable /usr/bin/auditable\n",
+            ),
+            ("app/node_modules/left-pad/package.json", r#"{"name":"left-pad","version":"1.3.0","license":"WTFPL"}"#),
+            ("app/node_modules/@types/node/package.json", r#"{"name":"@types/node","version":"20.1.0"}"#),
+            ("app/node_modules/left-pad/lib/package.json", r#"{"name":"not-a-package","version":"9"}"#),
+            ("app/package.json", r#"{"name":"the-app","version":"0.0.1"}"#),
+        ],
+    );
+    std::fs::copy(require_tool("docker-registry"), ctx.join("docker-registry")).unwrap();
+    auditable_binary(
+        &ctx,
+        r#"{"packages":[{"name":"tool","version":"0.3.0","source":"local","root":true,"dependencies":[1]},
+            {"name":"serde","version":"1.0.190","source":"crates.io"},
+            {"name":"cc","version":"1.0.83","source":"crates.io","kind":"build"}]}"#,
+    );
+    let go = go_toolchain_of(&ctx.join("docker-registry"));
+    let (local, tar) = (s.path("local"), s.path("fs.tar"));
+    s.ok([
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--provenance=mode=min",
+        "--sbom=true",
+        "-t",
+        "fs:1",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+        "-o",
+        &format!("type=tar,dest={}", tar.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    for plat in ["linux_amd64", "linux_arm64"] {
+        let dir = local.join(plat);
+        let sbom = statement_file(&dir.join("sbom.spdx.json"));
+        let prov = statement_file(&dir.join("provenance.json"));
+        assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
+        assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v0.2");
+        assert_eq!(prov["predicate"]["buildType"], "https://mobyproject.org/buildkit@v1");
+        // The subjects: every file of the output, by path and digest.
+        let subjects = sbom["subject"].as_array().unwrap();
+        let names: Vec<&str> = subjects.iter().map(|x| x["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"usr/bin/registry") && names.contains(&"app/package.json"), "{names:?}");
+        assert!(!names.iter().any(|n| n.ends_with(".json") && !n.contains('/')), "no statement is its own subject");
+        let pkg_json = subjects.iter().find(|x| x["name"] == "app/package.json").unwrap();
+        let want = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(dir.join("app/package.json")).unwrap());
+        assert_eq!(pkg_json["digest"]["sha256"].as_str().unwrap(), hex_of(want.as_ref()));
+        assert_eq!(prov["subject"], sbom["subject"]);
+        let pkgs = sbom_packages(&sbom["predicate"]);
+        let has = |n: &str, purl: &str| pkgs.iter().any(|p| p.0 == n && p.2 == purl);
+        assert!(has("left-pad", "pkg:npm/left-pad@1.3.0"), "{pkgs:?}");
+        assert!(has("@types/node", "pkg:npm/%40types/node@20.1.0"), "{pkgs:?}");
+        assert!(!pkgs.iter().any(|p| p.0 == "not-a-package" || p.0 == "the-app"), "only node_modules: {pkgs:?}");
+        let stdlib = format!("pkg:golang/stdlib@{}", go.trim_start_matches("go"));
+        assert!(pkgs.iter().any(|p| p.0 == "stdlib" && p.1 == go && p.2 == stdlib), "{go}: {pkgs:?}");
+        assert!(has("serde", "pkg:cargo/serde@1.0.190") && has("tool", "pkg:cargo/tool@0.3.0"), "{pkgs:?}");
+        assert!(!pkgs.iter().any(|p| p.0 == "cc"), "build dependencies are not in the binary: {pkgs:?}");
+        let go_pkg = sbom["predicate"]["packages"].as_array().unwrap().iter().find(|p| p["name"] == "stdlib").unwrap();
+        assert_eq!(go_pkg["sourceInfo"], "acquired package info from /usr/bin/registry");
+    }
+    // The tar: the same tree, names without `./`.
+    let list = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    for want in ["linux_amd64/sbom.spdx.json", "linux_arm64/provenance.json", "linux_arm64/usr/bin/auditable"] {
+        assert!(list.lines().any(|l| l == want), "{want} not in the tar: {list}");
+    }
+    assert!(!list.contains("./"), "{list}");
+
+    // One platform to an OCI archive: its index with the attestation manifest.
+    let oci = s.path("one.oci.tar");
+    s.ok(["build", "-q", "--sbom=true", "-t", "fs:2", "-o", &format!("type=oci,dest={}", oci.display())]
+        .into_iter()
+        .chain([ctx.to_str().unwrap()]));
+    let idx = Command::new("tar").arg("-xOf").arg(&oci).arg("index.json").output().unwrap();
+    let idx: Value = serde_json::from_slice(&idx.stdout).unwrap();
+    assert_eq!(idx["manifests"][0]["mediaType"], "application/vnd.oci.image.index.v1+json", "{idx}");
+    let top = idx["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let inner = Command::new("tar").arg("-xOf").arg(&oci).arg(format!("blobs/sha256/{top}")).output().unwrap();
+    let inner: Value = serde_json::from_slice(&inner.stdout).unwrap();
+    let kinds: Vec<&str> = inner["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["annotations"][ATT_TYPE].as_str().unwrap_or("image"))
+        .collect();
+    assert_eq!(kinds, ["image", "attestation-manifest"], "{inner}");
+
+    // A docker archive cannot hold them: refused first, as buildx does.
+    let docker = s.path("d.tar");
+    let e = s.fails(
+        ["build", "-q", "--sbom=true", "-t", "fs:3", "-o"]
+            .into_iter()
+            .chain([format!("type=docker,dest={}", docker.display()).as_str(), ctx.to_str().unwrap()]),
+    );
+    assert!(e.contains("type=oci"), "{e}");
+    assert!(!docker.exists());
+    assert!(s.fails(["inspect", "fs:3"]).contains("fs:3"), "nothing was built");
+    assert_no_leaks(&s);
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

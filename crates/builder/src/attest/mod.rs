@@ -4,15 +4,21 @@
 //! even for one platform). Off unless asked for: without them a build's
 //! output is the plain image manifest it always was.
 //!
-//! - `packages`: the package databases' parsers (dpkg, apk, os-release, Python).
+//! - `packages`: the package databases' parsers (dpkg, apk, os-release, Python, npm).
+//! - `binaries`: Go build info and cargo-auditable data in ELF programs.
 //! - `rootfs`: the final image's files read from its unpacked layers.
 //! - `sbom`: the scan and the SPDX 2.3 document.
 //! - `provenance`: the SLSA provenance v0.2 statement.
+//! - `export`: the statements as files next to a `-o type=local|tar` output.
 
+mod binaries;
+mod export;
 mod packages;
 pub mod provenance;
 mod rootfs;
 mod sbom;
+
+pub(crate) use export::write_beside;
 
 use crate::build::{state::ImageState, Ctx};
 use crate::build::{BuildError, BuildResult};
@@ -90,9 +96,9 @@ impl AttestOptions {
             match part.split_once('=') {
                 Some(("generator", g)) => {
                     return Err(bad(&format!(
-                        "generator {g:?}: wharf has one SBOM generator, built in (it reads the image's dpkg, apk \
-                         and Python package databases, without a network); it runs no generator image: \
-                         use --sbom=true"
+                        "generator {g:?}: wharf has one SBOM generator, built in (it reads the image's dpkg, apk, \
+                         Python and npm package databases and Go/cargo-auditable binaries, without a network); \
+                         it runs no generator image: use --sbom=true"
                     )))
                 }
                 Some(("disabled", d)) => on = !bool_word(d).ok_or_else(|| bad("disabled= takes true or false"))?,

@@ -1,7 +1,7 @@
 //! The package databases an image carries, parsed without a network:
 //! dpkg's status file (and distroless' `status.d/`), Alpine's apk
-//! `installed`, `/etc/os-release`, Python's `*.dist-info/METADATA`.
-//! Pure functions on text: the file lookups are in `rootfs`.
+//! `installed`, `/etc/os-release`, Python's `*.dist-info/METADATA`,
+//! npm's `node_modules/**/package.json`. Pure functions on text: the file lookups are in `rootfs`.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 pub struct Package {
     pub name: String,
     pub version: String,
-    /// `deb`, `apk` or `pypi`: the purl type.
+    /// `deb`, `apk`, `pypi`, `npm`, `golang` or `cargo`: the purl type.
     pub kind: &'static str,
     pub arch: Option<String>,
     /// The source package (deb `Source:`, apk origin) when it differs.
@@ -257,6 +257,29 @@ pub fn spdx_license_id(debian: &str) -> Option<&'static str> {
     })
 }
 
+/// An npm package's `package.json` in a `node_modules` tree (the
+/// installed package, as syft reads it): name, version, license
+/// (`"MIT"` or the old `{"type": "MIT"}`), author, homepage, description.
+pub fn parse_npm_package_json(text: &str, found_in: &str) -> Option<Package> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let name = v["name"].as_str().filter(|n| !n.is_empty())?;
+    let version = v["version"].as_str().filter(|n| !n.is_empty())?;
+    let license = v["license"].as_str().or_else(|| v["license"]["type"].as_str()).map(str::to_string);
+    let author = v["author"].as_str().or_else(|| v["author"]["name"].as_str()).map(str::to_string);
+    Some(Package {
+        name: name.to_string(),
+        version: version.to_string(),
+        kind: "npm",
+        arch: None,
+        source: None,
+        license,
+        supplier: author,
+        homepage: v["homepage"].as_str().map(str::to_string),
+        summary: v["description"].as_str().filter(|d| !d.is_empty()).map(str::to_string),
+        found_in: found_in.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +351,19 @@ VERSION_CODENAME=bookworm\nID=debian\nnonsense\n",
         let sid = parse_os_release("ID=debian\nVERSION_CODENAME=trixie\n");
         assert_eq!(sid.distro().as_deref(), Some("debian-trixie"));
         assert_eq!(parse_os_release("").distro(), None);
+    }
+
+    #[test]
+    fn npm_package_json() {
+        let p = parse_npm_package_json(
+            r#"{"name":"@types/node","version":"20.1.0","license":{"type":"MIT"},"author":{"name":"A B"}}"#,
+            "/app/node_modules/@types/node/package.json",
+        )
+        .unwrap();
+        assert_eq!((p.name.as_str(), p.version.as_str(), p.kind), ("@types/node", "20.1.0", "npm"));
+        assert_eq!((p.license.as_deref(), p.supplier.as_deref()), (Some("MIT"), Some("A B")));
+        assert!(parse_npm_package_json(r#"{"name":"x"}"#, "/p").is_none(), "no version: not an installed package");
+        assert!(parse_npm_package_json("not json", "/p").is_none());
     }
 
     #[test]

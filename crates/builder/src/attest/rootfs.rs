@@ -137,6 +137,33 @@ impl LayeredFs {
         seen.into_iter().filter(|(_, live)| *live).map(|(n, _)| n).collect()
     }
 
+    /// Every regular file of the image (links not followed), by path, with
+    /// the file in the layer that has it; `/proc`, `/sys` and `/dev` are
+    /// skipped, and the walk stops after `max` files.
+    pub(crate) fn files(&self, max: usize) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        let mut dirs = vec![String::new()];
+        while let Some(dir) = dirs.pop() {
+            for name in self.list(if dir.is_empty() { "/" } else { &dir }) {
+                let path = format!("{dir}/{name}");
+                if matches!(path.as_str(), "/proc" | "/sys" | "/dev") {
+                    continue;
+                }
+                let Some(real) = self.find(&parts(&path)) else { continue };
+                let Ok(m) = std::fs::symlink_metadata(&real) else { continue };
+                if m.is_dir() {
+                    dirs.push(path);
+                } else if m.is_file() {
+                    out.push((path, real));
+                    if out.len() >= max {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Whether `layer` hides `rel` of the layers below (a parent is a
     /// whiteout, a file or an opaque dir).
     fn hidden_in(&self, layer: &std::path::Path, rel: &std::path::Path) -> bool {
@@ -183,5 +210,13 @@ mod tests {
         std::os::unix::fs::symlink("loop2", low.join("loop1")).unwrap();
         std::os::unix::fs::symlink("loop1", low.join("loop2")).unwrap();
         assert!(fs.read("/loop1").is_none());
+        // The walk: files of every layer, links not followed (lib -> usr/lib).
+        let mut files: Vec<String> = fs.files(1000).into_iter().map(|(p, _)| p).collect();
+        files.sort();
+        assert_eq!(
+            files,
+            ["/usr/lib/os-release", "/var/lib/dpkg/status.d/a", "/var/lib/dpkg/status.d/b", "/var/lib/dpkg/status.d/c"]
+        );
+        assert_eq!(fs.files(2).len(), 2);
     }
 }

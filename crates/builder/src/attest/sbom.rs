@@ -3,6 +3,7 @@
 //! an in-toto statement of type `https://spdx.dev/Document`, as BuildKit's
 //! default generator (syft) writes it.
 
+use super::binaries;
 use super::packages::{self, OsRelease, Package};
 use super::rootfs::LayeredFs;
 use serde_json::{json, Value};
@@ -57,10 +58,49 @@ pub(crate) fn scan(fs: &LayeredFs) -> Found {
             }
         }
     }
+    pkgs.extend(scan_files(fs));
     // The same package found twice (status and status.d): once.
     let mut seen = std::collections::HashSet::new();
     pkgs.retain(|p| seen.insert((p.kind, p.name.clone(), p.version.clone(), p.arch.clone())));
     Found { os, packages: pkgs }
+}
+
+/// At most this many files are looked at for npm packages and binaries.
+const MAX_FILES: usize = 1_000_000;
+
+/// Whether `path` is an installed npm package's manifest:
+/// `…/node_modules/NAME/package.json` or `…/node_modules/@SCOPE/NAME/package.json`.
+fn is_npm_manifest(path: &str) -> bool {
+    let parts: Vec<&str> = path.rsplit('/').take(4).collect();
+    match parts.as_slice() {
+        ["package.json", _, "node_modules", ..] => true,
+        ["package.json", _, scope, "node_modules"] => scope.starts_with('@'),
+        _ => false,
+    }
+}
+
+/// What the image's files say beyond the package databases: npm packages
+/// in `node_modules`, the modules Go and cargo-auditable binaries record.
+fn scan_files(fs: &LayeredFs) -> Vec<Package> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for (path, real) in fs.files(MAX_FILES) {
+        if is_npm_manifest(&path) {
+            let text = std::fs::read_to_string(&real).unwrap_or_default();
+            out.extend(packages::parse_npm_package_json(&text, &path));
+            continue;
+        }
+        let Ok(f) = std::fs::File::open(&real) else { continue };
+        let executable = f.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0 && m.len() >= 1024);
+        let Some(sections) = executable.then(|| binaries::elf_sections(&f)).flatten() else { continue };
+        if let Some(info) = sections.go_buildinfo.as_deref().and_then(binaries::parse_go_buildinfo) {
+            out.extend(binaries::go_packages(&info, &path));
+        }
+        if let Some(pkgs) = sections.dep_v0.as_deref().and_then(|d| binaries::cargo_packages(d, &path)) {
+            out.extend(pkgs);
+        }
+    }
+    out
 }
 
 /// A Debian package's licenses from its copyright file, as an SPDX expression.
@@ -107,12 +147,22 @@ pub(crate) fn purl(p: &Package, os: Option<&OsRelease>) -> String {
         _ => (String::new(), None),
     };
     let name = if p.kind == "pypi" { p.name.to_ascii_lowercase().replace('_', "-") } else { p.name.clone() };
+    // A Go module path and an npm scope are the purl's namespace segments.
+    let name = match p.kind {
+        "golang" | "npm" => name.split('/').map(pct).collect::<Vec<_>>().join("/"),
+        _ => pct(&name),
+    };
+    // The Go standard library's version is the toolchain's, without `go`.
+    let version = match (p.kind, p.name.as_str()) {
+        ("golang", "stdlib") => p.version.trim_start_matches("go"),
+        _ => p.version.as_str(),
+    };
     let mut s = format!("pkg:{}/", p.kind);
     if !ns.is_empty() {
         s.push_str(&pct(&ns));
         s.push('/');
     }
-    s.push_str(&format!("{}@{}", pct(&name), pct(&p.version)));
+    s.push_str(&format!("{name}@{}", pct(version)));
     let mut q = Vec::new();
     if let Some(a) = &p.arch {
         q.push(format!("arch={}", pct(a)));
@@ -174,7 +224,7 @@ pub(crate) fn spdx_document(found: &Found, name: &str, subject: &str, created: &
             "downloadLocation": "NOASSERTION", "filesAnalyzed": false,
             "licenseConcluded": "NOASSERTION", "licenseDeclared": declared, "copyrightText": "NOASSERTION",
             "sourceInfo": format!("acquired package info from {}", p.found_in),
-            "primaryPackagePurpose": if p.kind == "pypi" { "LIBRARY" } else { "APPLICATION" },
+            "primaryPackagePurpose": if matches!(p.kind, "deb" | "apk") { "APPLICATION" } else { "LIBRARY" },
             "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
                 "referenceLocator": purl(p, found.os.as_ref())}],
         });
@@ -225,6 +275,10 @@ mod tests {
         }
     }
 
+    fn pkg_noarch(kind: &'static str, name: &str, version: &str) -> Package {
+        Package { arch: None, ..pkg(kind, name, version) }
+    }
+
     #[test]
     fn purls() {
         let os = packages::parse_os_release("ID=debian\nVERSION_ID=12\n");
@@ -245,6 +299,17 @@ mod tests {
         let mut p = pkg("pypi", "Foo_Bar", "1.0");
         p.arch = None;
         assert_eq!(purl(&p, None), "pkg:pypi/foo-bar@1.0");
+        let p = pkg_noarch("npm", "@types/node", "20.1.0");
+        assert_eq!(purl(&p, Some(&os)), "pkg:npm/%40types/node@20.1.0");
+        let p = pkg_noarch("golang", "github.com/docker/distribution", "v2.8.2+incompatible");
+        assert_eq!(purl(&p, None), "pkg:golang/github.com/docker/distribution@v2.8.2+incompatible");
+        assert_eq!(purl(&pkg_noarch("golang", "stdlib", "go1.19.8"), None), "pkg:golang/stdlib@1.19.8");
+        assert_eq!(purl(&pkg_noarch("cargo", "serde", "1.0.190"), None), "pkg:cargo/serde@1.0.190");
+        assert!(is_npm_manifest("/app/node_modules/left-pad/package.json"));
+        assert!(is_npm_manifest("/app/node_modules/@types/node/package.json"));
+        assert!(is_npm_manifest("/node_modules/a/node_modules/b/package.json"));
+        assert!(!is_npm_manifest("/app/package.json"));
+        assert!(!is_npm_manifest("/app/node_modules/a/lib/package.json"));
     }
 
     #[test]

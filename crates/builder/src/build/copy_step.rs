@@ -11,8 +11,10 @@ use crate::layer::{CopyPlan, CopySource};
 use crate::{Copy, DockerIgnore, Step};
 use std::path::PathBuf;
 
-/// Where a COPY reads from, kept alive (mounted) while it is used.
-struct Sources {
+/// Where a COPY reads from, kept alive (mounted) while it is used: made
+/// once for the step's cache key and, when the step runs, used for its
+/// layer too (a stage is mounted, a URL downloaded, once per step).
+pub(crate) struct Sources {
     roots: Vec<CopySource>,
     /// Mounts of other stages or images, and heredoc files: removed on drop.
     _mounts: Vec<Workspace>,
@@ -63,7 +65,7 @@ impl Stages<'_, '_> {
             Some(i) => self.stage(i)?.state,
             None => self.image_state(from)?,
         };
-        let ws = Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
+        let ws = Workspace::mount_view(self.ctx, &state, &format!("from-{}", super::unique()))?;
         let roots = c.sources.iter().map(|p| CopySource { root: ws.merged.clone(), path: p.clone() }).collect();
         Ok(Sources { roots, _mounts: vec![ws], _heredocs: None, from_context: false })
     }
@@ -171,8 +173,9 @@ fn numeric_owner(spec: &str) -> BuildResult<(u32, u32)> {
     }
 }
 
-/// The content hash of a COPY/ADD's inputs, for its cache key.
-pub(crate) fn inputs_hash(stages: &Stages, cur: &Built, c: &Copy, add: bool) -> BuildResult<String> {
+/// The content hash of a COPY/ADD's inputs, for its cache key, and the
+/// sources, for [`copy_step`] if the step runs.
+pub(crate) fn inputs_hash(stages: &Stages, cur: &Built, c: &Copy, add: bool) -> BuildResult<(String, Sources)> {
     let srcs = stages.sources(c, add)?;
     let ignore = stages.dockerignore()?;
     let plan = stages.plan(&srcs, c, add, &ignore, None, &cur.state).or_else(|_| {
@@ -181,23 +184,29 @@ pub(crate) fn inputs_hash(stages: &Stages, cur: &Built, c: &Copy, add: bool) -> 
         c2.chown = None;
         stages.plan(&srcs, &c2, add, &ignore, None, &cur.state)
     })?;
-    Ok(crate::layer::hash_sources(&plan)?)
+    let hash = crate::layer::hash_sources(&plan)?;
+    Ok((hash, srcs))
 }
 
-/// Executes a COPY/ADD onto `state`: one new layer.
+/// Executes a COPY/ADD onto `state`: one new layer. `srcs`: the sources
+/// [`inputs_hash`] made, else they are made now.
 pub(crate) fn copy_step(
     stages: &Stages,
     state: &ImageState,
-    c: &Copy,
-    add: bool,
+    (c, add): (&Copy, bool),
     step: &Step,
+    srcs: Option<Sources>,
 ) -> BuildResult<NewLayer> {
+    let srcs = match srcs {
+        Some(s) => s,
+        None => stages.sources(c, add).map_err(|e| BuildError::step(step, e))?,
+    };
     if c.link {
-        return link_step(stages, state, c, add).map_err(|e| BuildError::step(step, e));
+        return link_step(stages, state, (c, add), srcs).map_err(|e| BuildError::step(step, e));
     }
-    let srcs = stages.sources(c, add).map_err(|e| BuildError::step(step, e))?;
     let ignore = stages.dockerignore()?;
-    let dest = Workspace::mount(stages.ctx, state, &format!("dest-{}", super::unique()))?;
+    // Read only: where the destination's links and owners are looked up.
+    let dest = Workspace::mount_view(stages.ctx, state, &format!("dest-{}", super::unique()))?;
     let plan =
         stages.plan(&srcs, c, add, &ignore, Some(dest.merged.clone()), state).map_err(|e| BuildError::step(step, e))?;
     let opts = stages.ctx.tar_options();
@@ -209,13 +218,12 @@ pub(crate) fn copy_step(
 /// and missing directories are 0755 root, as BuildKit documents), and it
 /// is cached under a key without the parent: when the base changes, the
 /// same layer is put on the new base (rebased) instead of written again.
-fn link_step(stages: &Stages, state: &ImageState, c: &Copy, add: bool) -> BuildResult<NewLayer> {
-    let srcs = stages.sources(c, add)?;
+fn link_step(stages: &Stages, state: &ImageState, (c, add): (&Copy, bool), srcs: Sources) -> BuildResult<NewLayer> {
     let ignore = stages.dockerignore()?;
     let mut c = c.clone();
     if let Some(spec) = c.chown.clone().filter(|s| numeric_owner(s).is_err()) {
         // Names still come from the stage's /etc/passwd; the layer holds ids.
-        let ws = Workspace::mount(stages.ctx, state, &format!("link-{}", super::unique()))?;
+        let ws = Workspace::mount_view(stages.ctx, state, &format!("link-{}", super::unique()))?;
         let (u, g) = owner(&ws.merged, &spec)?;
         c.chown = Some(format!("{u}:{g}"));
     }

@@ -1,7 +1,14 @@
 //! Where a built image goes besides the store: `-o type=oci|docker,dest=FILE`
-//! (archives `docker load` and skopeo read) and `-o type=local,dest=DIR`
-//! (the final filesystem), `-o type=image,name=N[,push=true]` and
-//! `-o type=registry,name=N` (more names for the store, pushed or not).
+//! (archives `docker load` and skopeo read), `-o type=local,dest=DIR` and
+//! `-o type=tar,dest=FILE` (the final filesystem, as a tree or a tar),
+//! `-o type=image,name=N[,push=true]` and `-o type=registry,name=N` (more
+//! names for the store, pushed or not).
+//!
+//! Attestations go as BuildKit's exporters put them: in the OCI archive's
+//! index (attestation manifests); next to a local/tar filesystem as files
+//! (`provenance.json`, `sbom.spdx.json`, about each file of the output); a
+//! docker archive has no place for them, so that output is refused with
+//! them, as buildx refuses it.
 
 use super::error::{BuildError, BuildResult};
 use std::path::{Path, PathBuf};
@@ -13,8 +20,10 @@ pub enum Output {
         format: ArchiveFormat,
         dest: PathBuf,
     },
+    /// The filesystem: a directory (`type=local`) or a tar of it (`type=tar`).
     Local {
         dest: PathBuf,
+        tar: bool,
     },
     /// Names the image also gets in the store; `push`: pushed there too.
     Image {
@@ -55,11 +64,36 @@ impl Output {
         match kind.as_deref() {
             Some("oci") => Ok(Output::Archive { format: ArchiveFormat::Oci, dest }),
             Some("docker") => Ok(Output::Archive { format: ArchiveFormat::Docker, dest }),
-            Some("local") => Ok(Output::Local { dest }),
+            Some("local") => Ok(Output::Local { dest, tar: false }),
+            Some("tar") if dest.as_os_str() == "-" => {
+                Err(BuildError::Invalid(format!("-o {s:?}: the tar goes to a file: dest=FILE")))
+            }
+            Some("tar") => Ok(Output::Local { dest, tar: true }),
             other => Err(BuildError::Invalid(format!(
-                "-o {s:?}: unknown type {other:?} (oci, docker, local, image or registry)"
+                "-o {s:?}: unknown type {other:?} (oci, docker, local, tar, image or registry)"
             ))),
         }
+    }
+
+    /// Refuses, before the build, an output that cannot hold what the build
+    /// makes: a docker archive holds one image manifest, no index (neither
+    /// several platforms nor attestations), as BuildKit's docker exporter.
+    pub fn check(&self, opts: &super::BuildOptions) -> BuildResult<()> {
+        if let Output::Archive { format: ArchiveFormat::Docker, .. } = self {
+            if opts.attest.enabled() {
+                return Err(BuildError::Invalid(
+                    "-o type=docker: a docker archive has no place for attestations (--provenance, --sbom): \
+                     use -o type=oci (buildx refuses this too)"
+                        .into(),
+                ));
+            }
+            if opts.platforms.len() > 1 {
+                return Err(BuildError::Invalid(
+                    "-o type=docker: a docker archive holds one platform's image, not an index: use -o type=oci".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Writes image `name` (a tag or an ID) of `store` out; `platforms`:
@@ -83,17 +117,69 @@ impl Output {
                     }
                 }
             }
-            Output::Local { dest } if platforms.len() > 1 => {
-                // As buildx: one directory per platform, `linux_arm_v7`.
-                for p in platforms {
-                    let img = store.resolve_for(name, p)?;
-                    export_rootfs(store, &img, work, &dest.join(p.to_string().replace('/', "_")))?;
-                }
-                Ok(())
+            Output::Local { dest, tar: false } => export_tree(store, name, platforms, work, dest),
+            Output::Local { dest, tar: true } => {
+                let tree = work.join(format!("tar-{}", super::unique()));
+                let res = export_tree(store, name, platforms, work, &tree).and_then(|()| pack(&tree, dest));
+                let _ = wharf_image::Rootfs::remove(&tree);
+                res
             }
-            Output::Local { dest } => export_rootfs(store, &store.resolve(name)?, work, dest),
         }
     }
+}
+
+/// The filesystem of each platform's image in `dest` (several: as buildx,
+/// one directory per platform, `linux_arm_v7`), with its attestations as files.
+fn export_tree(store: &Store, name: &str, platforms: &[Platform], work: &Path, dest: &Path) -> BuildResult<()> {
+    if platforms.len() > 1 {
+        for p in platforms {
+            let img = store.resolve_for(name, p)?;
+            let dir = dest.join(p.to_string().replace('/', "_"));
+            export_rootfs(store, &img, work, &dir)?;
+            crate::attest::write_beside(store, &img, &dir)?;
+        }
+        return Ok(());
+    }
+    let img = match platforms {
+        [p] => store.resolve_for(name, p)?,
+        _ => store.resolve(name)?,
+    };
+    export_rootfs(store, &img, work, dest)?;
+    crate::attest::write_beside(store, &img, dest)
+}
+
+/// `dir`'s content as a tar at `dest` (written aside, then renamed).
+fn pack(dir: &Path, dest: &Path) -> BuildResult<()> {
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    // The top entries by name, as BuildKit's tar names them (no `./`).
+    let mut top: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+        .map_err(|e| BuildError::io(format!("read {}", dir.display()), e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    top.sort();
+    if top.is_empty() {
+        // An empty filesystem: an empty tar (tar(1) refuses to write one).
+        return std::fs::write(dest, [0u8; 1024]).map_err(|e| BuildError::io(format!("write {}", dest.display()), e));
+    }
+    let out = std::process::Command::new("tar")
+        .args(["--numeric-owner", "--xattrs", "-C"])
+        .arg(dir)
+        .arg("-cf")
+        .arg(&tmp)
+        .arg("--")
+        .args(&top)
+        .output();
+    let res = match out {
+        Ok(o) if o.status.success() => std::fs::rename(&tmp, dest).map_err(|e| BuildError::io("rename tar", e)),
+        Ok(o) => {
+            Err(BuildError::Invalid(format!("write {}: {}", dest.display(), String::from_utf8_lossy(&o.stderr).trim())))
+        }
+        Err(e) => Err(BuildError::io("run tar", e)),
+    };
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 /// The image's final filesystem copied to `dest`.

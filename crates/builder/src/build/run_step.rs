@@ -93,6 +93,18 @@ pub(crate) struct Workspace {
 
 impl Workspace {
     pub(crate) fn mount(ctx: &Ctx, state: &ImageState, name: &str) -> BuildResult<Workspace> {
+        Self::mount_with(ctx, state, name, false)
+    }
+
+    /// A view whose upper dir is thrown away (a COPY's source stage or
+    /// destination, a RUN mount's `from=`): `volatile`, so that its unmount
+    /// does not sync the filesystem holding the work dir, which waits for
+    /// every dirty page there (other builds' included).
+    pub(crate) fn mount_view(ctx: &Ctx, state: &ImageState, name: &str) -> BuildResult<Workspace> {
+        Self::mount_with(ctx, state, name, true)
+    }
+
+    fn mount_with(ctx: &Ctx, state: &ImageState, name: &str, volatile: bool) -> BuildResult<Workspace> {
         let mut lowers = ctx.lowers(state)?;
         let dir = ctx.work_dir.join(name);
         let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
@@ -105,7 +117,8 @@ impl Workspace {
             std::fs::create_dir_all(&empty).map_err(|e| BuildError::io("create empty lower", e))?;
             lowers.push(empty);
         }
-        wharf_image::rootfs::mount_overlay(&lowers, &upper, &work, &merged, &ctx.store.root().join("l"))?;
+        let links = ctx.store.root().join("l");
+        wharf_image::rootfs::mount_overlay_with(&lowers, &upper, &work, &merged, &links, volatile)?;
         Ok(ws)
     }
 

@@ -288,8 +288,12 @@ impl Stages<'_, '_> {
         if matches!(expanded.instruction, Instruction::Run(_)) {
             parts.push(scope.arg_fingerprint());
         }
+        let mut sources = None;
         if let Instruction::Copy(c) | Instruction::Add(c) = &expanded.instruction {
-            parts.push(copy_step::inputs_hash(self, &cur, c, matches!(expanded.instruction, Instruction::Add(_)))?);
+            let (hash, srcs) =
+                copy_step::inputs_hash(self, &cur, c, matches!(expanded.instruction, Instruction::Add(_)))?;
+            parts.push(hash);
+            sources = Some(srcs);
         }
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         let k = key(&cur.key, &refs);
@@ -312,7 +316,7 @@ impl Stages<'_, '_> {
         }
         let t0 = std::time::Instant::now();
         let mut state = cur.state.clone();
-        let layer = self.execute(&mut state, &expanded, scope, shell, *cmd_set, id)?;
+        let layer = self.execute(&mut state, &expanded, (scope, shell, *cmd_set), id, sources)?;
         state.record(&self.ctx.now(), &history_text(step), layer);
         self.ctx.cache.put(&k, &state)?;
         *made = Some(state.clone());
@@ -335,18 +339,17 @@ impl Stages<'_, '_> {
         &self,
         state: &mut ImageState,
         step: &Step,
-        scope: &Scope,
-        shell: &[String],
-        cmd_set: bool,
+        (scope, shell, cmd_set): (&Scope, &[String], bool),
         id: usize,
+        sources: Option<copy_step::Sources>,
     ) -> BuildResult<NewLayer> {
         match &step.instruction {
             Instruction::Run(r) => {
                 let (roots, _mounted) = self.mount_sources(r)?;
                 run_step::run_step(self.ctx, state, scope.run_env(), r, (step, id), shell, &roots)
             }
-            Instruction::Copy(c) => copy_step::copy_step(self, state, c, false, step),
-            Instruction::Add(c) => copy_step::copy_step(self, state, c, true, step),
+            Instruction::Copy(c) => copy_step::copy_step(self, state, (c, false), step, sources),
+            Instruction::Add(c) => copy_step::copy_step(self, state, (c, true), step, sources),
             other => {
                 apply_config(state, other, shell, cmd_set).map_err(|e| BuildError::step(step, e))?;
                 Ok(None)
@@ -384,7 +387,7 @@ impl Stages<'_, '_> {
                 Some(i) => self.stage(i)?.state,
                 None => self.image_state(f)?,
             };
-            let ws = run_step::Workspace::mount(self.ctx, &state, &format!("from-{}", super::unique()))?;
+            let ws = run_step::Workspace::mount_view(self.ctx, &state, &format!("from-{}", super::unique()))?;
             roots.insert(f.clone(), ws.merged.clone());
             mounted.push(ws);
         }

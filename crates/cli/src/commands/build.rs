@@ -51,7 +51,8 @@ pub struct Args {
     /// Push every -t name to its registry after the build.
     #[arg(long)]
     push: bool,
-    /// Also write the result: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR.
+    /// Also write the result: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR |
+    /// type=tar,dest=FILE.
     #[arg(short, long)]
     output: Vec<String>,
     // Multi-platform builds (issue 14 §2).
@@ -97,7 +98,8 @@ pub struct Args {
     /// Attach a SLSA provenance: true|false, mode=min|max[,builder-id=URI].
     #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "true")]
     provenance: Option<String>,
-    /// Attach an SPDX SBOM of the image's packages (dpkg, apk, Python, os-release): true|false.
+    /// Attach an SPDX SBOM of the image's packages (dpkg, apk, Python, npm, Go and
+    /// cargo-auditable binaries, os-release): true|false.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     sbom: Option<String>,
     /// type=provenance[,mode=min|max] or type=sbom (repeatable), as buildx --attest.
@@ -221,6 +223,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!a.push || !opts.tags.is_empty(), "--push needs a name: add -t REGISTRY/REPO:TAG");
     // Pushed and written nowhere else: layers only the registry has stay there.
     opts.lazy_layers = !push.is_empty() && outputs.iter().all(|o| matches!(o, Output::Image { .. }));
+    for o in &outputs {
+        o.check(&opts)?;
+    }
     let store = g.store()?;
     let built = wharf_builder::build::build(&store, &opts);
     if let Some(v) = &view {
@@ -235,8 +240,11 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
             eprintln!("fetched {} bytes of cached layers", built.fetched_bytes);
         }
     }
+    // By a name the build set when it has one: an ID can be ambiguous (the
+    // same config in two indexes, e.g. one- and two-platform builds).
+    let name = opts.tags.first().map_or_else(|| built.id.to_string(), |t| t.to_string());
     for o in &outputs {
-        o.write(&store, built.id.as_ref(), &opts.platforms, &g.run_root)?;
+        o.write(&store, &name, &opts.platforms, &g.run_root)?;
     }
     let mut pushed_digest = None;
     let pushed = (|| -> anyhow::Result<()> {
