@@ -206,6 +206,12 @@ impl Ctx<'_> {
         Ok(Some((l.descriptor, l.diff_id)))
     }
 
+    /// Compresses and stores a RUN's upper dir as a layer; the dir becomes its snapshot.
+    pub(crate) fn write_upper_layer(&self, upper: &Path) -> BuildResult<NewLayer> {
+        let l = crate::layer::write_upper_layer(self.store, self.opts.compression, upper, &self.tar_options())?;
+        Ok(Some((l.descriptor, l.diff_id)))
+    }
+
     /// A timestamp for history and `created`: SOURCE_DATE_EPOCH or now.
     pub(crate) fn now(&self) -> String {
         let t = match self.opts.epoch {
