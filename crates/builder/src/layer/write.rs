@@ -75,15 +75,10 @@ pub fn write_upper_layer(
     if store.snapshots().exists(&layer.diff_id) {
         return Ok(layer);
     }
-    let adopted = same_fs(upper, &store.snapshots().path(&layer.diff_id))
-        && match super::adopt::upper_to_snapshot(upper, opts) {
-            Ok(true) => store.snapshots().adopt(&layer.diff_id, upper)?.is_some(),
-            Ok(false) => false,
-            Err(e) => {
-                tracing::debug!("{}: {e}", upper.display());
-                false
-            }
-        };
+    let adopted = adopt(store, &layer.diff_id, upper, opts).unwrap_or_else(|e| {
+        tracing::debug!("{}: {e}", upper.display());
+        false
+    });
     if !adopted {
         unpack_snapshot(store, &layer)?;
     }
@@ -94,6 +89,15 @@ pub fn write_upper_layer(
         start.elapsed() - compressed
     );
     Ok(layer)
+}
+
+/// Makes `upper` the snapshot of `diff_id`; false if it cannot be (an error
+/// too leaves the blob to be unpacked).
+fn adopt(store: &Store, diff_id: &Digest, upper: &Path, opts: &TarOptions) -> Result<bool> {
+    if !same_fs(upper, &store.snapshots().path(diff_id)) || !super::adopt::upper_to_snapshot(upper, opts)? {
+        return Ok(false);
+    }
+    Ok(store.snapshots().adopt(diff_id, upper)?.is_some())
 }
 
 /// Whether `dir` is on the filesystem that holds `dest`'s parent: else a
