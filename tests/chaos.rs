@@ -45,7 +45,7 @@ fn command(rng: &mut Rng, s: &TestStore, n: u64, marker: &str) -> Vec<OsString> 
     }
 }
 
-/// Names under the store's container dir and the run-root's build and
+/// Names under the store's container and build dirs and the run-root's
 /// runtime dirs, seen while the chaos runs: whose cgroups must be gone.
 fn watch(s: &TestStore, seen: &Mutex<BTreeSet<(String, String)>>) {
     let run = s.dir.path().join("run");
@@ -59,8 +59,9 @@ fn watch(s: &TestStore, seen: &Mutex<BTreeSet<(String, String)>>) {
         let parent = if id.starts_with("wharf-build-") { "/wharf-build" } else { "/wharf" };
         found.push((parent.to_string(), id));
     }
-    for b in entries(&run.join("build")) {
-        for w in entries(&run.join("build").join(b)).into_iter().filter(|w| w.starts_with("wharf-build-")) {
+    // Build work dirs are in the store's root (a RUN's upper dir becomes a snapshot by rename).
+    for b in entries(&s.root.join("build")) {
+        for w in entries(&s.root.join("build").join(b)).into_iter().filter(|w| w.starts_with("wharf-build-")) {
             found.push(("/wharf-build".to_string(), w));
         }
     }
@@ -143,7 +144,9 @@ fn chaos_of_killed_commands_leaves_nothing_after_one_system_prune() {
         let c = cgroups_named("/wharf-build", &format!("wharf-build-{pid}-*"));
         leaks.extend(c.into_iter().map(|c| format!("cgroup {}", c.display())));
     }
-    for d in [s.root.join("containers"), run.join("build"), run.join("runtime"), s.root.join("ingest")] {
+    for d in
+        [s.root.join("containers"), s.root.join("build"), run.join("build"), run.join("runtime"), s.root.join("ingest")]
+    {
         leaks.extend(entries(&d).into_iter().map(|e| format!("{}/{e}", d.display())));
     }
     leaks.extend(entries(&run.join("console")).into_iter().map(|e| format!("console socket {e}")));

@@ -56,8 +56,9 @@ fn run_root(s: &TestStore) -> PathBuf {
 /// Container ids (and their cgroup parent) of what is left right now.
 fn container_ids(s: &TestStore) -> Vec<(&'static str, String)> {
     let mut ids: Vec<_> = entries(&s.root.join("containers")).into_iter().map(|i| ("/wharf", i)).collect();
-    for b in entries(&run_root(s).join("build")) {
-        let dir = run_root(s).join("build").join(b);
+    // Build work dirs are in the store's root (a RUN's upper dir becomes a snapshot by rename).
+    for b in entries(&s.root.join("build")) {
+        let dir = s.root.join("build").join(b);
         ids.extend(entries(&dir).into_iter().filter(|w| w.starts_with("wharf-build-")).map(|w| ("/wharf-build", w)));
     }
     ids
@@ -71,7 +72,7 @@ fn assert_nothing_left(s: &TestStore, marker: &str, ids: &[(&str, String)]) {
     for (parent, id) in ids {
         assert_eq!(cgroups_named(parent, id), Vec::<PathBuf>::new(), "cgroups left");
     }
-    for d in [s.root.join("containers"), run_root(s).join("build"), run_root(s).join("runtime")] {
+    for d in [s.root.join("containers"), s.root.join("build"), run_root(s).join("build"), run_root(s).join("runtime")] {
         assert_eq!(entries(&d), Vec::<String>::new(), "{} is not empty", d.display());
     }
     assert!(!run_root(s).join("console").exists() || entries(&run_root(s).join("console")).is_empty());

@@ -95,6 +95,28 @@ impl Snapshots {
         Ok((applied, dest))
     }
 
+    /// Moves the directory `dir` into place as the snapshot for `diff_id`,
+    /// without copying: a build step's overlay upper dir that already holds,
+    /// in snapshot format, exactly what the layer `diff_id` unpacks to (the
+    /// caller vouches for that; nothing is verified). `Ok(None)` when `dir`
+    /// is on another filesystem than the store: the caller unpacks the blob
+    /// instead. An existing snapshot wins and `dir` is left where it is.
+    pub fn adopt(&self, diff_id: &Digest, dir: &Path) -> Result<Option<PathBuf>> {
+        let dest = self.path(diff_id);
+        if dest.is_dir() {
+            return Ok(Some(dest));
+        }
+        match fs::rename(dir, &dest) {
+            Ok(()) => Ok(Some(dest)),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(None),
+            // Another process made the same snapshot first: theirs is as good.
+            Err(e) if dest.is_dir() && matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => {
+                Ok(Some(dest))
+            }
+            Err(e) => Err(Error::io("move snapshot into", &dest, e)),
+        }
+    }
+
     fn commit(&self, mut tmp: TempSnapshot, dest: &Path) -> Result<()> {
         match fs::rename(&tmp.path, dest) {
             Ok(()) => {

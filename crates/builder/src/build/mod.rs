@@ -206,6 +206,12 @@ impl Ctx<'_> {
         Ok(Some((l.descriptor, l.diff_id)))
     }
 
+    /// Compresses and stores a RUN's upper dir as a layer; the dir becomes its snapshot.
+    pub(crate) fn write_upper_layer(&self, upper: &Path) -> BuildResult<NewLayer> {
+        let l = crate::layer::write_upper_layer(self.store, self.opts.compression, upper, &self.tar_options())?;
+        Ok(Some((l.descriptor, l.diff_id)))
+    }
+
     /// A timestamp for history and `created`: SOURCE_DATE_EPOCH or now.
     pub(crate) fn now(&self) -> String {
         let t = match self.opts.epoch {
@@ -245,11 +251,11 @@ pub fn build(store: &Store, opts: &BuildOptions) -> BuildResult<Built> {
             p.emit(&progress::Event::Note(&format!("warning: dockerfile {}: {w}", w.lines)));
         }
     }
-    if let Err(e) = remove_leftovers(&opts.run_root) {
+    if let Err(e) = remove_leftovers(store.root(), &opts.run_root) {
         tracing::warn!("removing what killed builds left: {e}");
     }
     // Held until the build ends: a build that finds it free knows we died.
-    let owned = wharf_image::OwnedDir::create(&leftover::build_dirs(&opts.run_root), &unique())?;
+    let owned = wharf_image::OwnedDir::create(&leftover::build_dirs(store.root()), &unique())?;
     let work_dir = owned.path().to_path_buf();
     let _content = store.content_lock()?;
     let notes = std::sync::Mutex::new(Vec::new());

@@ -208,8 +208,7 @@ pub(crate) fn run_step(
     if std::fs::read_dir(&ws.upper).map_err(|e| BuildError::io("read RUN upper dir", e))?.next().is_none() {
         return Ok(None);
     }
-    let upper = ws.upper.clone();
-    ctx.write_layer(&mut |w| crate::layer::upper_to_tar(&upper, w, &ctx.tar_options()))
+    ctx.write_upper_layer(&ws.upper)
 }
 
 /// The OCI spec of a RUN container: the runtime's default spec, the stage's

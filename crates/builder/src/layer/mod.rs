@@ -5,7 +5,9 @@
 //! - [`copy_to_tar`] / [`hash_sources`]: COPY/ADD with Docker's rules, written
 //!   straight to a layer tar, and their content cache key.
 //! - [`write_layer`]: compresses a tar stream into the store while hashing
-//!   its diffID, and unpacks it as a snapshot.
+//!   its diffID, and unpacks it as a snapshot; [`write_upper_layer`] does
+//!   that for a RUN's upper dir and moves the dir itself into place as the
+//!   snapshot instead of unpacking the blob again.
 //!
 //! Tars are deterministic whatever the host did: entries in path order
 //! (depth first, siblings sorted bytewise, so parents come before children),
@@ -19,6 +21,7 @@
 //! `a-b`), as Go's `filepath.Walk` and BuildKit emit; [`write_layer`] also
 //! unpacks the new layer into the store's snapshots.
 
+mod adopt;
 mod archive;
 mod copy;
 mod entry;
@@ -32,7 +35,7 @@ mod write;
 pub use copy::{copy_to_tar, CopyPlan, CopySource};
 pub use hash::hash_sources;
 pub use upper::{is_opaque, upper_to_tar};
-pub use write::{write_layer, LayerCompression, WrittenLayer};
+pub use write::{write_layer, write_upper_layer, LayerCompression, WrittenLayer};
 
 use std::io;
 use std::path::PathBuf;

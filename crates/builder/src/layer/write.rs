@@ -1,11 +1,12 @@
 //! A layer tar stream → a compressed blob in the store, hashed both ways as
 //! it streams (diffID of the tar, digest of the blob), never whole in memory.
 
-use super::{LayerError, Result};
+use super::{LayerError, Result, TarOptions};
 use gzp::deflate::Gzip;
 use gzp::par::compress::ParCompressBuilder;
 use gzp::ZWriter;
 use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use wharf_image::digest::HashingWriter;
@@ -51,19 +52,86 @@ pub fn write_layer(
 ) -> Result<WrittenLayer> {
     // Shared gc lock: the blob must not be collected before it is referenced.
     let _content = store.content_lock()?;
+    let layer = compress(store, compression, produce)?;
+    unpack_snapshot(store, &layer)?;
+    Ok(layer)
+}
+
+/// A RUN step's layer: the tar of the overlay upper dir `upper` into a
+/// compressed blob, then `upper` itself moved into place as its snapshot
+/// (see [`super::adopt`]) — or, when it cannot be (another filesystem than
+/// the store), the blob unpacked as [`write_layer`] does. `upper` is gone
+/// or changed afterwards either way.
+pub fn write_upper_layer(
+    store: &Store,
+    compression: LayerCompression,
+    upper: &Path,
+    opts: &TarOptions,
+) -> Result<WrittenLayer> {
+    let _content = store.content_lock()?;
+    let start = std::time::Instant::now();
+    let layer = compress(store, compression, &mut |w| super::upper_to_tar(upper, w, opts))?;
+    let compressed = start.elapsed();
+    if store.snapshots().exists(&layer.diff_id) {
+        return Ok(layer);
+    }
+    let adopted = adopt(store, &layer.diff_id, upper, opts).unwrap_or_else(|e| {
+        tracing::debug!("{}: {e}", upper.display());
+        false
+    });
+    if !adopted {
+        unpack_snapshot(store, &layer)?;
+    }
+    tracing::debug!(
+        "layer {}: tar+compress {compressed:?}, {} {:?}",
+        layer.diff_id,
+        if adopted { "upper dir adopted as its snapshot" } else { "unpacked" },
+        start.elapsed() - compressed
+    );
+    Ok(layer)
+}
+
+/// Makes `upper` the snapshot of `diff_id`; false if it cannot be (an error
+/// too leaves the blob to be unpacked).
+fn adopt(store: &Store, diff_id: &Digest, upper: &Path, opts: &TarOptions) -> Result<bool> {
+    if !same_fs(upper, &store.snapshots().path(diff_id)) || !super::adopt::upper_to_snapshot(upper, opts)? {
+        return Ok(false);
+    }
+    Ok(store.snapshots().adopt(diff_id, upper)?.is_some())
+}
+
+/// Whether `dir` is on the filesystem that holds `dest`'s parent: else a
+/// rename cannot move it there (the run root is often a tmpfs).
+fn same_fs(dir: &Path, dest: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    dest.parent().and_then(dev).is_some_and(|d| dev(dir) == Some(d))
+}
+
+/// The blob of the tar `produce` writes, hashed both ways.
+fn compress(
+    store: &Store,
+    compression: LayerCompression,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<WrittenLayer> {
     let blob = store.blobs().writer()?;
     let (blob, diff_id, tar_len) = match compression {
         LayerCompression::Gzip => gzip(blob, threads(), produce)?,
         LayerCompression::Zstd => zstd(blob, produce)?,
     };
     let (digest, size) = blob.commit(None, None)?;
-    let layer = store.blobs().open(&digest)?;
-    store.snapshots().ensure(&diff_id, std::io::BufReader::with_capacity(256 * 1024, layer))?;
     let media_type = match compression {
         LayerCompression::Gzip => MediaType::ImageLayerGzip,
         LayerCompression::Zstd => MediaType::ImageLayerZstd,
     };
     Ok(WrittenLayer { descriptor: Descriptor::new(media_type, size, digest), diff_id, empty: tar_len == EMPTY_TAR_LEN })
+}
+
+/// Unpacks the layer's blob as the snapshot of its diffID.
+fn unpack_snapshot(store: &Store, layer: &WrittenLayer) -> Result<()> {
+    let blob = store.blobs().open(layer.descriptor.digest())?;
+    store.snapshots().ensure(&layer.diff_id, std::io::BufReader::with_capacity(256 * 1024, blob))?;
+    Ok(())
 }
 
 type Produced<W> = (W, Digest, u64);

@@ -371,7 +371,7 @@ pub struct PruneArgs {
 }
 
 pub fn prune(g: &Globals, _a: PruneArgs) -> anyhow::Result<ExitCode> {
-    let dead = wharf_builder::build::remove_leftovers(&g.run_root)?;
+    let dead = wharf_builder::build::remove_leftovers(&g.root, &g.run_root)?;
     if dead > 0 {
         crate::outln!("Deleted what {dead} killed build(s) left")?;
     }

@@ -18,7 +18,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<ExitCode> {
     for d in wharf_pod::network::dead_attachments(&g.run_root) {
         r.problems.push(format!("{}: network attachment of a killed wharf run (system prune removes it)", d.display()));
     }
-    for d in wharf_builder::build::find_leftovers(&g.run_root)? {
+    for d in wharf_builder::build::find_leftovers(&g.root, &g.run_root)? {
         r.problems.push(format!("{}: left by a killed build (system prune removes it)", d.display()));
     }
     if a.format == "json" {

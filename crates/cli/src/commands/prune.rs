@@ -14,7 +14,7 @@ pub struct Args {
 /// What killed `wharf run`s and builds left (their mounts pin layers),
 /// then images; errors are reported after the rest is done.
 pub fn prune(g: &Globals, all: bool) -> anyhow::Result<wharf_pod::prune::PruneReport> {
-    let builds = wharf_builder::build::remove_leftovers(&g.run_root);
+    let builds = wharf_builder::build::remove_leftovers(&g.root, &g.run_root);
     let pruned = wharf_pod::prune::prune_images(&g.store()?, &g.run_root, all);
     let builds = builds?;
     if builds > 0 {
