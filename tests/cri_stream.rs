@@ -480,6 +480,77 @@ fn attach_over_websocket_and_spdy() {
 }
 
 #[test]
+fn stdin_once_closes_the_containers_stdin_when_the_first_attach_goes() {
+    if !privileged("stdin_once_closes_the_containers_stdin_when_the_first_attach_goes") {
+        return;
+    }
+    let f = Fixture::new();
+    let sock = f.d.socket.clone();
+    // A pod on the host's network (no CNI), its container made by the kubelet's calls.
+    let sb = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "once".into(),
+            uid: "uid-once".into(),
+            namespace: "stream".into(),
+            attempt: 0,
+        }),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption { network: 2, ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let script = "echo ready; while read l; do echo got:$l; done; echo eof; exit 7";
+    let (pod, id) = grpc(&sock, async |mut rs| {
+        let r = cri::RunPodSandboxRequest { config: Some(sb.clone()), runtime_handler: String::new() };
+        let pod = rs.run_pod_sandbox(r).await.expect("RunPodSandbox").into_inner().pod_sandbox_id;
+        let cfg = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata { name: "c".into(), attempt: 0 }),
+            image: Some(cri::ImageSpec { image: "bb".into(), ..Default::default() }),
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            stdin: true,
+            stdin_once: true,
+            ..Default::default()
+        };
+        let r =
+            cri::CreateContainerRequest { pod_sandbox_id: pod.clone(), config: Some(cfg), sandbox_config: Some(sb) };
+        let id = rs.create_container(r).await.expect("CreateContainer").into_inner().container_id;
+        rs.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.expect("StartContainer");
+        (pod, id)
+    });
+    let req = cri::AttachRequest { container_id: id.clone(), stdin: true, tty: false, stdout: true, stderr: true };
+    let url = grpc(&sock, async |mut rs| rs.attach(req).await.unwrap().into_inner().url);
+    // v4: no close of stdin; the client just goes away after one line.
+    rt().block_on(async {
+        let mut ws = ws_connect(&url, "v4.channel.k8s.io").await.unwrap();
+        let mut got = HashMap::new();
+        send(&mut ws, 0, b"one\n").await;
+        ws_until(&mut ws, &mut got, 1, "got:one").await;
+        ws.close(None).await.unwrap();
+    });
+    // The container saw EOF (its stdin stayed open for the next attach: it ran on).
+    let t0 = Instant::now();
+    let code = loop {
+        let r = cri::ContainerStatusRequest { container_id: id.clone(), verbose: false };
+        let st = grpc(&sock, async |mut rs| rs.container_status(r).await.unwrap().into_inner().status.unwrap());
+        if st.state == cri::ContainerState::ContainerExited as i32 {
+            break st.exit_code;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "still running after its attach went: {st:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, 7);
+    grpc(&sock, async |mut rs| {
+        rs.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+        rs.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }).await.unwrap();
+    });
+    f.finish();
+}
+
+#[test]
 fn port_forward_over_websocket_and_spdy_into_the_pod_netns() {
     if !privileged("port_forward_over_websocket_and_spdy_into_the_pod_netns") {
         return;

@@ -23,7 +23,7 @@
 //! runc = "/usr/sbin/runc"
 //!
 //! [logs]
-//! max_line_size = 16384                     # longer lines are split (CRI "P" partial lines)
+//! max_line_size = 16384                     # longer lines are split (CRI "P" partial lines); -1: no limit
 //! max_size = 0                              # bytes before the runtime rotates (0: the kubelet does)
 //! max_files = 1
 //!
@@ -129,7 +129,8 @@ impl Default for Stream {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Logs {
-    pub max_line_size: u64,
+    /// Bytes; -1: no limit (containerd's `max_container_log_line_size`).
+    pub max_line_size: i64,
     pub max_size: u64,
     pub max_files: u32,
 }
@@ -209,8 +210,8 @@ impl Config {
                     .into(),
             ));
         }
-        if self.logs.max_line_size == 0 {
-            return Err(Error::Config("logs.max_line_size must be positive".into()));
+        if self.logs.max_line_size == 0 || self.logs.max_line_size < -1 {
+            return Err(Error::Config("logs.max_line_size must be positive, or -1 for no limit".into()));
         }
         if self.stream.address.parse::<std::net::SocketAddr>().is_err() {
             return Err(Error::Config(format!("stream.address: {:?} is not IP:PORT", self.stream.address)));
@@ -368,6 +369,7 @@ max_files = 3
             ("nonsense = 1", "unknown field"),
             ("[cni]\nconfdir = \"/x\"", "unknown field"),
             ("[logs]\nmax_line_size = 0", "max_line_size"),
+            ("[logs]\nmax_line_size = -2", "max_line_size"),
             ("[registry.mirrors]\n\"docker.io\" = [\"http://a/b/c\"]", "not host[:port]"),
             ("[runtime.handlers]\n\"a b\" = \"/bin/true\"", "not a handler name"),
             ("[sandbox]\npause_image = \"Pause:1\"", "pause_image"),

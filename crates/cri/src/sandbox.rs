@@ -269,9 +269,10 @@ pub async fn stop_pod_sandbox(c: &Cri, req: cri::StopPodSandboxRequest) -> R<cri
     };
     let running: Vec<String> = p.containers.iter().filter(|m| m.is_running()).map(|m| m.id().to_string()).collect();
     let id = p.id.clone();
-    // Stop, then CNI DEL (the kubelet's contract: the IP and ports are
-    // released at stop; the network namespace stays until RemovePodSandbox).
-    blocking(move || pods.stop(&id, Some(0)).and_then(|()| pods.release_cni(&id)).map_err(pod_err)).await?;
+    // Stop and CNI DEL side by side (the kubelet's contract: the IP and
+    // ports are released at stop; the network namespace stays until
+    // RemovePodSandbox).
+    blocking(move || pods.stop_and_release_cni(&id, Some(0)).map_err(pod_err)).await?;
     for cid in running {
         crate::container::publish(c, &cid, cri::ContainerEventType::ContainerStoppedEvent).await;
     }

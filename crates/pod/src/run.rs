@@ -175,6 +175,11 @@ pub(crate) fn write_spec(
         let j = network::joined(&network::Networks::new(store_root, run_root), c)?;
         crate::spec::join_network(&mut v, &j.netns, &j.files, o.hostname.as_deref().unwrap_or(&j.hostname));
     }
+    if o.runtime.is_some() {
+        // A runtime handler's binary: crun (1.8) refuses any ociVersion
+        // but 1.0.x ("unknown version specified"); runc takes any.
+        v["ociVersion"] = "1.0.2".into();
+    }
     let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::InvalidArgument(format!("spec: {e}")))?;
     std::fs::write(bundle.join("config.json"), bytes).map_err(|e| Error::io(format!("write {}", bundle.display()), e))
 }

@@ -82,6 +82,7 @@ pub async fn create_container(c: &Cri, req: cri::CreateContainerRequest) -> R<cr
                 .collect(),
             log_path,
             resources: cfg.linux.as_ref().and_then(|l| l.resources.as_ref()).map(ResourcesMeta::from_cri),
+            stdin_once: cfg.stdin && cfg.stdin_once,
         };
         let sc = cfg.linux.as_ref().and_then(|l| l.security_context.as_ref());
         let target = sc.and_then(|s| s.namespace_options.as_ref()).filter(|n| n.pid == crate::sandbox::NS_TARGET);
@@ -95,6 +96,10 @@ pub async fn create_container(c: &Cri, req: cri::CreateContainerRequest) -> R<cr
         // logs.max_size: the monitor rotates the kubelet's file (`0.log.1`, …).
         if logs.max_size > 0 {
             o.log_opts = vec![format!("max-size={}", logs.max_size), format!("max-file={}", logs.max_files)];
+        }
+        // logs.max_line_size: longer lines become `P` records (-1: none).
+        if logs.max_line_size > 0 {
+            o.log_opts.push(format!("max-line-size={}", logs.max_line_size));
         }
         let made = cs.create(&store, &o).map_err(|e| match e {
             wharf_pod::Error::Conflict(m) => Status::already_exists(m),

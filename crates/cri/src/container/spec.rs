@@ -30,6 +30,8 @@ pub(crate) struct ContainerMeta {
     pub mounts: Vec<(String, String, bool, i32)>,
     pub log_path: String,
     pub resources: Option<ResourcesMeta>,
+    /// The container's stdin is closed when the first attach's input ends.
+    pub stdin_once: bool,
 }
 
 /// LinuxContainerResources, kept (and updated by UpdateContainerResources).

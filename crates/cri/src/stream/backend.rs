@@ -182,14 +182,15 @@ pub(crate) async fn attach(t: Target, o: StdioOpts, mut io: Io) -> Outcome {
         Ok(Err(e)) => return Outcome::Failed(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let guard = Shutdown(sock.try_clone().ok());
+    let stdin_once = t.stdin_once && io.stdin.is_some();
     let writer = match sock.try_clone() {
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
+    let guard = Shutdown(sock.try_clone().ok(), stdin_once.then(|| writer.clone()));
     if let Some(rx) = io.stdin.take() {
         let w = writer.clone();
-        std::thread::spawn(move || attach_in(&w, rx));
+        std::thread::spawn(move || attach_in(&w, rx, stdin_once));
     }
     if let Some(mut rx) = io.resize.take() {
         let w = writer.clone();
@@ -213,7 +214,9 @@ pub(crate) async fn attach(t: Target, o: StdioOpts, mut io: Io) -> Outcome {
     end.unwrap_or_else(|e| Outcome::Failed(e.to_string()))
 }
 
-fn attach_in(w: &Mutex<UnixStream>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+/// The client's input to the monitor; its end (or, with `stdin_once`, the
+/// client going away) closes the container's stdin.
+fn attach_in(w: &Mutex<UnixStream>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>, stdin_once: bool) {
     while let Some(d) = rx.blocking_recv() {
         let mut s = w.lock().unwrap_or_else(|e| e.into_inner());
         if d.is_empty() {
@@ -223,6 +226,9 @@ fn attach_in(w: &Mutex<UnixStream>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
         if proto::write_frame(&mut *s, proto::STDIN, &d).is_err() {
             return;
         }
+    }
+    if stdin_once {
+        let _ = proto::write_frame(&mut *w.lock().unwrap_or_else(|e| e.into_inner()), proto::CLOSE_STDIN, &[]);
     }
 }
 
@@ -250,11 +256,16 @@ fn attach_out(mut sock: UnixStream, out: Option<mpsc::Sender<Vec<u8>>>, err: Opt
     }
 }
 
-/// Shuts a socket down when dropped (unblocks the threads using it).
-struct Shutdown(Option<UnixStream>);
+/// Shuts a socket down when dropped (unblocks the threads using it),
+/// first closing the container's stdin through the writer when there is
+/// one (`stdin_once`).
+struct Shutdown(Option<UnixStream>, Option<Arc<Mutex<UnixStream>>>);
 
 impl Drop for Shutdown {
     fn drop(&mut self) {
+        if let Some(w) = &self.1 {
+            let _ = proto::write_frame(&mut *w.lock().unwrap_or_else(|e| e.into_inner()), proto::CLOSE_STDIN, &[]);
+        }
         if let Some(s) = &self.0 {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }

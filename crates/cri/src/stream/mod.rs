@@ -77,7 +77,8 @@ async fn running_container(cri: &Cri, id: &str) -> R<Target> {
                 c.status
             )));
         }
-        Ok(Target { root, run_root, id: c.id().to_string() })
+        let stdin_once = crate::container::meta(&c).stdin_once && !c.record.options.tty;
+        Ok(Target { root, run_root, id: c.id().to_string(), stdin_once })
     })
     .await
 }

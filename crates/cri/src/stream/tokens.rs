@@ -31,6 +31,9 @@ pub(crate) struct Target {
     pub root: PathBuf,
     pub run_root: PathBuf,
     pub id: String,
+    /// CreateContainer's `stdin_once` without a tty (as containerd): an
+    /// attach that ends its input, or goes away, closes the container's stdin.
+    pub stdin_once: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

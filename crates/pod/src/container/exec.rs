@@ -12,6 +12,7 @@ use super::tty::Console;
 use super::Containers;
 use crate::error::{Error, Result};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -38,9 +39,14 @@ pub enum ExecIo {
 /// A process started by [`Containers::exec_spawn`]; a child of this process.
 #[derive(Debug)]
 pub struct Spawned {
+    /// The process in the container (wharf-runtime), or the runtime
+    /// binary's `exec` (runc, crun) that waits for it.
     pub pid: i32,
     /// The pty master ([`ExecIo::Tty`]): read the output, write the input, resize it.
     pub pty: Option<OwnedFd>,
+    /// A runtime binary's `--pid-file`: the pid of the process in the
+    /// container once it started. Removed on drop.
+    pid_file: Option<PathBuf>,
 }
 
 impl Spawned {
@@ -49,6 +55,35 @@ impl Spawned {
         let p = wharf_runtime::exec::ExecProcess { pid: self.pid };
         Ok(p.wait()?.code())
     }
+
+    /// SIGKILL to the process in the container. Through a runtime binary,
+    /// that is the pid its `exec` wrote (killing the `exec` itself would
+    /// leave the process running, as a child of the container's init);
+    /// the `exec`, if it has not written it yet. Call it before the
+    /// process was reaped ([`Spawned::wait`]).
+    pub fn kill(&self) {
+        let inner = self.pid_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok());
+        let pid = inner.and_then(|s| s.trim().parse::<i32>().ok()).filter(|p| *p > 0).unwrap_or(self.pid);
+        // SAFETY: kill(2) of a pid: the exec process (our child, not yet
+        // reaped) or the one it runs, which it has not reaped either while
+        // it waits for it in the foreground.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(f) = &self.pid_file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// A fresh path for a runtime binary's `exec --pid-file` in the container's dir.
+fn exec_pid_file(dir: &Path) -> PathBuf {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!(".exec-{}-{n}.pid", std::process::id()))
 }
 
 impl Containers {
@@ -92,10 +127,11 @@ impl Containers {
             p.set_console_size(b.ok());
         }
         let console = if tty { Some(Console::listen_unique(&self.run_root, c.id())?) } else { None };
+        let pid_file = rt.is_none().then(|| exec_pid_file(&c.dir));
         let opts = wharf_runtime::ExecOptions {
             process: p,
             console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
-            pid_file: None,
+            pid_file: pid_file.clone(),
             preserve_fds: 0,
             stdio: match &io {
                 ExecIo::Fds(f) => Some([f[0].as_raw_fd(), f[1].as_raw_fd(), f[2].as_raw_fd()]),
@@ -104,21 +140,18 @@ impl Containers {
         };
         let proc = self.run_exec(c, rt.as_ref(), &opts)?;
         drop(io);
-        let pty = match &console {
-            Some(con) => match con.receive() {
-                Ok(m) => Some(m),
+        let mut spawned = Spawned { pid: proc.pid, pty: None, pid_file };
+        if let Some(con) = &console {
+            match con.receive() {
+                Ok(m) => spawned.pty = Some(m),
                 Err(e) => {
-                    let _ = rustix::process::kill_process(
-                        rustix::process::Pid::from_raw(proc.pid).expect("a pid"),
-                        rustix::process::Signal::KILL,
-                    );
-                    let _ = proc.wait();
+                    spawned.kill();
+                    let _ = spawned.wait();
                     return Err(e);
                 }
-            },
-            None => None,
-        };
-        Ok(Spawned { pid: proc.pid, pty })
+            }
+        }
+        Ok(spawned)
     }
 
     /// Starts `opts` through wharf-runtime's library (`rt`), or through the
@@ -133,7 +166,8 @@ impl Containers {
             return Ok(rt.exec(opts)?);
         }
         let oci = self.oci(&c.record).ok_or_else(|| Error::Conflict(format!("container {} is not running", c.id())))?;
-        let pid = oci.exec(c.id(), &opts.process, opts.console_socket.as_deref(), opts.stdio)?;
+        let pid =
+            oci.exec(c.id(), &opts.process, opts.console_socket.as_deref(), opts.pid_file.as_deref(), opts.stdio)?;
         Ok(wharf_runtime::exec::ExecProcess { pid })
     }
 

@@ -48,12 +48,15 @@ pub(crate) fn helper(name: &str, env: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `--log-opt max-size=10m` / `max-file=3`, checked as Docker does.
-pub(crate) fn log_limits(opts: &[String]) -> Result<(u64, u32)> {
-    let (mut size, mut files) = (0u64, 1u32);
+/// `--log-opt max-size=10m` / `max-file=3`, checked as Docker does, and
+/// `max-line-size=16k` (the CRI's: longer lines are split into `P`
+/// records; none by default): (size, files, line size), 0 for no limit.
+pub(crate) fn log_limits(opts: &[String]) -> Result<(u64, u32, u64)> {
+    let (mut size, mut files, mut line) = (0u64, 1u32, 0u64);
     for o in opts {
         match o.split_once('=') {
             Some(("max-size", v)) => size = crate::spec::parse_bytes(v)? as u64,
+            Some(("max-line-size", v)) => line = crate::spec::parse_bytes(v)? as u64,
             Some(("max-file", v)) => {
                 files = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     Error::InvalidArgument(format!("invalid value for max-file: {v}: must be a positive number"))
@@ -65,7 +68,7 @@ pub(crate) fn log_limits(opts: &[String]) -> Result<(u64, u32)> {
     if files > 1 && size == 0 {
         return Err(Error::InvalidArgument("max-file cannot be set without max-size".into()));
     }
-    Ok((size, files))
+    Ok((size, files, line))
 }
 
 /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
@@ -113,7 +116,7 @@ fn probe_args(cmd: &mut Command, p: &crate::health::Probe) {
 /// Spawns the monitor; returns the container's init pid once created.
 pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     let cs = s.containers;
-    let (size, files) = log_limits(s.log_opts)?;
+    let (size, files, line) = log_limits(s.log_opts)?;
     let socket = cs.socket(s.id);
     let (runtime, state_root) = match &s.oci {
         Some(o) => (o.bin.clone(), o.root.clone()),
@@ -143,6 +146,9 @@ pub(crate) fn spawn(s: Spawn<'_>) -> Result<i32> {
     }
     cmd.arg("--restart").arg(s.restart).arg("--restart-count").arg(s.restart_count.to_string());
     cmd.arg("--log-max-size").arg(size.to_string()).arg("--log-max-file").arg(files.to_string());
+    if line > 0 {
+        cmd.arg("--log-max-line").arg(line.to_string());
+    }
     if let Some(h) = s.health {
         health_args(&mut cmd, h);
     }

@@ -95,8 +95,16 @@ impl Oci {
 
     /// `exec --process` in the foreground: its pid, our child, which exits
     /// with the process's code. The process JSON goes through a pipe (fd 3
-    /// of the runtime), the pty master (if `console`) through the socket.
-    pub fn exec(&self, id: &str, p: &Process, console: Option<&Path>, stdio: Option<[RawFd; 3]>) -> Result<i32> {
+    /// of the runtime), the pty master (if `console`) through the socket;
+    /// the pid of the process in the container to `pid_file`.
+    pub fn exec(
+        &self,
+        id: &str,
+        p: &Process,
+        console: Option<&Path>,
+        pid_file: Option<&Path>,
+        stdio: Option<[RawFd; 3]>,
+    ) -> Result<i32> {
         let json = serde_json::to_vec(p).map_err(|e| Error::InvalidArgument(format!("process: {e}")))?;
         let (r, w) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::io("pipe", e.into()))?;
@@ -104,6 +112,9 @@ impl Oci {
         cmd.arg("exec").arg("--process").arg("/proc/self/fd/3");
         if let Some(s) = console {
             cmd.arg("--console-socket").arg(s);
+        }
+        if let Some(f) = pid_file {
+            cmd.arg("--pid-file").arg(f);
         }
         cmd.arg(id);
         // None: inherited (or the pty's, with a console).

@@ -3,7 +3,7 @@
 //! at once), a timeout after which the process is killed, and a cap on
 //! the output kept.
 
-use crate::container::{Container, Containers, ExecIo, ExecRequest};
+use crate::container::{Container, Containers, ExecIo, ExecRequest, Spawned};
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -41,13 +41,14 @@ impl Containers {
         let (err_r, err_w) = pipe()?;
         // The checks and the process are `exec`'s (user, env, workdir, paused…).
         let proc = self.exec_spawn(c, r, ExecIo::Fds([null.into(), out_w, err_w]))?;
-        collect(proc.pid, [out_r, err_r], timeout, cap)
+        collect(&proc, [out_r, err_r], timeout, cap)
     }
 }
 
 /// Reads both pipes until the process has exited and they are drained
 /// (or, with a background child keeping them open, a moment after).
-fn collect(pid: i32, fds: [OwnedFd; 2], timeout: Option<Duration>, cap: usize) -> Result<ExecOutput> {
+fn collect(proc: &Spawned, fds: [OwnedFd; 2], timeout: Option<Duration>, cap: usize) -> Result<ExecOutput> {
+    let pid = proc.pid;
     let mut out = ExecOutput::default();
     let start = Instant::now();
     let mut open = [true, true];
@@ -72,8 +73,8 @@ fn collect(pid: i32, fds: [OwnedFd; 2], timeout: Option<Duration>, cap: usize) -
             }
             if exited.is_none() && !out.timed_out && timeout.is_some_and(|t| start.elapsed() >= t) {
                 out.timed_out = true;
-                // SAFETY: kill of our own child, not yet reaped.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // The process in the container (a runtime binary's `exec` would die alone).
+                proc.kill();
             }
         }
         // The pipes close as the process exits, a moment before it can be

@@ -51,6 +51,10 @@ impl Pods {
     /// stop timeout (`timeout` overrides), then the infra.
     pub fn stop(&self, name_or_id: &str, timeout: Option<u64>) -> Result<()> {
         let (pod, _lock) = self.locked(name_or_id)?;
+        self.stop_locked(&pod, timeout)
+    }
+
+    fn stop_locked(&self, pod: &Pod, timeout: Option<u64>) -> Result<()> {
         let cs = self.containers_api();
         let mut res = Ok(());
         for c in pod.containers.iter().rev() {
@@ -60,12 +64,21 @@ impl Pods {
         res.and(infra::stop(&pod.dir, libc::SIGTERM, grace))
     }
 
-    /// CNI DEL of the pod's network from an external CNI config (CRI's
-    /// StopPodSandbox releases the pod's IP and ports there, as containerd
-    /// does; `rm` then finds nothing left to do). Idempotent.
-    pub fn release_cni(&self, name_or_id: &str) -> Result<()> {
+    /// [`Pods::stop`] and the CNI DEL of the pod's network from an external
+    /// CNI config (CRI's StopPodSandbox releases the pod's IP and ports
+    /// there, as containerd does; `rm` then finds nothing left to do;
+    /// idempotent), under one lock. The DEL (its plugins one after the
+    /// other, as the spec wants) runs on a thread of its own while the
+    /// members and the infra stop: the pinned netns it names outlives both.
+    pub fn stop_and_release_cni(&self, name_or_id: &str, timeout: Option<u64>) -> Result<()> {
         let (pod, _lock) = self.locked(name_or_id)?;
-        crate::network::external::del(&self.run_dir(&pod.id), &pod.id)
+        let run_dir = self.run_dir(&pod.id);
+        std::thread::scope(|s| {
+            let del = s.spawn(|| crate::network::external::del(&run_dir, &pod.id));
+            let res = self.stop_locked(&pod, timeout);
+            let del = del.join().unwrap_or_else(|_| Err(Error::Network("CNI DEL: its thread panicked".into())));
+            res.and(del)
+        })
     }
 
     /// `pod restart`: stop, then start.

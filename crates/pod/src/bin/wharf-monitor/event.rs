@@ -75,7 +75,8 @@ impl Monitor {
     /// fifo); errors are for the sync pipe.
     pub fn create(a: Args) -> Result<Monitor, String> {
         let sig = sys::signalfd().map_err(|e| io_err("signalfd", e))?;
-        let log = LogFile::open(&a.log, a.log_max_size, a.log_max_file).map_err(|e| io_err("open log", e))?;
+        let log =
+            LogFile::open(&a.log, a.log_max_size, a.log_max_file, a.log_max_line).map_err(|e| io_err("open log", e))?;
         let (out_r, out_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
         let (err_r, err_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
         let (stdin_r, stdin_w) = if a.stdin {
