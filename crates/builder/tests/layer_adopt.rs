@@ -12,31 +12,8 @@ use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, DirBuilderExt, FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use wharf_builder::layer::{upper_to_tar, write_upper_layer, LayerCompression, TarOptions};
-
-/// Unmounts what it mounted, even when an assertion fails.
-struct Mounts(Vec<PathBuf>);
-
-impl Mounts {
-    fn mount(&mut self, target: &Path, fstype: &str, opts: &str) {
-        let st = Command::new("mount").args(["-t", fstype, fstype, "-o", opts]).arg(target).status().unwrap();
-        assert!(st.success(), "mount {fstype} {opts}");
-        self.0.push(target.to_path_buf());
-    }
-    fn unmount_all(&mut self) {
-        while let Some(t) = self.0.pop() {
-            let _ = Command::new("umount").arg(&t).status();
-        }
-    }
-}
-
-impl Drop for Mounts {
-    fn drop(&mut self) {
-        self.unmount_all();
-    }
-}
 
 fn xattr(p: &Path, k: &str, v: &[u8]) {
     rustix::fs::lsetxattr(p, k, v, rustix::fs::XattrFlags::empty()).unwrap();

@@ -5,31 +5,9 @@ mod layer_common;
 
 use layer_common::*;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use wharf_builder::layer::{upper_to_tar, TarOptions};
-
-/// Unmounts what it mounted, even when an assertion fails.
-struct Mounts(Vec<PathBuf>);
-
-impl Mounts {
-    fn overlay(&mut self, target: &Path, opts: &str) {
-        let st = Command::new("mount").args(["-t", "overlay", "overlay", "-o", opts]).arg(target).status().unwrap();
-        assert!(st.success(), "mount overlay {opts}");
-        self.0.push(target.to_path_buf());
-    }
-    fn unmount_all(&mut self) {
-        while let Some(t) = self.0.pop() {
-            let _ = Command::new("umount").arg(&t).status();
-        }
-    }
-}
-
-impl Drop for Mounts {
-    fn drop(&mut self) {
-        self.unmount_all();
-    }
-}
 
 fn make_lower(lower: &Path) {
     write(&lower.join("a.txt"), "deleted later");

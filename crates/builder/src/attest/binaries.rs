@@ -168,18 +168,7 @@ pub(crate) fn parse_go_buildinfo(data: &[u8]) -> Option<GoInfo> {
 /// The packages of a Go binary at `path`: its dependencies, its main
 /// module, and the standard library of its toolchain (as syft lists them).
 pub(crate) fn go_packages(info: &GoInfo, path: &str) -> Vec<Package> {
-    let pkg = |name: &str, version: &str| Package {
-        name: name.to_string(),
-        version: version.to_string(),
-        kind: "golang",
-        arch: None,
-        source: None,
-        license: None,
-        supplier: None,
-        homepage: None,
-        summary: None,
-        found_in: path.to_string(),
-    };
+    let pkg = |name: &str, version: &str| Package::bare("golang", name, version, path);
     let mut out: Vec<Package> = info.main.iter().map(|(p, v)| pkg(p, v)).collect();
     out.extend(info.deps.iter().map(|(p, v)| pkg(p, v)));
     if !info.toolchain.is_empty() {
@@ -200,18 +189,7 @@ pub(crate) fn cargo_packages(section: &[u8], path: &str) -> Option<Vec<Package>>
             continue;
         }
         let (Some(name), Some(version)) = (p["name"].as_str(), p["version"].as_str()) else { continue };
-        out.push(Package {
-            name: name.to_string(),
-            version: version.to_string(),
-            kind: "cargo",
-            arch: None,
-            source: None,
-            license: None,
-            supplier: None,
-            homepage: None,
-            summary: None,
-            found_in: path.to_string(),
-        });
+        out.push(Package::bare("cargo", name, version, path));
     }
     Some(out)
 }

@@ -25,6 +25,25 @@ pub struct Package {
     pub found_in: String,
 }
 
+impl Package {
+    /// A package known only by name and version (and where it was found):
+    /// what a binary's embedded build info says.
+    pub fn bare(kind: &'static str, name: &str, version: &str, found_in: &str) -> Package {
+        Package {
+            name: name.to_string(),
+            version: version.to_string(),
+            kind,
+            arch: None,
+            source: None,
+            license: None,
+            supplier: None,
+            homepage: None,
+            summary: None,
+            found_in: found_in.to_string(),
+        }
+    }
+}
+
 /// `/etc/os-release`: the fields wharf uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OsRelease {

@@ -144,3 +144,29 @@ pub fn set_mtime(path: &Path, secs: i64) {
     )
     .unwrap();
 }
+
+/// Unmounts what it mounted (last first), even when an assertion fails.
+pub struct Mounts(pub Vec<std::path::PathBuf>);
+
+impl Mounts {
+    pub fn mount(&mut self, target: &Path, fstype: &str, opts: &str) {
+        let st =
+            std::process::Command::new("mount").args(["-t", fstype, fstype, "-o", opts]).arg(target).status().unwrap();
+        assert!(st.success(), "mount {fstype} {opts}");
+        self.0.push(target.to_path_buf());
+    }
+    pub fn overlay(&mut self, target: &Path, opts: &str) {
+        self.mount(target, "overlay", opts);
+    }
+    pub fn unmount_all(&mut self) {
+        while let Some(t) = self.0.pop() {
+            let _ = std::process::Command::new("umount").arg(&t).status();
+        }
+    }
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        self.unmount_all();
+    }
+}
