@@ -13,6 +13,8 @@
 # became the network's own rules (1 iptables exec per run instead of ~39):
 #   RUNS=10: none 21 vs 217 ms -> 0.09; bridge 69 vs 377 ms -> 0.18
 #   RUNS=20: none 23 vs 203 ms -> 0.11; bridge 64 vs 391 ms -> 0.16
+# 2026-11-29 08:20, load 2.0, RUNS=20: none 31 vs 245 ms -> 0.12; bridge 76
+#   vs 467 ms -> 0.16. (hyperfine alone minutes later: 25-28 ms for none.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
