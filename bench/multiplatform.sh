@@ -25,6 +25,8 @@
 # dir's filesystem at unmount; mounted once and volatile, both builds are
 # ~10% faster (A/B alternated at load 10: one 1390 -> 1240 ms, two 2030 ->
 # 1845 ms; ratio 1.46 -> 1.49, unchanged since both gain).
+# 2026-11-29 08:48, quiet (load 0.5-0.9), RUNS=5: wharf one 340 ms, two 350 ms:
+# ratio 1.03 (CPU 2.04); buildah 920 vs 1890 ms: 2.05.
 #
 #   LAB=/tmp/wharf-bench-mp RUNS=5 bash bench/multiplatform.sh
 #   WHARF=target/debug/wharf bash bench/multiplatform.sh   # skip the release build
