@@ -33,17 +33,14 @@ source scripts/deps.sh
 command -v buildah >/dev/null || apt-get install -y -qq --no-install-recommends buildah fuse-overlayfs >/dev/null
 cargo build --release -q -p wharf -p wharf-runtime
 rm -rf "$LAB"; mkdir -p "$LAB/ctx"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg=127.0.0.1:$port; echo "$reg" > "$LAB/reg-addr"
-printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/reg}}\nhttp: {addr: %s}\n' "$LAB" "$reg" > "$LAB/reg.yml"
-docker-registry serve "$LAB/reg.yml" >"$LAB/reg.log" 2>&1 & regpid=$!
 cleanup() {
-  kill $regpid 2>/dev/null || true
+  kill ${regpid:-} 2>/dev/null || true
   for d in "$LAB"/b-*; do grep -o " $d[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount 2>/dev/null || true; done
 }
 trap cleanup EXIT
-for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
-printf 'unqualified-search-registries = []\n[[registry]]\nlocation = "%s"\ninsecure = true\n' "$reg" > "$LAB/registries.conf"
+source bench/registry-common.sh
+start_registry "$LAB"
+echo "$reg" > "$LAB/reg-addr"
 
 # The base image: busybox from examples/Dockerfiles/busybox, pushed to the registry.
 cp -a examples/Dockerfiles/busybox "$LAB/bb"; cp /bin/busybox "$LAB/bb/"

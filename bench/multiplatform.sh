@@ -55,17 +55,13 @@ if [ -z "${WHARF:-}" ]; then
 fi
 WHARF=$(readlink -f "$WHARF")
 rm -rf "$LAB"; mkdir -p "$LAB/ctx"; echo "$WHARF" > "$LAB/wharf-bin"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg=127.0.0.1:$port
-printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/reg}}\nhttp: {addr: %s}\n' "$LAB" "$reg" > "$LAB/reg.yml"
-docker-registry serve "$LAB/reg.yml" >"$LAB/reg.log" 2>&1 & regpid=$!
 cleanup() {
-  kill $regpid 2>/dev/null || true
+  kill ${regpid:-} 2>/dev/null || true
   grep -o " $LAB/b[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
-printf 'unqualified-search-registries = []\n[[registry]]\nlocation = "%s"\ninsecure = true\n' "$reg" > "$LAB/registries.conf"
+source bench/registry-common.sh
+start_registry "$LAB"
 
 # The toolchain base (the host's gcc-12 and gcc-12-aarch64-linux-gnu), in the registry.
 bash tests/multiplatform/toolchain-rootfs.sh "$LAB/tc" >/dev/null
